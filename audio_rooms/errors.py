@@ -144,8 +144,15 @@ class Banned(RoomError):
     http_status = 403
 
 
+class RemovedFromRoom(RoomError):
+    """A moderator removed this user; they may not come back while the room is live."""
+
+    code = "removed"
+    http_status = 403
+
+
 class NotAllowedIn(RoomError):
-    """Visibility keeps this user out (social room without following, closed room without invite)."""
+    """Visibility keeps this user out: a social room not followed, a closed room uninvited."""
 
     code = "not_allowed_in"
     http_status = 403

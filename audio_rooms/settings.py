@@ -1,0 +1,126 @@
+"""One typed settings object, read once at start-up.
+
+Sources, first match wins: ``AUDIO_ROOMS_*`` environment variables, then a ``.env`` file in the
+working directory, then defaults that work offline on one machine (embedded Redis, SQLite under
+the data directory, 127.0.0.1:8000). A bad value fails at start-up with one line naming the
+variable (see :func:`load_settings`). Every setting is listed in docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "AUDIO_ROOMS_"
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class SettingsError(Exception):
+    """A setting has a bad value; the message is one line that names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- process ---
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    data_dir: Path = Path("data")
+    server_name: str = Field("localhost", min_length=1, max_length=253, pattern=r"^[a-z0-9.-]+$")
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_format: LogFormat = LogFormat.TEXT
+    drain_timeout: float = Field(20.0, ge=0, le=600)
+
+    # --- state ---
+    redis_url: str | None = None
+    database_url: str | None = None
+
+    # --- accounts ---
+    secret_key: str | None = Field(None, min_length=32)
+    session_ttl: int = Field(30 * 24 * 3600, ge=60)
+    cookie_secure: bool = False
+    login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+
+    # --- rooms ---
+    max_speakers: int = Field(20, ge=1, le=1000)
+    max_listeners: int = Field(5000, ge=1, le=1_000_000)
+    grace_period: float = Field(30.0, gt=0, le=3600)
+    heartbeat_interval: float = Field(10.0, gt=0, le=600)
+
+    # --- signalling ---
+    ws_max_message_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    ws_messages_per_second: float = Field(20.0, gt=0)
+    ws_burst: int = Field(40, ge=1)
+
+    # --- media ---
+    media_host_addresses: CommaList = ()
+    media_port_min: int | None = Field(None, ge=1024, le=65535)
+    media_port_max: int | None = Field(None, ge=1024, le=65535)
+    media_announced_address: str | None = None
+    media_slots: int = Field(3, ge=1, le=16)
+    stun_urls: CommaList = ()
+    turn_urls: CommaList = ()
+    turn_secret: str | None = None
+    turn_ttl: int = Field(6 * 3600, ge=60)
+
+    @field_validator("media_host_addresses", "stun_urls", "turn_urls", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> Settings:
+        if (self.media_port_min is None) != (self.media_port_max is None):
+            raise ValueError("media_port_min and media_port_max go together")
+        if (
+            self.media_port_min is not None
+            and self.media_port_max is not None
+            and self.media_port_min > self.media_port_max
+        ):
+            raise ValueError("media_port_min must not exceed media_port_max")
+        if self.turn_urls and not self.turn_secret:
+            raise ValueError("turn_urls need turn_secret (the coturn REST-API shared secret)")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'audio-rooms.db'}"
+
+    def resolved_secret_key(self) -> str:
+        """The signing key: configured, else generated once and kept in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings; raise :class:`SettingsError` with one line naming the bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) if first["loc"] else ""
+        name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
