@@ -1,0 +1,54 @@
+"""Every Redis key and channel name, defined once, each with its shape.
+
+All keys start with ``ar:`` so that audio-rooms can share a Redis with other software.
+"""
+
+from __future__ import annotations
+
+PREFIX = "ar:"
+
+# set: room ids of live rooms.
+LIVE_ROOMS = PREFIX + "rooms:live"
+
+# Seconds an ended room's meta stays, so late joiners learn that it ended.
+ENDED_ROOM_TTL = 24 * 3600
+
+
+def room_meta(room_id: str) -> str:
+    """string: JSON of ``RoomState.meta_record()`` (all but the people, with "version").
+
+    Every transition rewrites it and WATCHes it, so it is the room's optimistic lock.
+    """
+    return f"{PREFIX}room:{room_id}:meta"
+
+
+def room_people(room_id: str) -> str:
+    """hash: user_id -> JSON of ``Participant.to_record()``."""
+    return f"{PREFIX}room:{room_id}:people"
+
+
+def room_presence(room_id: str) -> str:
+    """zset: user_id -> deadline (ms since epoch) after which the participant is dropped.
+
+    A connected participant's node pushes the deadline forward on every heartbeat; a lost
+    connection leaves it at now + grace period, within which the participant may resume.
+    """
+    return f"{PREFIX}room:{room_id}:presence"
+
+
+def room_events(room_id: str) -> str:
+    """pub/sub channel: JSON ``{"v": version, "c": changed, "e": [event records],
+    "p": [user_ids who may speak]}``, published in the same MULTI as the state it describes."""
+    return f"{PREFIX}room:{room_id}:events"
+
+
+ROOM_EVENTS_PATTERN = PREFIX + "room:*:events"
+
+
+def room_id_from_events_channel(channel: str) -> str:
+    return channel[len(PREFIX + "room:") : -len(":events")]
+
+
+def rate_limit(scope: str, subject: str) -> str:
+    """string: integer count of attempts in the current fixed window; expires with it."""
+    return f"{PREFIX}ratelimit:{scope}:{subject}"

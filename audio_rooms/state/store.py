@@ -1,0 +1,197 @@
+"""Rooms in Redis, changed only through atomic transitions.
+
+``transition()`` reads the room, applies the pure domain rule, and writes the changed
+participants, the new meta (with the new version) and the events in one MULTI/EXEC guarded by
+WATCH on the room's meta key. If another process changed the room in between, EXEC fails and the
+transition is computed again on the fresh state. Within one process a per-room lock serialises
+transitions so that they rarely lose that race, and the last state written is cached by version
+so a busy room is not re-read for every join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from audio_rooms import errors
+from audio_rooms.domain import actions as a
+from audio_rooms.domain.events import Event
+from audio_rooms.domain.room import Participant, RoomState
+from audio_rooms.domain.transitions import Outcome, apply
+from audio_rooms.state import keys
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """One message on a room's event channel."""
+
+    room_id: str
+    version: int
+    changed: bool
+    events: tuple[Event, ...]
+    may_speak: frozenset[str]
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "v": self.version,
+                "c": self.changed,
+                "e": [e.to_record() for e in self.events],
+                "p": sorted(self.may_speak),
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def decode(cls, room_id: str, raw: str | bytes) -> Published:
+        data = json.loads(raw)
+        return cls(
+            room_id=room_id,
+            version=int(data["v"]),
+            changed=bool(data["c"]),
+            events=tuple(Event.from_record(e) for e in data["e"]),
+            may_speak=frozenset(data["p"]),
+        )
+
+
+def may_speak(state: RoomState) -> frozenset[str]:
+    return frozenset(uid for uid, p in state.participants.items() if p.may_speak)
+
+
+class RoomStore:
+    def __init__(self, redis: aioredis.Redis, clock: Callable[[], float] = time.time) -> None:
+        self.redis = redis
+        self.clock = clock
+        self._cache: dict[str, RoomState] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def create(self, state: RoomState) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.room_meta(state.room_id), _dump(state.meta_record()))
+            pipe.delete(keys.room_people(state.room_id), keys.room_presence(state.room_id))
+            pipe.sadd(keys.LIVE_ROOMS, state.room_id)
+            await pipe.execute()
+        self._cache[state.room_id] = state
+
+    async def load(self, room_id: str) -> RoomState | None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(keys.room_meta(room_id))
+            pipe.hgetall(keys.room_people(room_id))
+            meta_raw, people_raw = await pipe.execute()
+        if meta_raw is None:
+            return None
+        return _decode_state(meta_raw, people_raw)
+
+    async def live_room_ids(self) -> list[str]:
+        members = await self.redis.smembers(keys.LIVE_ROOMS)
+        return sorted(_text(m) for m in members)
+
+    async def transition(self, room_id: str, actor_id: str, action: a.Action) -> Outcome:
+        """Apply ``action`` atomically; publish its events; return the outcome."""
+        lock = self._locks.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    return await self._attempt(room_id, actor_id, action)
+                except WatchError:
+                    self._cache.pop(room_id, None)
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+        raise errors.VersionConflict("The room is too busy right now; try again.")
+
+    async def _attempt(self, room_id: str, actor_id: str, action: a.Action) -> Outcome:
+        meta_key = keys.room_meta(room_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(meta_key)
+            meta_raw = await pipe.get(meta_key)
+            if meta_raw is None:
+                raise errors.RoomNotFound("No such room.")
+            version = json.loads(meta_raw)["version"]
+            state = self._cache.get(room_id)
+            if state is None or state.version != version:
+                people_raw = await pipe.hgetall(keys.room_people(room_id))
+                state = _decode_state(meta_raw, people_raw)
+            outcome = apply(state, actor_id, action, self.clock())
+            new = outcome.state
+            changed = new is not state
+            pipe.multi()  # type: ignore[no-untyped-call]
+            if changed:
+                self._write_changes(pipe, state, new)
+            if outcome.events:
+                message = Published(room_id, new.version, changed, outcome.events, may_speak(new))
+                pipe.publish(keys.room_events(room_id), message.encode())
+            await pipe.execute()
+        if changed:
+            self._cache[room_id] = new
+        return outcome
+
+    def _write_changes(self, pipe: Any, old: RoomState, new: RoomState) -> None:
+        room_id = new.room_id
+        pipe.set(keys.room_meta(room_id), _dump(new.meta_record()))
+        gone = [uid for uid in old.participants if uid not in new.participants]
+        if gone:
+            pipe.hdel(keys.room_people(room_id), *gone)
+            pipe.zrem(keys.room_presence(room_id), *gone)
+        changed = {
+            uid: _dump(p.to_record())
+            for uid, p in new.participants.items()
+            if old.participants.get(uid) is not p
+        }
+        if changed:
+            pipe.hset(keys.room_people(room_id), mapping=changed)
+        if not new.live:
+            pipe.srem(keys.LIVE_ROOMS, room_id)
+            pipe.delete(keys.room_people(room_id), keys.room_presence(room_id))
+            pipe.expire(keys.room_meta(room_id), keys.ENDED_ROOM_TTL)
+
+    # --- presence ------------------------------------------------------------------------------
+
+    async def keep_present(self, room_id: str, user_ids: list[str], seconds: float) -> None:
+        """Push the drop deadline of these participants ``seconds`` into the future."""
+        if not user_ids:
+            return
+        deadline = int((self.clock() + seconds) * 1000)
+        await self.redis.zadd(keys.room_presence(room_id), dict.fromkeys(user_ids, deadline))
+
+    async def overdue(self, room_id: str) -> list[str]:
+        """Participants whose deadline has passed: their connection died and did not resume."""
+        now_ms = int(self.clock() * 1000)
+        raw = await self.redis.zrangebyscore(keys.room_presence(room_id), "-inf", now_ms)
+        return [_text(r) for r in raw]
+
+    async def drop_overdue(self, room_id: str) -> list[str]:
+        """Apply the grace-period rule: every overdue participant leaves with reason timeout."""
+        dropped = []
+        for user_id in await self.overdue(room_id):
+            try:
+                await self.transition(room_id, user_id, a.Leave(reason="timeout"))
+                dropped.append(user_id)
+            except (errors.NotInRoom, errors.RoomEnded, errors.RoomNotFound):
+                await self.redis.zrem(keys.room_presence(room_id), user_id)
+        return dropped
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _dump(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _decode_state(meta_raw: str | bytes, people_raw: dict[Any, Any]) -> RoomState:
+    participants = [Participant.from_record(json.loads(v)) for v in people_raw.values()]
+    return RoomState.from_records(json.loads(meta_raw), participants)
