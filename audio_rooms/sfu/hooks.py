@@ -1,0 +1,474 @@
+"""Every place where the SFU reaches into aiortc's (and aioice's) private internals.
+
+aiortc has no packet-forwarding API: its receiver always decodes and its sender always encodes.
+To forward Opus packets untouched we take the decrypted RTP before the receiver's jitter buffer,
+and send rewritten packets through the subscriber's SRTP context and UDP socket directly. Those
+points are private and can move in any release, so they are all here, aiortc is pinned exactly
+(``aiortc==1.16.0``), :func:`check_compatibility` runs when a :class:`MediaServer` starts, and
+``tests/sfu/test_hooks.py`` exercises each hook against real peers.
+
+Nothing outside this module may touch a name that starts with an underscore on an aiortc or
+aioice object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import socket
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+
+import aioice.ice
+import aioice.turn
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcicetransport import RTCIceTransport
+from aiortc.rtcrtpreceiver import StreamStatistics
+from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket, RtpPacket
+
+from audio_rooms.sfu.errors import HookIncompatible
+
+logger = logging.getLogger(__name__)
+
+# The NTP epoch (1900) is this many seconds before the Unix epoch (1970).
+_NTP_EPOCH_OFFSET = 2_208_988_800
+
+# Name-mangled private attributes, spelled once.
+_RECEIVER_STREAMS = "_RTCRtpReceiver__remote_streams"
+_RECEIVER_STOP_DECODER = "_RTCRtpReceiver__stop_decoder"
+_SENDER_LSR = "_RTCRtpSender__lsr"
+_SENDER_PACKETS = "_RTCRtpSender__packet_count"
+_SENDER_OCTETS = "_RTCRtpSender__octet_count"
+_SENDER_NTP = "_RTCRtpSender__ntp_timestamp"
+_SENDER_RTP_TS = "_RTCRtpSender__rtp_timestamp"
+
+RtpHandler = Callable[[bytes, int], None]
+"""Called with a decrypted RTP packet and its arrival time (``time.perf_counter_ns()``)."""
+
+
+# --- compatibility -----------------------------------------------------------------------------
+
+
+def _source(obj: Any) -> str:
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+def compatibility_problems() -> list[str]:
+    """Name every private aiortc/aioice detail the hooks rely on that is missing or changed."""
+    problems: list[str] = []
+
+    def need(cond: bool, what: str) -> None:
+        if not cond:
+            problems.append(what)
+
+    need(hasattr(RTCDtlsTransport, "_handle_rtp_data"), "RTCDtlsTransport._handle_rtp_data")
+    need(
+        "await self._handle_rtp_data(" in _source(RTCDtlsTransport._recv_next),
+        "RTCDtlsTransport._recv_next awaits self._handle_rtp_data(data, arrival_time_ms=...)",
+    )
+    need(
+        "self.transport._recv()" in _source(RTCDtlsTransport._recv_next),
+        "RTCDtlsTransport._recv_next reads datagrams through self.transport._recv()",
+    )
+    need(
+        "_tx_srtp" in _source(RTCDtlsTransport._setup_srtp),
+        "RTCDtlsTransport._tx_srtp (the SRTP sender context)",
+    )
+    need(
+        "self._recv = self._connection.recv" in _source(RTCIceTransport.__init__),
+        "RTCIceTransport._recv bound to aioice Connection.recv",
+    )
+    need(
+        "self.receiver.data_received(" in _source(aioice.ice.StunProtocol.datagram_received),
+        "aioice StunProtocol.datagram_received -> Connection.data_received",
+    )
+    need(
+        "get_host_addresses(" in _source(aioice.ice.Connection.gather_candidates),
+        "aioice Connection.gather_candidates uses get_host_addresses()",
+    )
+    need(
+        "_nominated" in _source(aioice.ice.Connection.sendto),
+        "aioice Connection._nominated (the selected candidate pair per component)",
+    )
+    need(
+        hasattr(aioice.ice, "CONSENT_INTERVAL") and hasattr(aioice.ice, "CONSENT_FAILURES"),
+        "aioice.ice.CONSENT_INTERVAL / CONSENT_FAILURES",
+    )
+    need(
+        "await self._send_rtcp(packets)" in _source(RTCRtpSender._run_rtcp),
+        "RTCRtpSender._run_rtcp sends its sender report through self._send_rtcp(packets)",
+    )
+    need(
+        "self.__lsr = " in _source(RTCRtpSender._run_rtcp),
+        "RTCRtpSender.__lsr (last sender report time, for round-trip time)",
+    )
+    need(
+        "self.__packet_count" in _source(RTCRtpSender.getStats),
+        "RTCRtpSender.__packet_count / __octet_count",
+    )
+    need(
+        hasattr(RTCRtpReceiver, _RECEIVER_STOP_DECODER),
+        "RTCRtpReceiver.__stop_decoder",
+    )
+    need(
+        "self.__remote_streams[packet.ssrc].add(packet)"
+        in _source(RTCRtpReceiver._handle_rtp_packet),
+        "RTCRtpReceiver.__remote_streams (StreamStatistics per SSRC, read by receiver reports)",
+    )
+    need(
+        "self.__decoder_thread.start()" in _source(RTCRtpReceiver.receive),
+        "RTCRtpReceiver.receive starts a decoder thread",
+    )
+    need(hasattr(RtpPacket, "parse"), "aiortc.rtp.RtpPacket.parse")
+    return problems
+
+
+def check_compatibility() -> None:
+    """Raise :class:`HookIncompatible` if the installed aiortc no longer has what we hook."""
+    problems = compatibility_problems()
+    if problems:
+        raise HookIncompatible(
+            "the installed aiortc/aioice changed internals the SFU hooks: " + "; ".join(problems),
+            problems=problems,
+        )
+
+
+# --- ICE: gathering, consent -------------------------------------------------------------------
+
+
+def ice_connections(pc: RTCPeerConnection) -> list[aioice.ice.Connection]:
+    """The aioice connections behind a peer connection's transceivers (bundled ones once)."""
+    seen: dict[int, aioice.ice.Connection] = {}
+    for transceiver in pc.getTransceivers():
+        conn = transceiver.receiver.transport.transport.iceGatherer._connection
+        seen[id(conn)] = conn
+    return list(seen.values())
+
+
+async def _bind_udp(
+    conn: aioice.ice.Connection, address: str, port_min: int | None, port_max: int | None
+) -> aioice.ice.StunProtocol | None:
+    loop = asyncio.get_running_loop()
+    if port_min is None or port_max is None:
+        ports = [0]
+    else:
+        ports = list(range(port_min, port_max + 1))
+        random.shuffle(ports)
+    for port in ports:
+        try:
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice.ice.StunProtocol(conn), local_addr=(address, port)
+            )
+        except OSError:
+            continue
+        sock = protocol.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE
+            )
+        return protocol
+    logger.warning("no free UDP port on %s in %s-%s", address, port_min, port_max)
+    return None
+
+
+def restrict_gathering(
+    pc: RTCPeerConnection,
+    addresses: Iterable[str],
+    port_min: int | None = None,
+    port_max: int | None = None,
+    announced_address: str | None = None,
+) -> None:
+    """Make ``pc`` gather host candidates on exactly ``addresses`` (loopback allowed).
+
+    aioice's gathering asks every interface except 127.0.0.1 and binds ephemeral ports; a server
+    needs configured addresses, a port range and an announced (public) address instead. This
+    replaces ``gather_candidates`` on each of ``pc``'s aioice connections (not process-wide).
+    STUN and TURN candidates still come from the connection's configured servers. Call it after
+    the transceivers exist and before ``setLocalDescription``.
+    """
+    wanted = tuple(addresses)
+    for conn in ice_connections(pc):
+        conn.gather_candidates = _make_gather(  # type: ignore[method-assign]
+            conn, wanted, port_min, port_max, announced_address
+        )
+
+
+def _make_gather(
+    conn: aioice.ice.Connection,
+    addresses: tuple[str, ...],
+    port_min: int | None,
+    port_max: int | None,
+    announced_address: str | None,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    async def gather_candidates() -> None:
+        if conn._local_candidates_start:
+            return
+        conn._local_candidates_start = True
+        for component in sorted(conn._components):
+            host_protocols = []
+            for address in addresses:
+                protocol = await _bind_udp(conn, address, port_min, port_max)
+                if protocol is None:
+                    continue
+                bound = protocol.transport.get_extra_info("sockname")
+                shown = announced_address or bound[0]
+                protocol.local_candidate = Candidate(
+                    foundation=candidate_foundation("host", "udp", shown),
+                    component=component,
+                    transport="udp",
+                    priority=candidate_priority(component, "host"),
+                    host=shown,
+                    port=bound[1],
+                    type="host",
+                )
+                host_protocols.append(protocol)
+                conn._local_candidates.append(protocol.local_candidate)
+            conn._protocols += host_protocols
+            if conn.stun_server or conn.turn_server:
+                # Reuse aioice's own STUN/TURN gathering with no extra host addresses: it only
+                # queries servers from the sockets it is handed, so hand it ours.
+                await _gather_server_candidates(conn, component, host_protocols)
+        conn._local_candidates_end = True
+
+    return gather_candidates
+
+
+async def _gather_server_candidates(
+    conn: aioice.ice.Connection, component: int, host_protocols: list[aioice.ice.StunProtocol]
+) -> None:
+    tasks: list[asyncio.Task[Any]] = []
+    if conn.stun_server:
+        for protocol in host_protocols:
+            if ":" not in protocol.transport.get_extra_info("sockname")[0]:
+                tasks.append(
+                    asyncio.create_task(
+                        aioice.ice.server_reflexive_candidate(protocol, conn.stun_server)
+                    )
+                )
+    if conn.turn_server:
+        tasks.append(
+            asyncio.create_task(
+                aioice.ice.relayed_candidate(
+                    component=component,
+                    hide_related_address=False,
+                    protocol_factory=lambda: aioice.ice.StunProtocol(conn),
+                    turn_server=conn.turn_server,
+                    turn_username=conn.turn_username,
+                    turn_password=conn.turn_password,
+                    turn_ssl=conn.turn_ssl,
+                    turn_transport=conn.turn_transport,
+                )
+            )
+        )
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=5)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        if task.exception() is None:
+            candidate, relay_protocol = task.result()
+            conn._local_candidates.append(candidate)
+            if relay_protocol is not None:
+                conn._protocols.append(relay_protocol)
+
+
+def set_consent_timing(interval: float, failures: int) -> None:
+    """Set RFC 7675 consent-freshness timing for every aioice connection in this process.
+
+    aioice reads these module constants on every check, so this is process-wide by nature: a
+    peer is declared gone after about ``interval * failures`` seconds without answers (aioice's
+    default 5 s x 6).
+    """
+    # Declared int, but only ever multiplied into an asyncio.sleep() delay.
+    aioice.ice.CONSENT_INTERVAL = interval  # type: ignore[assignment]
+    aioice.ice.CONSENT_FAILURES = failures
+
+
+# --- ingress -----------------------------------------------------------------------------------
+
+
+def install_ingress(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
+    """Route ``dtls``'s decrypted RTP to ``handler`` instead of aiortc's receivers.
+
+    The handler gets the packet bytes and the time the datagram came off the socket (so that
+    forwarding latency includes the time it waited in the event loop). RTCP, DTLS and STUN keep
+    their normal paths, so receiver reports, sender reports and consent keep working.
+    """
+    ice = dtls.transport
+    conn = ice._connection
+    arrivals: deque[int] = deque()
+    original_data_received = conn.data_received
+    original_recv = ice._recv
+    clock = time.perf_counter_ns
+    current = [0]
+
+    def data_received(data: bytes, component: int) -> None:
+        arrivals.append(clock())
+        original_data_received(data, component)
+
+    async def recv() -> bytes:
+        data: bytes = await original_recv()
+        # aioice's queue is FIFO and this is its only reader, so the oldest timestamp belongs to
+        # this datagram.
+        current[0] = arrivals.popleft() if arrivals else clock()
+        return data
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        handler(data, current[0])
+
+    conn.data_received = data_received  # type: ignore[method-assign]
+    ice._recv = recv
+    dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+
+
+def parse_rtp(data: bytes, extensions: Any) -> RtpPacket:
+    """Parse RTP with aiortc's parser (ingress only: ~50 packets/s per speaker)."""
+    return RtpPacket.parse(data, extensions)
+
+
+def feed_receiver_report(receiver: RTCRtpReceiver, packet: RtpPacket, clock_rate: int) -> None:
+    """Count ``packet`` in the statistics ``receiver``'s RTCP receiver reports are built from.
+
+    Forwarded packets never reach ``_handle_rtp_packet``, so without this the publisher would
+    hear no receiver reports (no loss or jitter feedback).
+    """
+    streams: dict[int, StreamStatistics] = getattr(receiver, _RECEIVER_STREAMS)
+    stats = streams.get(packet.ssrc)
+    if stats is None:
+        stats = streams[packet.ssrc] = StreamStatistics(clock_rate)
+    stats.add(packet)
+
+
+def silence_receiver(receiver: RTCRtpReceiver) -> None:
+    """Stop the decoder thread aiortc starts for every receiver, as soon as it is started.
+
+    The SFU never decodes, so each receiving participant would otherwise hold an idle thread.
+    The receiver's RTCP task (receiver reports) keeps running.
+    """
+    original_receive = receiver.receive
+
+    async def receive(parameters: Any) -> None:
+        await original_receive(parameters)
+        getattr(receiver, _RECEIVER_STOP_DECODER)()
+
+    receiver.receive = receive  # type: ignore[method-assign]
+
+
+# --- egress ------------------------------------------------------------------------------------
+
+
+class EgressPath:
+    """Where a subscriber's packets go: its SRTP context and its selected UDP pair."""
+
+    __slots__ = ("addr", "protect", "sendto")
+
+    def __init__(
+        self,
+        protect: Callable[[bytes], bytes],
+        sendto: Callable[[bytes, tuple[str, int]], None],
+        addr: tuple[str, int],
+    ) -> None:
+        self.protect = protect
+        self.sendto = sendto
+        self.addr = addr
+
+
+def egress_path(dtls: RTCDtlsTransport) -> EgressPath | None:
+    """The SRTP context and socket of a connected DTLS transport (None until it is)."""
+    if dtls.state != "connected" or dtls._tx_srtp is None:
+        return None
+    pair = dtls.transport._connection._nominated.get(1)
+    if pair is None:
+        return None
+    return EgressPath(dtls._tx_srtp.protect, pair.protocol.transport.sendto, pair.remote_addr)
+
+
+class SenderCounters:
+    """What a forwarded stream really sent, for the idle sender's RTCP sender reports."""
+
+    __slots__ = ("last_rtp_timestamp", "last_send_ns", "octets", "packets")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.octets = 0
+        self.last_rtp_timestamp = 0
+        self.last_send_ns = 0  # time.perf_counter_ns() of the last packet
+
+
+def report_forwarded(sender: RTCRtpSender, counters: SenderCounters, clock_rate: int) -> None:
+    """Make ``sender``'s RTCP sender reports describe the packets we forward on its SSRC.
+
+    The sender is negotiated normally but never fed frames, so its own counters stay at zero.
+    Rather than touching its private counters per packet, its report is corrected just before
+    it is sent (about once a second), together with the statistics and the round-trip-time
+    reference derived from it.
+    """
+    original_send_rtcp = sender._send_rtcp
+
+    async def send_rtcp(packets: list[Any]) -> None:
+        now = time.time()
+        if counters.packets:
+            elapsed = max(0.0, (time.perf_counter_ns() - counters.last_send_ns) / 1e9)
+            rtp_ts = (counters.last_rtp_timestamp + int(elapsed * clock_rate)) & 0xFFFFFFFF
+        else:
+            rtp_ts = 0
+        ntp = ntp_from_unix(now)
+        for i, packet in enumerate(packets):
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == sender._ssrc:
+                packets[i] = RtcpSrPacket(
+                    ssrc=packet.ssrc,
+                    sender_info=RtcpSenderInfo(
+                        ntp_timestamp=ntp,
+                        rtp_timestamp=rtp_ts,
+                        packet_count=counters.packets & 0xFFFFFFFF,
+                        octet_count=counters.octets & 0xFFFFFFFF,
+                    ),
+                    reports=packet.reports,
+                )
+                setattr(sender, _SENDER_LSR, (ntp >> 16) & 0xFFFFFFFF)
+                setattr(sender, _SENDER_PACKETS, counters.packets)
+                setattr(sender, _SENDER_OCTETS, counters.octets)
+                setattr(sender, _SENDER_NTP, ntp)
+                setattr(sender, _SENDER_RTP_TS, rtp_ts)
+        await original_send_rtcp(packets)
+
+    sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
+
+
+def ntp_from_unix(t: float) -> int:
+    seconds = int(t) + _NTP_EPOCH_OFFSET
+    fraction = int((t % 1) * (1 << 32))
+    return (seconds << 32) | fraction
+
+
+def default_host_addresses() -> list[str]:
+    """aioice's own choice: every interface's addresses except loopback."""
+    return aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
+
+
+def tap_rtp(
+    dtls: RTCDtlsTransport, callback: Callable[[bytes], None], passthrough: bool = True
+) -> None:
+    """Show every decrypted RTP packet of ``dtls`` to ``callback`` (test and load clients).
+
+    With ``passthrough`` the packet then takes aiortc's normal path (jitter buffer, decoder);
+    without, it stops here, which is what a load client that only counts packets wants.
+    """
+    original = dtls._handle_rtp_data
+
+    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+        callback(data)
+        if passthrough:
+            await original(data, arrival_time_ms)
+
+    dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]

@@ -1,0 +1,129 @@
+"""Producer: one participant's microphone stream as it enters the SFU.
+
+Every decrypted RTP packet of a participant's transport comes here first. It is checked
+(size, parse, payload type, SSRC, permission), counted in the receiver reports the publisher
+gets back, its audio level is metered, and it is handed to the consumers currently mapped to
+this speaker. Nothing is decoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCRtpReceiver
+from aiortc.rtp import HeaderExtensionsMap
+
+from audio_rooms.sfu import hooks
+from audio_rooms.sfu.audiolevel import LevelMeter
+from audio_rooms.sfu.consumer import CLOCK_RATE, Consumer
+from audio_rooms.sfu.stats import LATENCY_BUCKET_NS, LATENCY_BUCKETS, ForwardingStats
+
+logger = logging.getLogger(__name__)
+
+
+class Producer:
+    """The microphone of one participant (the first m-line the participant sends on)."""
+
+    def __init__(
+        self,
+        participant_id: str,
+        payload_type: int | None,
+        ssrc: int | None,
+        extensions: HeaderExtensionsMap,
+        receiver: RTCRtpReceiver | None,
+        stats: ForwardingStats,
+        max_rtp_size: int,
+        allowed: bool,
+    ) -> None:
+        self.participant_id = participant_id
+        # None when the participant offered no sending m-line: every packet is then unexpected.
+        self.payload_type = payload_type
+        self.ssrc = ssrc
+        self.allowed = allowed
+        self.consumers: list[Consumer] = []
+        self.meter = LevelMeter()
+        self.closed = False
+        self.packets_received = 0
+        self.on_first_packet: Callable[[Producer], None] | None = None
+        self._extensions = extensions
+        self._receiver = receiver
+        self._stats = stats
+        self._max_rtp_size = max_rtp_size
+
+    def __repr__(self) -> str:
+        return f"Producer({self.participant_id})"
+
+    def handle_rtp(self, data: bytes, arrival_ns: int) -> None:
+        """Forward one decrypted packet of this participant's transport, or count why not."""
+        stats = self._stats
+        if self.closed:
+            stats.drop("closed")
+            return
+        if len(data) > self._max_rtp_size:
+            stats.drop("oversized")
+            return
+        try:
+            packet: Any = hooks.parse_rtp(data, self._extensions)
+        except ValueError:
+            stats.drop("malformed_rtp")
+            return
+        if self.payload_type is None or packet.payload_type != self.payload_type:
+            stats.drop("unknown_payload_type")
+            return
+        if self.ssrc is None:
+            # The offer did not signal the microphone's SSRC: take the first Opus stream, as
+            # aiortc and browsers do for unsignalled streams.
+            self.ssrc = packet.ssrc
+            logger.debug("%r latched SSRC %d", self, packet.ssrc)
+        elif packet.ssrc != self.ssrc:
+            stats.drop("unknown_ssrc")
+            return
+        if self._receiver is not None:
+            hooks.feed_receiver_report(self._receiver, packet, CLOCK_RATE)
+        if not self.allowed:
+            # Checked on every packet: a demotion or moderator mute stops the very next one,
+            # whatever the client keeps sending.
+            stats.drop("not_permitted")
+            return
+
+        level_ext = packet.extensions.audio_level
+        level = -1
+        if level_ext is not None:
+            vad, dbov = level_ext
+            level = (0x80 if vad else 0) | (dbov & 0x7F)
+            self.meter.add(dbov, time.monotonic())
+        self.packets_received += 1
+        if self.packets_received == 1 and self.on_first_packet is not None:
+            self.on_first_packet(self)
+
+        payload: bytes = packet.payload
+        seq: int = packet.sequence_number
+        ts: int = packet.timestamp
+        marker: int = packet.marker
+        sent = 0
+        n = 0
+        latency = stats.latency
+        if latency is None:
+            for consumer in self.consumers:
+                size = consumer.forward(payload, seq, ts, marker, level, arrival_ns)
+                if size:
+                    sent += size
+                    n += 1
+        else:
+            clock = time.perf_counter_ns
+            last = LATENCY_BUCKETS - 1
+            for consumer in self.consumers:
+                size = consumer.forward(payload, seq, ts, marker, level, arrival_ns)
+                if size:
+                    sent += size
+                    n += 1
+                    latency[min(last, (clock() - arrival_ns) // LATENCY_BUCKET_NS)] += 1
+        stats.forwarded_packets += n
+        stats.forwarded_bytes += sent
+
+    def close(self) -> None:
+        self.closed = True
+        self.consumers.clear()

@@ -1,0 +1,232 @@
+"""Router: the media of one room.
+
+It holds one transport per participant, remembers who may produce, picks the speakers that are
+forwarded (slots.py) and maps them onto each listener's slots, and reports active speakers.
+It knows nothing of roles: signalling tells it ``set_may_produce`` and it obeys on the next
+packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from audio_rooms.sfu.audiolevel import SpeakerLevel
+from audio_rooms.sfu.config import MediaConfig
+from audio_rooms.sfu.consumer import Consumer
+from audio_rooms.sfu.errors import OfferSuperseded, RouterClosed
+from audio_rooms.sfu.offer import Offer
+from audio_rooms.sfu.slots import SpeakerSelector, assign, wanted_for
+from audio_rooms.sfu.stats import ForwardingStats
+from audio_rooms.sfu.transport import Transport, TransportState
+
+logger = logging.getLogger(__name__)
+
+ActiveSpeakersCallback = Callable[[str, list[SpeakerLevel]], None]
+TransportClosedCallback = Callable[[str, str], None]
+
+
+class Router:
+    def __init__(
+        self,
+        room_id: str,
+        config: MediaConfig,
+        stats: ForwardingStats,
+        on_close: Callable[[Router], None] | None = None,
+    ) -> None:
+        self.room_id = room_id
+        self.on_active_speakers: ActiveSpeakersCallback | None = None
+        self.on_transport_closed: TransportClosedCallback | None = None
+        self._config = config
+        self._stats = stats
+        self._on_close = on_close
+        self._transports: dict[str, Transport] = {}
+        self._may_produce: dict[str, bool] = {}
+        # One more than a listener's slots: a selected speaker hears the other `slots`.
+        self._selector = SpeakerSelector(config.slots + 1)
+        self._ticker: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+        self._last_report: list[SpeakerLevel] = []
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Router({self.room_id}, {len(self._transports)} transports)"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def transports(self) -> dict[str, Transport]:
+        return dict(self._transports)
+
+    # --- signalling-facing API -----------------------------------------------------------------
+
+    async def answer(self, participant_id: str, offer_sdp: str) -> str:
+        """Answer a participant's offer, replacing any transport it had (resume/ICE restart)."""
+        self._check_open()
+        offer = Offer.parse(offer_sdp, self._config.slots)
+        old = self._transports.pop(participant_id, None)
+        if old is not None:
+            logger.info("%r replacing %r", self, old)
+            self._reselect(force=True)
+            await old.close()
+        self._check_open()
+        transport = Transport(
+            participant_id,
+            owner=self.room_id,
+            config=self._config,
+            stats=self._stats,
+            allowed=self._may_produce.get(participant_id, False),
+            on_connected=self._transport_connected,
+            on_lost=self._transport_lost,
+        )
+        self._transports[participant_id] = transport
+        try:
+            answer = await transport.negotiate(offer)
+        except BaseException:
+            if self._transports.get(participant_id) is transport:
+                del self._transports[participant_id]
+            await transport.close()
+            raise
+        if self._closed:
+            await transport.close()
+            raise RouterClosed()
+        if self._transports.get(participant_id) is not transport:
+            await transport.close()
+            raise OfferSuperseded()
+        self._ensure_ticker()
+        self._reselect(force=True)
+        return answer
+
+    def set_may_produce(self, participant_id: str, allowed: bool) -> None:
+        """Allow or stop forwarding a participant's microphone, from its very next packet."""
+        self._may_produce[participant_id] = allowed
+        transport = self._transports.get(participant_id)
+        if transport is not None and transport.producer is not None:
+            transport.producer.allowed = allowed
+        logger.info("%r %s may produce: %s", self, participant_id, allowed)
+        self._reselect()
+
+    def forget(self, participant_id: str) -> None:
+        """Drop what is remembered about a participant who left the room for good."""
+        self._may_produce.pop(participant_id, None)
+
+    async def disconnect(self, participant_id: str) -> None:
+        transport = self._transports.pop(participant_id, None)
+        if transport is not None:
+            self._reselect()
+            await transport.close()
+
+    async def close(self) -> None:
+        """Close every transport (and so every producer and consumer) and stop reporting."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        transports = list(self._transports.values())
+        self._transports.clear()
+        await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        if self._ticker is not None:
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+        logger.info("%r closed", self)
+        if self._on_close is not None:
+            self._on_close(self)
+
+    # --- transports' events --------------------------------------------------------------------
+
+    def _transport_connected(self, transport: Transport) -> None:
+        self._reselect(force=True)
+
+    def _transport_lost(self, transport: Transport) -> None:
+        pid = transport.participant_id
+        if self._transports.get(pid) is not transport:
+            return
+        del self._transports[pid]
+        self._reselect()
+        task = asyncio.ensure_future(transport.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        if self.on_transport_closed is not None:
+            try:
+                self.on_transport_closed(self.room_id, pid)
+            except Exception:
+                logger.exception("%r on_transport_closed failed", self)
+
+    # --- selection and slots -------------------------------------------------------------------
+
+    def _levels(self, now: float) -> dict[str, float]:
+        return {
+            pid: t.producer.meter.value(now)
+            for pid, t in self._transports.items()
+            if t.producer is not None and t.has_mic and t.producer.allowed
+        }
+
+    def _reselect(self, force: bool = False) -> None:
+        changed = self._selector.update(self._levels(time.monotonic()), time.monotonic())
+        if changed or force:
+            self._remap()
+
+    def _remap(self) -> None:
+        selected = self._selector.selected
+        feeds: dict[str, list[Consumer]] = {pid: [] for pid in selected}
+        for pid, transport in self._transports.items():
+            if not transport.consumers:
+                continue
+            wanted = wanted_for(selected, pid, len(transport.consumers))
+            mapping = assign([c.producer_id for c in transport.consumers], wanted)
+            for consumer, speaker in zip(transport.consumers, mapping, strict=True):
+                consumer.attach(speaker)
+                if speaker is not None:
+                    feeds[speaker].append(consumer)
+        for pid, transport in self._transports.items():
+            if transport.producer is not None:
+                transport.producer.consumers = feeds.get(pid, [])
+        logger.debug("%r forwarding %s", self, selected)
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None and not self._closed:
+            self._ticker = asyncio.ensure_future(self._tick())
+
+    async def _tick(self) -> None:
+        interval = self._config.active_speaker_interval
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            levels = self._levels(now)
+            if self._selector.update(levels, now):
+                self._remap()
+            self._report(levels)
+
+    def _report(self, levels: dict[str, float]) -> None:
+        speaking = sorted(
+            (SpeakerLevel(pid, round(level, 3)) for pid, level in levels.items() if level > 0),
+            key=lambda s: (-s.level, s.participant_id),
+        )
+        if speaking == self._last_report or self.on_active_speakers is None:
+            self._last_report = speaking
+            return
+        self._last_report = speaking
+        try:
+            self.on_active_speakers(self.room_id, speaking)
+        except Exception:
+            logger.exception("%r on_active_speakers failed", self)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RouterClosed()
+
+    def count(self) -> tuple[int, int, int]:
+        """(transports, producers, consumers) currently open."""
+        transports = [t for t in self._transports.values() if t.state is not TransportState.CLOSED]
+        return (
+            len(transports),
+            sum(1 for t in transports if t.has_mic),
+            sum(len(t.consumers) for t in transports),
+        )

@@ -1,0 +1,66 @@
+"""MediaServer: the media plane of one worker process; it owns every room's router."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from audio_rooms.sfu import hooks
+from audio_rooms.sfu.config import MediaConfig
+from audio_rooms.sfu.router import Router
+from audio_rooms.sfu.stats import ForwardingStats, MediaStats
+
+logger = logging.getLogger(__name__)
+
+
+class MediaServer:
+    def __init__(self, config: MediaConfig) -> None:
+        # Fail at start-up, not on the first packet, if aiortc moved what the hooks rely on.
+        hooks.check_compatibility()
+        hooks.set_consent_timing(config.consent_interval, config.consent_failures)
+        self.config = config
+        self.forwarding = ForwardingStats(measure_latency=config.measure_latency)
+        self._routers: dict[str, Router] = {}
+
+    def router(self, room_id: str) -> Router:
+        """The room's router, created on first use."""
+        router = self._routers.get(room_id)
+        if router is None:
+            router = Router(room_id, self.config, self.forwarding, on_close=self._router_closed)
+            self._routers[room_id] = router
+            logger.info("MediaServer created %r", router)
+        return router
+
+    def get_router(self, room_id: str) -> Router | None:
+        return self._routers.get(room_id)
+
+    async def close_router(self, room_id: str) -> None:
+        router = self._routers.pop(room_id, None)
+        if router is not None:
+            await router.close()
+
+    async def close(self) -> None:
+        routers = list(self._routers.values())
+        self._routers.clear()
+        await asyncio.gather(*(r.close() for r in routers), return_exceptions=True)
+
+    def stats(self) -> MediaStats:
+        transports = producers = consumers = 0
+        for router in self._routers.values():
+            t, p, c = router.count()
+            transports += t
+            producers += p
+            consumers += c
+        return MediaStats(
+            routers=len(self._routers),
+            transports=transports,
+            producers=producers,
+            consumers=consumers,
+            forwarded_packets=self.forwarding.forwarded_packets,
+            forwarded_bytes=self.forwarding.forwarded_bytes,
+            drops=dict(self.forwarding.drops),
+        )
+
+    def _router_closed(self, router: Router) -> None:
+        if self._routers.get(router.room_id) is router:
+            del self._routers[router.room_id]

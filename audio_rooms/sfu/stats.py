@@ -1,0 +1,53 @@
+"""Counters of the media plane: what was forwarded, what was dropped and why, how fast."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+# Latency histogram: 1 us buckets up to 50 ms, the last bucket collects everything slower.
+LATENCY_BUCKET_NS = 1_000
+LATENCY_BUCKETS = 50_000
+
+
+@dataclass(frozen=True)
+class MediaStats:
+    routers: int
+    transports: int
+    producers: int
+    consumers: int
+    forwarded_packets: int
+    forwarded_bytes: int
+    drops: dict[str, int] = field(default_factory=dict)
+
+
+class ForwardingStats:
+    """Live counters shared by every router of a media server (one event loop, no locking)."""
+
+    def __init__(self, measure_latency: bool = False) -> None:
+        self.forwarded_packets = 0
+        self.forwarded_bytes = 0
+        self.drops: Counter[str] = Counter()
+        self.latency: list[int] | None = [0] * LATENCY_BUCKETS if measure_latency else None
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        self.drops[reason] += n
+
+    def latency_percentile(self, q: float) -> float | None:
+        """The ``q`` quantile (0..1) of forwarding latency in seconds, if measured."""
+        if self.latency is None:
+            return None
+        total = sum(self.latency)
+        if not total:
+            return None
+        rank = q * total
+        seen = 0
+        for i, n in enumerate(self.latency):
+            seen += n
+            if seen >= rank:
+                return (i + 1) * LATENCY_BUCKET_NS / 1e9
+        return LATENCY_BUCKETS * LATENCY_BUCKET_NS / 1e9
+
+    def reset_latency(self) -> None:
+        if self.latency is not None:
+            self.latency = [0] * LATENCY_BUCKETS
