@@ -472,3 +472,25 @@ def tap_rtp(
             await original(data, arrival_time_ms)
 
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+
+
+def filter_outgoing(dtls: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
+    """Drop datagrams ``dtls`` sends for which ``keep`` is false (a lossy link in tests).
+
+    ``keep`` sees the protected datagram; its first two bytes tell RTP from RTCP.
+    """
+    ice = dtls.transport
+    original_send = ice._send
+
+    async def send(data: bytes) -> None:
+        if keep(data):
+            await original_send(data)
+
+    ice._send = send
+
+
+def sever(pc: RTCPeerConnection) -> None:
+    """Close ``pc``'s sockets without a word to the peer: a client that vanished (tests)."""
+    for conn in ice_connections(pc):
+        for protocol in conn._protocols:
+            protocol.transport.close()
