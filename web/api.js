@@ -1,0 +1,93 @@
+// The REST API: one function per endpoint, JSON in and out, errors as ApiError with the
+// server's stable `code`. The session lives in the HttpOnly `ar_session` cookie; the token
+// returned in bodies is kept in memory only, for the WebSocket join when a cookie cannot be sent.
+
+export class ApiError extends Error {
+  constructor(code, message, status) {
+    super(message || code);
+    this.name = "ApiError";
+    this.code = code;
+    this.status = status;
+  }
+}
+
+let sessionToken = null;
+
+export function token() {
+  return sessionToken;
+}
+
+async function request(method, path, body) {
+  const init = {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError("network_error", String(err), 0);
+  }
+  if (res.status === 204) return null;
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    // A proxy's HTML error page, for instance: fall through to a status-based code.
+  }
+  if (!res.ok) {
+    const code = data && typeof data.code === "string" ? data.code : statusCode(res.status);
+    throw new ApiError(code, data && data.message, res.status);
+  }
+  if (data && typeof data.token === "string") sessionToken = data.token;
+  return data;
+}
+
+function statusCode(status) {
+  if (status === 401) return "not_authenticated";
+  if (status === 403) return "not_permitted";
+  if (status === 404) return "not_found";
+  if (status === 429) return "rate_limited";
+  if (status === 503) return "service_unavailable";
+  return status >= 500 ? "internal_error" : "bad_request";
+}
+
+export const getConfig = () => request("GET", "/api/config");
+
+export async function me() {
+  try {
+    return (await request("GET", "/api/auth/me")).user;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 401) return null;
+    throw err;
+  }
+}
+
+export const signUp = (fields) => request("POST", "/api/auth/signup", fields);
+export const signIn = (fields) => request("POST", "/api/auth/signin", fields);
+export const guest = (displayName) =>
+  request("POST", "/api/auth/guest", { display_name: displayName });
+
+export async function signOut() {
+  sessionToken = null;
+  await request("POST", "/api/auth/signout");
+}
+
+export async function listRooms(status) {
+  return (await request("GET", `/api/rooms?status=${encodeURIComponent(status)}`)).rooms;
+}
+
+export const getRoom = async (id) => (await request("GET", `/api/rooms/${enc(id)}`)).room;
+export const createRoom = async (fields) => (await request("POST", "/api/rooms", fields)).room;
+export const startRoom = async (id) => (await request("POST", `/api/rooms/${enc(id)}/start`)).room;
+export const inviteLink = async (id) =>
+  (await request("POST", `/api/rooms/${enc(id)}/invite-link`)).url;
+export const follow = (userId) => request("POST", `/api/users/${enc(userId)}/follow`);
+export const unfollow = (userId) => request("DELETE", `/api/users/${enc(userId)}/follow`);
+
+const enc = encodeURIComponent;

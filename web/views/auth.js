@@ -1,0 +1,77 @@
+// Sign in and sign up, in one modal dialog. <dialog> gives focus trapping and Escape for free.
+
+import * as api from "../api.js";
+import { h } from "../dom.js";
+import { errorText, locale, t } from "../i18n.js";
+
+export class AuthDialog {
+  constructor(app) {
+    this.app = app;
+    this.dialog = null;
+  }
+
+  open(mode) {
+    this.close();
+    const error = h("p", { class: "form-error", role: "alert", testid: "auth-error" });
+    const field = (name, label, attrs) =>
+      h("label", { class: "field" }, h("span", {}, label),
+        h("input", { name, testid: `auth-${name.replace("_", "-")}`, required: true, ...attrs }));
+    const form = h("form", { class: "stack", onsubmit: (e) => this.submit(e, mode, error) },
+      h("h2", { id: "auth-title" }, t(mode === "signup" ? "auth.signup_title" : "auth.signin_title")),
+      field("handle", t("auth.handle"), {
+        autocomplete: "username", autocapitalize: "none", spellcheck: "false", dir: "ltr",
+        pattern: "[A-Za-z0-9_.]{2,32}", maxlength: "32",
+      }),
+      mode === "signup"
+        ? field("display_name", t("auth.display_name"), { autocomplete: "name", dir: "auto",
+            maxlength: "64" })
+        : null,
+      field("password", t("auth.password"), {
+        type: "password", dir: "ltr",
+        autocomplete: mode === "signup" ? "new-password" : "current-password",
+        minlength: mode === "signup" ? "8" : null,
+      }),
+      error,
+      h("div", { class: "row" },
+        h("button", { type: "submit", class: "primary", testid: "auth-submit" },
+          t(mode === "signup" ? "auth.signup" : "auth.signin")),
+        h("button", { type: "button", testid: "auth-cancel", onclick: () => this.close() },
+          t("common.cancel")),
+      ),
+      h("button", {
+        type: "button", class: "link", testid: "auth-switch",
+        onclick: () => this.open(mode === "signup" ? "signin" : "signup"),
+      }, t(mode === "signup" ? "auth.have_account" : "auth.no_account")),
+    );
+    this.dialog = h("dialog", { class: "dialog", "aria-labelledby": "auth-title",
+      testid: "auth-dialog", onclose: () => this.dialog?.remove() }, form);
+    document.body.append(this.dialog);
+    this.dialog.showModal();
+  }
+
+  close() {
+    if (this.dialog?.open) this.dialog.close();
+    this.dialog?.remove();
+    this.dialog = null;
+  }
+
+  async submit(event, mode, errorEl) {
+    event.preventDefault();
+    const data = Object.fromEntries(new FormData(event.target));
+    const button = event.target.querySelector("[type=submit]");
+    button.disabled = true;
+    errorEl.textContent = "";
+    try {
+      const result = mode === "signup"
+        ? await api.signUp({ ...data, locale: locale() })
+        : await api.signIn(data);
+      this.close();
+      this.app.setUser(result.user);
+      this.app.announce(t("auth.signed_in_as", { name: result.user.display_name }));
+      this.app.view?.render();
+    } catch (err) {
+      errorEl.textContent = errorText(err.code);
+      button.disabled = false;
+    }
+  }
+}

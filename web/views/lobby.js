@@ -1,0 +1,216 @@
+// The lobby: live rooms with their speakers and counts, scheduled rooms, and the form to open or
+// schedule a room.
+
+import * as api from "../api.js";
+import { avatarColour, h, initials, replaceChildrenKeepingFocus } from "../dom.js";
+import { errorText, formatDateTime, t, toAsciiDigits } from "../i18n.js";
+
+const REFRESH_MS = 15000;
+const SPEAKERS_SHOWN = 5;
+
+export class LobbyView {
+  constructor(app) {
+    this.app = app;
+    this.live = null;
+    this.scheduled = null;
+    this.loadError = null;
+    this.timer = null;
+    this.container = null;
+  }
+
+  mount(container) {
+    this.container = container;
+    this.render();
+    this.load();
+    this.timer = setInterval(() => {
+      if (document.visibilityState === "visible") this.load();
+    }, REFRESH_MS);
+  }
+
+  unmount() {
+    clearInterval(this.timer);
+  }
+
+  async load() {
+    try {
+      [this.live, this.scheduled] = await Promise.all([
+        api.listRooms("live"),
+        api.listRooms("scheduled"),
+      ]);
+      this.loadError = null;
+    } catch (err) {
+      this.loadError = err.code;
+    }
+    this.render();
+  }
+
+  render() {
+    if (!this.container) return;
+    replaceChildrenKeepingFocus(this.container,
+      h("h1", { class: "visually-hidden" }, t("lobby.heading")),
+      this.loadError
+        ? h("p", { class: "notice", role: "alert", testid: "lobby-error" }, errorText(this.loadError))
+        : null,
+      this.renderCreate(),
+      h("section", { "aria-labelledby": "live-heading", testid: "live-rooms" },
+        h("h2", { id: "live-heading" }, t("lobby.live")),
+        this.renderList(this.live, (room) => this.liveCard(room), "lobby.no_live")),
+      h("section", { "aria-labelledby": "scheduled-heading", testid: "scheduled-rooms" },
+        h("h2", { id: "scheduled-heading" }, t("lobby.scheduled")),
+        this.renderList(this.scheduled, (room) => this.scheduledCard(room), "lobby.no_scheduled")),
+    );
+  }
+
+  renderList(rooms, card, emptyKey) {
+    if (rooms === null) return h("p", { class: "muted" }, t("common.loading"));
+    if (rooms.length === 0) return h("p", { class: "muted" }, t(emptyKey));
+    return h("ul", { class: "room-list" }, rooms.map((room) => h("li", {}, card(room))));
+  }
+
+  liveCard(room) {
+    const speakers = room.speakers || [];
+    const extra = speakers.length - SPEAKERS_SHOWN;
+    return h("article", { class: "room-card", testid: `room-card-${room.id}` },
+      h("h3", {},
+        h("a", { href: roomPath(room.id), testid: `room-link-${room.id}`, dir: "auto" }, room.title)),
+      room.visibility !== "open"
+        ? h("span", { class: "badge" }, t(`visibility.${room.visibility}`))
+        : null,
+      h("ul", { class: "speaker-row", "aria-label": t("lobby.speakers") },
+        speakers.slice(0, SPEAKERS_SHOWN).map((s) =>
+          h("li", { class: "speaker-chip" }, avatar(s.user_id, s.display_name, "small"),
+            h("span", { dir: "auto" }, s.display_name))),
+        extra > 0 ? h("li", { class: "muted" }, t("lobby.more_speakers", { count: extra })) : null),
+      h("p", { class: "counts muted", testid: `room-counts-${room.id}` },
+        t("lobby.speaker_count", { count: room.speaker_count ?? speakers.length }),
+        " · ",
+        t("lobby.listener_count", { count: room.listener_count ?? 0 })),
+    );
+  }
+
+  scheduledCard(room) {
+    const isHost = this.app.user && room.host && room.host.id === this.app.user.id;
+    return h("article", { class: "room-card", testid: `room-card-${room.id}` },
+      h("h3", { dir: "auto" }, room.title),
+      h("p", {},
+        h("time", { datetime: room.scheduled_start }, formatDateTime(room.scheduled_start)),
+        " · ",
+        t("lobby.hosted_by", { name: room.host?.display_name ?? "" })),
+      room.description ? h("p", { class: "muted", dir: "auto" }, room.description) : null,
+      h("div", { class: "row" },
+        h("button", {
+          type: "button", testid: `share-${room.id}`,
+          onclick: () => this.share(room),
+        }, t("room.share")),
+        isHost
+          ? h("button", {
+              type: "button", class: "primary", testid: `start-room-${room.id}`,
+              onclick: () => this.start(room),
+            }, t("lobby.start_now"))
+          : null),
+    );
+  }
+
+  renderCreate() {
+    const user = this.app.user;
+    if (!user || user.is_guest) {
+      return h("section", { class: "panel", testid: "create-room-signin" },
+        h("p", {}, t("lobby.sign_in_to_create")),
+        h("button", { type: "button", class: "primary", testid: "create-signin",
+          onclick: () => this.app.auth.open("signin") }, t("auth.signin")));
+    }
+    const error = h("p", { class: "form-error", role: "alert", testid: "create-room-error" });
+    const scheduleInput = h("input", {
+      type: "datetime-local", name: "scheduled_start", testid: "room-schedule-input", dir: "ltr",
+    });
+    return h("details", { class: "panel", testid: "create-room-panel" },
+      h("summary", { testid: "create-room-open" }, t("lobby.create")),
+      h("form", { class: "stack", onsubmit: (e) => this.create(e, error) },
+        h("label", { class: "field" }, h("span", {}, t("lobby.room_title")),
+          h("input", { name: "title", required: true, maxlength: "120", dir: "auto",
+            testid: "room-title-input" })),
+        h("label", { class: "field" }, h("span", {}, t("lobby.room_description")),
+          h("textarea", { name: "description", rows: "2", maxlength: "500", dir: "auto",
+            testid: "room-description-input" })),
+        h("fieldset", { class: "field" },
+          h("legend", {}, t("lobby.visibility")),
+          ["open", "social", "closed"].map((v) =>
+            h("label", { class: "radio" },
+              h("input", { type: "radio", name: "visibility", value: v, checked: v === "open",
+                testid: `visibility-${v}` }),
+              h("span", {}, t(`visibility.${v}`), " — ",
+                h("span", { class: "muted" }, t(`visibility.${v}_hint`)))))),
+        h("label", { class: "field" },
+          h("span", {}, t("lobby.schedule_optional")), scheduleInput),
+        error,
+        h("button", { type: "submit", class: "primary", testid: "create-room" },
+          t("lobby.create_submit"))));
+  }
+
+  async create(event, errorEl) {
+    event.preventDefault();
+    const data = Object.fromEntries(new FormData(event.target));
+    const fields = {
+      title: data.title.trim(),
+      description: (data.description || "").trim(),
+      visibility: data.visibility,
+    };
+    if (data.scheduled_start) {
+      // datetime-local is the person's wall-clock time; send it as an absolute instant.
+      fields.scheduled_start = new Date(toAsciiDigits(data.scheduled_start)).toISOString();
+    }
+    errorEl.textContent = "";
+    try {
+      const room = await api.createRoom(fields);
+      if (room.status === "live") this.app.navigate(roomPath(room.id));
+      else {
+        this.app.announce(t("lobby.scheduled_done", { title: room.title }));
+        await this.load();
+      }
+    } catch (err) {
+      errorEl.textContent = errorText(err.code);
+    }
+  }
+
+  async start(room) {
+    try {
+      await api.startRoom(room.id);
+      this.app.navigate(roomPath(room.id));
+    } catch (err) {
+      this.app.toast(errorText(err.code));
+    }
+  }
+
+  async share(room) {
+    await shareLink(this.app, room.title, new URL(roomPath(room.id), location.href).href);
+  }
+}
+
+export function roomPath(id) {
+  return `/r/${encodeURIComponent(id)}`;
+}
+
+export function avatar(userId, name, size = "") {
+  const el = h("span", { class: `avatar ${size}`.trim(), "aria-hidden": "true" }, initials(name));
+  // Through the CSSOM rather than a style attribute, which a strict CSP would block.
+  el.style.setProperty("--avatar-bg", avatarColour(userId));
+  return el;
+}
+
+/** The system share sheet on phones; the clipboard elsewhere. */
+export async function shareLink(app, title, url) {
+  if (navigator.share) {
+    try {
+      await navigator.share({ title, url });
+      return;
+    } catch (err) {
+      if (err.name === "AbortError") return;
+    }
+  }
+  try {
+    await navigator.clipboard.writeText(url);
+    app.toast(t("room.link_copied"));
+  } catch {
+    app.toast(url);
+  }
+}
