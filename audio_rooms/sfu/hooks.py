@@ -172,9 +172,7 @@ async def _bind_udp(
             continue
         sock = protocol.transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE
-            )
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
         return protocol
     logger.warning("no free UDP port on %s in %s-%s", address, port_min, port_max)
     return None
@@ -494,3 +492,36 @@ def sever(pc: RTCPeerConnection) -> None:
     for conn in ice_connections(pc):
         for protocol in conn._protocols:
             protocol.transport.close()
+
+
+def guard_late_start(pc: RTCPeerConnection) -> None:
+    """Keep aiortc from starting transports, senders or receivers of a closed connection.
+
+    aiortc connects in a task of its own (``__connect``) that is not cancelled by ``close()``.
+    If the connection is closed while that task is between two transceivers, it goes on to
+    start senders whose RTP/RTCP tasks nobody will ever stop (a leak per early leave), or fails
+    with an unretrieved ``InvalidStateError``. Every start first checks whether ``pc`` is
+    closed (``signalingState`` turns "closed" as ``close()`` begins).
+    """
+
+    def closed() -> bool:
+        return pc.signalingState == "closed"
+
+    def guard(obj: Any, name: str) -> None:
+        original = getattr(obj, name)
+
+        async def start(*args: Any, **kwargs: Any) -> None:
+            if not closed():
+                await original(*args, **kwargs)
+
+        setattr(obj, name, start)
+
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        guard(transceiver.sender, "send")
+        guard(transceiver.receiver, "receive")
+        dtls = transceiver.receiver.transport
+        if id(dtls) not in seen:
+            seen.add(id(dtls))
+            guard(dtls, "start")
+            guard(dtls.transport, "start")

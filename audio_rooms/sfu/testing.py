@@ -199,6 +199,7 @@ class AudioClient:
                     self._by_ssrc[slot.ssrc] = slot
                 self.slots.append(slot)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        hooks.guard_late_start(self.pc)
         dtls = self.pc.getTransceivers()[0].receiver.transport
         hooks.tap_rtp(dtls, self._on_rtp, passthrough=self.decode)
 

@@ -137,6 +137,7 @@ class Transport:
                 cfg.announced_address,
             )
         transceivers = pc.getTransceivers()
+        hooks.guard_late_start(pc)
         mic_receiver: RTCRtpReceiver | None = None
         if offer.mic is not None:
             mic_receiver = transceivers[offer.mic.index].receiver

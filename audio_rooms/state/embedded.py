@@ -9,8 +9,10 @@ restarting audio-rooms keeps live rooms, as it does with an external Redis.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -41,11 +43,24 @@ def find_redis_server() -> str:
     )
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when audio-rooms dies, even by SIGKILL, so no
+    orphaned redis-server keeps the data directory's socket."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
 class EmbeddedRedis:
     """A redis-server child process on a unix socket (default) or a TCP port on 127.0.0.1."""
 
     def __init__(self, directory: Path, port: int | None = None, persist: bool = True) -> None:
-        self.directory = directory
+        self.directory = directory.resolve()
         self.port = port
         self.persist = persist
         self.socket_path = directory / "redis.sock"
@@ -75,15 +90,25 @@ class EmbeddedRedis:
             command += ["--appendonly", "no"]
         return command
 
+    def client(self) -> aioredis.Redis:
+        """A client for this server. (The socket path is passed directly: redis-py's asyncio URL
+        parser mangles some ``unix://`` paths.)"""
+        if self.port is not None:
+            return aioredis.Redis(host="127.0.0.1", port=self.port)
+        return aioredis.Redis(unix_socket_path=str(self.socket_path))
+
     async def start(self, startup_seconds: float = 10.0) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
         # Popen returns at once (no wait): it does not block the loop.
         self._process = subprocess.Popen(  # noqa: ASYNC220
-            self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            self._command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + startup_seconds
-        client = aioredis.from_url(self.url)
+        client = self.client()
         try:
             while True:
                 if self._process.poll() is not None:

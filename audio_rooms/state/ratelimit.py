@@ -19,9 +19,10 @@ class RateLimit:
         """Count one attempt by ``subject``; raise RateLimited past the limit in this window."""
         key = keys.rate_limit(self.scope, subject)
         async with self.redis.pipeline(transaction=True) as pipe:
+            # SET NX EX starts the window (and works on Redis 6, unlike EXPIRE NX).
+            pipe.set(key, 0, ex=self.window, nx=True)
             pipe.incr(key)
-            pipe.expire(key, self.window, nx=True)
-            count, _ = await pipe.execute()
+            _, count = await pipe.execute()
         if int(count) > self.limit:
             ttl = await self.redis.ttl(key)
             raise errors.RateLimited(

@@ -17,6 +17,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -34,7 +35,7 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 20
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Published:
     """One message on a room's event channel."""
 
@@ -43,6 +44,11 @@ class Published:
     changed: bool
     events: tuple[Event, ...]
     may_speak: frozenset[str]
+
+    @cached_property
+    def wire(self) -> list[tuple[Event, str]]:
+        """Each event as the text clients receive, encoded once however many receive it."""
+        return [(e, _dump(e.to_wire(self.version))) for e in self.events]
 
     def encode(self) -> str:
         return json.dumps(
@@ -172,10 +178,16 @@ class RoomStore:
         raw = await self.redis.zrangebyscore(keys.room_presence(room_id), "-inf", now_ms)
         return [_text(r) for r in raw]
 
-    async def drop_overdue(self, room_id: str) -> list[str]:
-        """Apply the grace-period rule: every overdue participant leaves with reason timeout."""
+    async def drop_overdue(self, room_id: str, connected: set[str]) -> list[str]:
+        """Apply the grace-period rule: every overdue participant leaves with reason timeout.
+
+        ``connected`` are participants with a live connection on the calling node: they are
+        present whatever their deadline says (a late heartbeat must not drop them).
+        """
         dropped = []
         for user_id in await self.overdue(room_id):
+            if user_id in connected:
+                continue
             try:
                 await self.transition(room_id, user_id, a.Leave(reason="timeout"))
                 dropped.append(user_id)

@@ -1,0 +1,3 @@
+from audio_rooms.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,266 @@
+"""``create_app()``: wires settings, live state, durable state, the SFU and the routes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from audio_rooms import errors
+from audio_rooms.accounts.tokens import signer_for
+from audio_rooms.db.database import Database
+from audio_rooms.domain.room import Limits
+from audio_rooms.rooms import RoomService
+from audio_rooms.settings import Settings
+from audio_rooms.sfu import IceServer, MediaConfig, MediaServer, SpeakerLevel
+from audio_rooms.signalling import api
+from audio_rooms.signalling.auth import Authenticator
+from audio_rooms.signalling.connection import Connection
+from audio_rooms.signalling.hub import Hub
+from audio_rooms.signalling.websocket import room_socket
+from audio_rooms.state.embedded import EmbeddedRedis
+from audio_rooms.state.ratelimit import RateLimit
+from audio_rooms.state.store import Published, RoomStore
+from audio_rooms.turn import client_ice_servers
+
+logger = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+
+@dataclass
+class Services:
+    """Everything a request handler needs, built once in the lifespan."""
+
+    settings: Settings
+    redis: aioredis.Redis
+    db: Database
+    store: RoomStore
+    rooms: RoomService
+    hub: Hub
+    auth: Authenticator
+    media: MediaServer | None
+    login_limit: RateLimit
+    signup_limit: RateLimit
+    room_create_limit: RateLimit
+    draining: bool = False
+    embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
+
+    def client_ice_servers(self, user_id: str | None) -> list[dict[str, Any]]:
+        s = self.settings
+        return client_ice_servers(s.stun_urls, s.turn_urls, s.turn_secret, s.turn_ttl, user_id)
+
+    async def answer_media(self, room_id: str, user_id: str, offer_sdp: str) -> str:
+        if self.media is None:
+            raise errors.ServiceUnavailable("This server relays no media.")
+        state = await self.rooms.live_state(room_id)
+        me = state.get(user_id)
+        if me is None:
+            raise errors.NotInRoom("You are not in this room.")
+        router = self.media.router(room_id)
+        if router.on_active_speakers is None:
+            router.on_active_speakers = self._active_speakers
+        router.set_may_produce(user_id, me.may_speak)
+        return await router.answer(user_id, offer_sdp)
+
+    async def media_disconnected(self, room_id: str, user_id: str, connection: Connection) -> None:
+        """A participant's WebSocket ended: end its media unless a newer connection took over."""
+        if self.media is None:
+            return
+        current = self.hub.rooms.get(room_id, {}).get(user_id)
+        router = self.media.get_router(room_id)
+        if router is not None and (current is None or current is connection):
+            await router.disconnect(user_id)
+
+    def _active_speakers(self, room_id: str, levels: list[SpeakerLevel]) -> None:
+        speakers = [{"user_id": s.participant_id, "level": round(s.level, 3)} for s in levels]
+        self.hub.send_local(room_id, {"type": "active_speakers", "speakers": speakers})
+
+    async def on_published(self, published: Published) -> None:
+        """Keep the media plane and SQL in step with what happened in a room."""
+        room_id = published.room_id
+        kinds = {e.type for e in published.events}
+        if "room_ended" in kinds:
+            if self.media is not None:
+                await self.media.close_router(room_id)
+            await self.rooms.ended(room_id)
+            return
+        router = self.media.get_router(room_id) if self.media is not None else None
+        if router is None:
+            return
+        for user_id in self.hub.rooms.get(room_id, {}):
+            router.set_may_produce(user_id, user_id in published.may_speak)
+        for event in published.events:
+            if event.subject and event.type in ("participant_left", "participant_removed"):
+                router.set_may_produce(event.subject, False)
+                await router.disconnect(event.subject)
+
+
+def media_config(settings: Settings) -> MediaConfig:
+    ice_servers: list[IceServer] = []
+    if settings.stun_urls:
+        ice_servers.append(IceServer(urls=settings.stun_urls))
+    return MediaConfig(
+        host_addresses=settings.media_host_addresses,
+        port_min=settings.media_port_min,
+        port_max=settings.media_port_max,
+        announced_address=settings.media_announced_address,
+        ice_servers=tuple(ice_servers),
+        slots=settings.media_slots,
+    )
+
+
+async def start_services(settings: Settings, with_media: bool = True) -> Services:
+    embedded: EmbeddedRedis | None = None
+    if settings.redis_url:
+        redis = aioredis.from_url(settings.redis_url, health_check_interval=30)
+    else:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        await embedded.start()
+        redis = embedded.client()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = await Database.open(settings.resolved_database_url)
+    store = RoomStore(redis)
+    signer = signer_for(settings)
+    limits = Limits(settings.max_speakers, settings.max_listeners)
+    rooms = RoomService(db, store, settings.resolved_secret_key(), limits)
+    hub = Hub(redis, store, settings.heartbeat_interval, settings.grace_period)
+    services = Services(
+        settings=settings,
+        redis=redis,
+        db=db,
+        store=store,
+        rooms=rooms,
+        hub=hub,
+        auth=Authenticator(db, signer, settings.cookie_secure),
+        media=MediaServer(media_config(settings)) if with_media else None,
+        login_limit=RateLimit(redis, "login", settings.login_attempts_per_minute, 60),
+        signup_limit=RateLimit(redis, "signup", settings.login_attempts_per_minute, 60),
+        room_create_limit=RateLimit(redis, "room-create", 30, 60),
+        embedded_redis=embedded,
+    )
+    hub.listeners.append(services.on_published)
+    await hub.start()
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    services.hub.close_all(1001)
+    await services.hub.stop()
+    if services.media is not None:
+        await services.media.close()
+    await services.redis.aclose()
+    services.db.close()
+    if services.embedded_redis is not None:
+        await services.embedded_redis.stop()
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    checks: dict[str, str] = {}
+    try:
+        await services.redis.ping()
+        checks["redis"] = "ok"
+    except (aioredis.RedisError, OSError) as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    try:
+        await services.db.ping()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    if services.draining:
+        checks["draining"] = "yes"
+    ready = all(v == "ok" for k, v in checks.items() if k != "draining") and not services.draining
+    return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+def _index(web_dir: Path) -> Any:
+    async def index(request: Request) -> Response:
+        page = web_dir / "index.html"
+        if not page.exists():
+            return JSONResponse({"code": "not_found", "message": "No web client here."}, 404)
+        return FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+    return index
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.AudioRoomsError)
+    headers = {}
+    retry = exc.details.get("retry_after")
+    if retry:
+        headers["Retry-After"] = str(retry)
+    return JSONResponse(exc.to_wire(), status_code=exc.http_status, headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+    return JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code)
+
+
+async def _redis_down(request: Request, exc: Exception) -> Response:
+    logger.error("Redis error on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"code": "service_unavailable", "message": "Live state is unreachable; try again."}, 503
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unexpected error on %s %s", request.method, request.url.path)
+    return JSONResponse({"code": "internal_error", "message": "Something went wrong."}, 500)
+
+
+def create_app(
+    settings: Settings, with_media: bool = True, web_dir: Path | None = None
+) -> Starlette:
+    web = web_dir or WEB_DIR
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = await start_services(settings, with_media=with_media)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await stop_services(services)
+
+    routes: list[Any] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        *api.routes,
+        WebSocketRoute("/ws/rooms/{room_id}", room_socket),
+        Route("/", _index(web)),
+        Route("/r/{room_id}", _index(web)),
+    ]
+    if web.is_dir():
+        routes.append(Mount("/", StaticFiles(directory=web), name="web"))
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            errors.AudioRoomsError: _app_error,
+            HTTPException: _http_error,
+            aioredis.RedisError: _redis_down,
+            Exception: _unexpected,
+        },
+    )

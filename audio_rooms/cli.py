@@ -1,0 +1,68 @@
+"""``audio-rooms``: serve, and the operator's commands.
+
+``audio-rooms serve [--host H] [--port P]`` runs the server with uvicorn; every other setting
+comes from ``AUDIO_ROOMS_*`` variables or ``.env`` (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from audio_rooms.logs import configure_logging
+from audio_rooms.settings import Settings, SettingsError, load_settings
+
+# uvicorn refuses larger frames outright (closing with 1009); below this size the server answers
+# an oversized message with a message_too_large error and keeps the connection.
+WS_HARD_LIMIT_FACTOR = 16
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audio-rooms", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to bind (default AUDIO_ROOMS_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default AUDIO_ROOMS_PORT or 8000)")
+    return parser
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from audio_rooms.app import create_app
+
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.ws_max_message_bytes * WS_HARD_LIMIT_FACTOR,
+        log_config=None,
+        proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.drain_timeout) + 5,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {}
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"audio-rooms: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    if args.command == "serve":
+        serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.captureWarnings(True)
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Signalling: the REST API and the per-participant WebSocket."""

@@ -1,0 +1,274 @@
+"""The REST API under ``/api/``: accounts, rooms, follows and client configuration.
+
+Every error is JSON ``{"code", "message"}`` with its HTTP status (see ``errors.py``); bodies
+are size-limited and validated against the schemas below before anything else happens.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from audio_rooms import errors
+from audio_rooms.accounts import service as accounts
+from audio_rooms.accounts.service import GUEST_TTL
+from audio_rooms.accounts.tokens import Identity
+from audio_rooms.db.records import RoomStatus
+
+if TYPE_CHECKING:
+    from audio_rooms.app import Services
+
+MAX_BODY = 16 * 1024
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SignUp(Body):
+    handle: Annotated[str, Field(max_length=64)]
+    display_name: Annotated[str, Field(max_length=128)]
+    password: Annotated[str, Field(max_length=256)]
+    locale: Annotated[str, Field(max_length=8)] = "fa"
+
+
+class SignIn(Body):
+    handle: Annotated[str, Field(max_length=64)]
+    password: Annotated[str, Field(max_length=256)]
+
+
+class Guest(Body):
+    display_name: Annotated[str, Field(max_length=128)]
+    locale: Annotated[str, Field(max_length=8)] = "fa"
+
+
+class NewRoom(Body):
+    title: Annotated[str, Field(max_length=200)]
+    description: Annotated[str, Field(max_length=2000)] = ""
+    visibility: Annotated[str, Field(max_length=16)] = "open"
+    scheduled_start: datetime | None = None
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def _body(request: Request, model: type[Model]) -> Model:
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise errors.MessageTooLarge(f"Request bodies are limited to {MAX_BODY} bytes.")
+    try:
+        data = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise errors.MalformedMessage("The request body is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise errors.MalformedMessage("The request body must be a JSON object.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise errors.InvalidField(f"Field {field!r}: {first['msg']}.", field=field) from None
+
+
+def _user(identity: Identity, handle: str | None = None) -> dict[str, Any]:
+    user: dict[str, Any] = {
+        "id": identity.user_id,
+        "display_name": identity.display_name,
+        "is_guest": identity.is_guest,
+        "locale": identity.locale.value,
+    }
+    if not identity.is_guest:
+        user["handle"] = handle or identity.user_id.split("@", 1)[0]
+    return user
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+
+async def sign_up(request: Request) -> Response:
+    services = _services(request)
+    body = await _body(request, SignUp)
+    await services.signup_limit.hit(_client_ip(request))
+    identity, token = await accounts.sign_up(
+        services.db, services.settings, body.handle, body.display_name, body.password, body.locale
+    )
+    return _signed_in(services, identity, token, 201)
+
+
+async def sign_in(request: Request) -> Response:
+    services = _services(request)
+    body = await _body(request, SignIn)
+    await services.login_limit.hit(f"{_client_ip(request)}:{body.handle.strip().lower()[:64]}")
+    identity, token = await accounts.sign_in(
+        services.db, services.settings, body.handle, body.password
+    )
+    return _signed_in(services, identity, token, 200)
+
+
+async def guest(request: Request) -> Response:
+    services = _services(request)
+    body = await _body(request, Guest)
+    identity, token = accounts.enter_as_guest(services.settings, body.display_name, body.locale)
+    response = JSONResponse({"user": _user(identity), "token": token})
+    services.auth.set_cookie(response, token, GUEST_TTL)
+    return response
+
+
+def _signed_in(services: Services, identity: Identity, token: str, status: int) -> Response:
+    response = JSONResponse({"user": _user(identity), "token": token}, status_code=status)
+    services.auth.set_cookie(response, token, services.settings.session_ttl)
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    services = _services(request)
+    token = services.auth.token_of(request)
+    if token:
+        try:
+            await accounts.sign_out(services.db, services.settings, token)
+        except errors.NotAuthenticated:
+            pass  # an expired or forged token is as good as signed out
+    response = Response(status_code=204)
+    services.auth.clear_cookie(response)
+    return response
+
+
+async def me(request: Request) -> Response:
+    identity = await _services(request).auth.identify(request)
+    return JSONResponse({"user": _user(identity)})
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+async def config(request: Request) -> Response:
+    services = _services(request)
+    identity = await services.auth.identify_optional(request)
+    settings = services.settings
+    return JSONResponse(
+        {
+            "server_name": settings.server_name,
+            "slots": settings.media_slots,
+            "ice_servers": services.client_ice_servers(identity.user_id if identity else None),
+            "max_message_bytes": settings.ws_max_message_bytes,
+            "locales": ["fa", "en"],
+        }
+    )
+
+
+# --- rooms -------------------------------------------------------------------------------------
+
+
+async def list_rooms(request: Request) -> Response:
+    services = _services(request)
+    status = request.query_params.get("status", "live")
+    if status not in ("live", "scheduled"):
+        raise errors.InvalidField("status is live or scheduled.", field="status")
+    records = await services.db.list_rooms(RoomStatus(status), limit=100)
+    rooms = [await services.rooms.summary(r) for r in records]
+    return JSONResponse({"rooms": rooms})
+
+
+async def create_room(request: Request) -> Response:
+    services = _services(request)
+    identity = await services.auth.identify(request)
+    body = await _body(request, NewRoom)
+    await services.room_create_limit.hit(identity.user_id)
+    record = await services.rooms.create(
+        identity, body.title, body.description, body.visibility, body.scheduled_start
+    )
+    return JSONResponse({"room": await services.rooms.summary(record)}, status_code=201)
+
+
+async def get_room(request: Request) -> Response:
+    services = _services(request)
+    record = await services.rooms.get(request.path_params["room_id"][:64])
+    return JSONResponse({"room": await services.rooms.summary(record)})
+
+
+async def start_room(request: Request) -> Response:
+    services = _services(request)
+    identity = await services.auth.identify(request)
+    record = await services.rooms.start(identity, request.path_params["room_id"][:64])
+    return JSONResponse({"room": await services.rooms.summary(record)})
+
+
+async def invite_link(request: Request) -> Response:
+    services = _services(request)
+    identity = await services.auth.identify(request)
+    room_id = request.path_params["room_id"][:64]
+    state = await services.rooms.live_state(room_id)
+    me_in_room = state.get(identity.user_id)
+    if identity.user_id != state.host_id and not (me_in_room and me_in_room.role.moderates):
+        raise errors.NotPermitted("Only the host and moderators share invite links.")
+    token = services.rooms.invite_token(room_id)
+    return JSONResponse({"url": f"/r/{room_id}?invite={token}", "invite": token})
+
+
+# --- people ------------------------------------------------------------------------------------
+
+
+async def get_user(request: Request) -> Response:
+    services = _services(request)
+    user_id = request.path_params["user_id"][:300]
+    record = await services.db.get_user(user_id)
+    if record is None:
+        raise errors.UserNotFound("No such user.")
+    return JSONResponse(
+        {
+            "user": {
+                "id": record.id,
+                "handle": record.handle,
+                "display_name": record.display_name,
+                "followers": await services.db.followers_count(record.id),
+            }
+        }
+    )
+
+
+async def follow(request: Request) -> Response:
+    services = _services(request)
+    identity = await services.auth.identify(request)
+    if identity.is_guest:
+        raise errors.AccountRequired("Sign in to follow people.")
+    user_id = request.path_params["user_id"][:300]
+    if await services.db.get_user(user_id) is None:
+        raise errors.UserNotFound("No such user.")
+    if request.method == "DELETE":
+        await services.db.unfollow(identity.user_id, user_id)
+    else:
+        await services.db.follow(identity.user_id, user_id)
+    return Response(status_code=204)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+routes = [
+    Route("/api/auth/signup", sign_up, methods=["POST"]),
+    Route("/api/auth/signin", sign_in, methods=["POST"]),
+    Route("/api/auth/signout", sign_out, methods=["POST"]),
+    Route("/api/auth/me", me, methods=["GET"]),
+    Route("/api/auth/guest", guest, methods=["POST"]),
+    Route("/api/config", config, methods=["GET"]),
+    Route("/api/rooms", list_rooms, methods=["GET"]),
+    Route("/api/rooms", create_room, methods=["POST"]),
+    Route("/api/rooms/{room_id}", get_room, methods=["GET"]),
+    Route("/api/rooms/{room_id}/start", start_room, methods=["POST"]),
+    Route("/api/rooms/{room_id}/invite-link", invite_link, methods=["POST"]),
+    Route("/api/users/{user_id}", get_user, methods=["GET"]),
+    Route("/api/users/{user_id}/follow", follow, methods=["POST", "DELETE"]),
+]

@@ -1,0 +1,176 @@
+"""One participant's WebSocket: an outbound queue with its own writer, and an inbound budget.
+
+Fan-out never awaits a client: messages go into a bounded queue that a per-connection writer
+task drains, so one slow or stalled phone cannot hold back anyone else's deltas. A client that
+falls too far behind is closed with CLOSE_TOO_SLOW and may resume, getting a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from enum import IntEnum
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketState
+
+from audio_rooms.domain.events import Audience
+from audio_rooms.domain.roles import Role
+from audio_rooms.state.store import Published
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_LIMIT = 512
+
+
+class CloseCode(IntEnum):
+    """WebSocket close codes; docs/protocol.md lists them and whether to reconnect."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001  # server draining: reconnect
+    NOT_AUTHENTICATED = 4001
+    NOT_ALLOWED = 4003  # banned, not admitted by visibility, room full
+    ROOM_NOT_FOUND = 4004
+    TOO_SLOW = 4008  # fell too far behind; reconnect to get a fresh snapshot
+    REPLACED = 4009  # the same user connected again elsewhere
+    ROOM_ENDED = 4010
+    REMOVED = 4011
+
+
+class TokenBucket:
+    """Inbound message budget: ``rate`` per second with bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, room_id: str, user_id: str, role: Role) -> None:
+        self.websocket = websocket
+        self.room_id = room_id
+        self.user_id = user_id
+        self.role = role
+        self.version = 0  # deltas at or below this version are already in the client's snapshot
+        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_LIMIT)
+        self._writer: asyncio.Task[None] | None = None
+        self._close_code: int | None = None
+        self._ready = False
+        self._pending: list[Published] = []
+
+    def __repr__(self) -> str:
+        return f"Connection(room={self.room_id} user={self.user_id})"
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write(), name=f"ws-writer {self!r}")
+
+    @property
+    def closing(self) -> bool:
+        return self._close_code is not None
+
+    @property
+    def closed_for_good(self) -> bool:
+        """Closed because the participant is no longer in the room (no grace period applies)."""
+        return self._close_code in (CloseCode.ROOM_ENDED, CloseCode.REMOVED, CloseCode.NORMAL)
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.send_text(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+
+    def send_text(self, text: str) -> None:
+        if self.closing:
+            return
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            logger.warning("%r fell %d messages behind; closing", self, OUTBOX_LIMIT)
+            self.close(CloseCode.TOO_SLOW)
+
+    def close(self, code: int) -> None:
+        """Send what is queued, then close with ``code``."""
+        if self._close_code is not None:
+            return
+        self._close_code = code
+        with contextlib.suppress(asyncio.QueueFull):
+            self._outbox.put_nowait(None)
+        if self._outbox.full() and self._writer:
+            # The queue is full of messages the client is not reading: close without them.
+            self._writer.cancel()
+
+    async def wait_closed(self) -> None:
+        if self._writer:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                text = await self._outbox.get()
+                if text is None:
+                    break
+                await self.websocket.send_text(text)
+        except (OSError, RuntimeError):
+            logger.debug("%r: send failed, client gone", self)
+        finally:
+            await self._close_socket()
+
+    async def _close_socket(self) -> None:
+        if self.websocket.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(OSError, RuntimeError):
+                await self.websocket.close(self._close_code or CloseCode.NORMAL)
+
+    # --- room deltas ---------------------------------------------------------------------------
+
+    def ready(self, version: int) -> None:
+        """The snapshot at ``version`` was sent: deliver newer deltas, including those that
+        arrived while the snapshot was being read."""
+        self.version = version
+        self._ready = True
+        pending, self._pending = self._pending, []
+        for published in pending:
+            self.deliver(published)
+
+    def deliver(self, published: Published) -> None:
+        if not self._ready:
+            self._pending.append(published)
+            return
+        if published.version < self.version or (
+            published.version == self.version and published.changed
+        ):
+            return
+        self.version = published.version
+        for event, text in published.wire:
+            if event.subject == self.user_id:
+                self._track_self(event.type, event.data)
+            if (
+                event.audience is Audience.ALL
+                or self.role.moderates
+                or event.subject == self.user_id
+            ):
+                self.send_text(text)
+        if self.closing:
+            return
+        for event, _ in published.wire:
+            if event.type == "room_ended":
+                self.close(CloseCode.ROOM_ENDED)
+            elif event.subject == self.user_id and event.type == "participant_removed":
+                self.close(CloseCode.REMOVED)
+            elif event.subject == self.user_id and event.type == "participant_left":
+                self.close(CloseCode.NORMAL)
+
+    def _track_self(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "role_changed":
+            self.role = Role(data["role"])

@@ -1,0 +1,191 @@
+"""This node's connections, grouped by room, fed from the rooms' Redis event channels.
+
+The hub subscribes to a room's channel while it has at least one local connection in it, and
+hands every published message to each of them in order. It also keeps the media plane in step
+with roles (only participants who may speak are forwarded), keeps its participants present in
+Redis with heartbeats, and applies the grace-period rule to every live room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from audio_rooms.signalling.connection import CloseCode, Connection
+from audio_rooms.state import keys
+from audio_rooms.state.store import Published, RoomStore
+
+logger = logging.getLogger(__name__)
+
+PublishedListener = Callable[[Published], Awaitable[None]]
+
+
+class Hub:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        store: RoomStore,
+        heartbeat_interval: float,
+        grace_period: float,
+    ) -> None:
+        self.redis = redis
+        self.store = store
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.rooms: dict[str, dict[str, Connection]] = {}
+        self.listeners: list[PublishedListener] = []
+        self._pubsub = redis.pubsub()
+        self._confirmations: dict[str, asyncio.Future[None]] = {}
+        self._subscribed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._channel_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._read(), name="hub-reader"),
+            asyncio.create_task(self._heartbeat(), name="hub-heartbeat"),
+            asyncio.create_task(self._sweep(), name="hub-sweeper"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self.rooms.values())
+
+    # --- connections ---------------------------------------------------------------------------
+
+    async def attach(self, connection: Connection) -> None:
+        """Register a connection and make sure its room's deltas reach this node.
+
+        Returns once Redis confirmed the subscription, so a snapshot read afterwards misses no
+        delta. A previous connection of the same user in the room is closed as replaced.
+        """
+        room = self.rooms.setdefault(connection.room_id, {})
+        previous = room.get(connection.user_id)
+        room[connection.user_id] = connection
+        if previous is not None and previous is not connection:
+            previous.close(CloseCode.REPLACED)
+        await self.store.keep_present(connection.room_id, [connection.user_id], self._lease)
+        await self._subscribe(connection.room_id)
+
+    async def detach(self, connection: Connection, left: bool) -> None:
+        room = self.rooms.get(connection.room_id)
+        if room is None or room.get(connection.user_id) is not connection:
+            return  # already replaced by a newer connection of the same user
+        del room[connection.user_id]
+        if not left:
+            # The participant stays in the room for the grace period and may resume.
+            await self.store.keep_present(connection.room_id, [connection.user_id],
+                                          self.grace_period)
+        if not room:
+            del self.rooms[connection.room_id]
+            await self._unsubscribe(connection.room_id)
+
+    def send_local(self, room_id: str, message: dict[str, Any]) -> None:
+        for connection in list(self.rooms.get(room_id, {}).values()):
+            connection.send(message)
+
+    def close_all(self, code: int) -> None:
+        for room in self.rooms.values():
+            for connection in list(room.values()):
+                connection.close(code)
+
+    # --- Redis channel -------------------------------------------------------------------------
+
+    async def _subscribe(self, room_id: str) -> None:
+        channel = keys.room_events(room_id)
+        async with self._channel_lock:
+            if channel.encode() in self._pubsub.channels or channel in self._pubsub.channels:
+                return
+            confirmed = asyncio.get_running_loop().create_future()
+            self._confirmations[channel] = confirmed
+            await self._pubsub.subscribe(channel)
+            self._subscribed.set()
+        await asyncio.wait_for(confirmed, 10)
+
+    async def _unsubscribe(self, room_id: str) -> None:
+        async with self._channel_lock:
+            if room_id not in self.rooms:
+                await self._pubsub.unsubscribe(keys.room_events(room_id))
+
+    async def _read(self) -> None:
+        while True:
+            if not self._pubsub.subscribed:
+                self._subscribed.clear()
+                await self._subscribed.wait()
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+            except (aioredis.ConnectionError, OSError):
+                logger.warning("hub: lost the Redis pub/sub connection; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            if message is None:
+                continue
+            channel = _text(message["channel"])
+            if message["type"] == "subscribe":
+                future = self._confirmations.pop(channel, None)
+                if future is not None and not future.done():
+                    future.set_result(None)
+            elif message["type"] == "message":
+                room_id = keys.room_id_from_events_channel(channel)
+                try:
+                    published = Published.decode(room_id, message["data"])
+                except (ValueError, KeyError):
+                    logger.exception("hub: undecodable message on %s", channel)
+                    continue
+                await self._dispatch(published)
+
+    async def _dispatch(self, published: Published) -> None:
+        for connection in list(self.rooms.get(published.room_id, {}).values()):
+            connection.deliver(published)
+        for listener in self.listeners:
+            try:
+                await listener(published)
+            except Exception:
+                logger.exception("hub: listener failed on room %s", published.room_id)
+
+    # --- presence ------------------------------------------------------------------------------
+
+    @property
+    def _lease(self) -> float:
+        """How long a connected participant stays present if this node stops heartbeating."""
+        return 2 * self.heartbeat_interval + self.grace_period
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            for room_id, room in list(self.rooms.items()):
+                try:
+                    await self.store.keep_present(room_id, list(room), self._lease)
+                except (aioredis.ConnectionError, OSError):
+                    logger.warning("hub: heartbeat for room %s failed", room_id)
+
+    async def _sweep(self) -> None:
+        interval = min(1.0, self.grace_period / 4)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for room_id in await self.store.live_room_ids():
+                    connected_here = set(self.rooms.get(room_id, {}))
+                    dropped = await self.store.drop_overdue(room_id, connected_here)
+                    if dropped:
+                        logger.info("room %s: dropped %s after the grace period", room_id, dropped)
+            except (aioredis.ConnectionError, OSError):
+                logger.warning("hub: sweep failed; Redis unreachable")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

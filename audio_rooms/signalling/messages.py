@@ -1,0 +1,167 @@
+"""Every WebSocket message a client may send, as typed schemas; docs/protocol.md lists them all.
+
+``parse()`` turns raw text into a message or raises a typed error (malformed_message,
+unknown_message_type, invalid_field) that the connection reports without closing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from audio_rooms import errors
+from audio_rooms.domain import actions as a
+
+UserRef = Annotated[str, Field(min_length=1, max_length=300)]
+Ref = Annotated[str | None, Field(default=None, max_length=64)]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ref: Ref = None
+
+
+class JoinMessage(Message):
+    type: Literal["join"]
+    token: Annotated[str | None, Field(default=None, max_length=2048)] = None
+    invite: Annotated[str | None, Field(default=None, max_length=256)] = None
+
+
+class PingMessage(Message):
+    type: Literal["ping"]
+
+
+class MediaOfferMessage(Message):
+    type: Literal["media_offer"]
+    sdp: Annotated[str, Field(min_length=1, max_length=32 * 1024)]
+
+
+class SimpleAction(Message):
+    type: Literal[
+        "leave",
+        "raise_hand",
+        "accept_invitation",
+        "decline_invitation",
+        "end_room",
+    ]
+
+
+class LowerHandMessage(Message):
+    type: Literal["lower_hand"]
+    user_id: UserRef | None = None
+
+
+class TargetedMessage(Message):
+    type: Literal[
+        "invite_to_speak",
+        "move_to_audience",
+        "make_moderator",
+        "unmake_moderator",
+        "mute",
+        "unmute",
+        "remove",
+        "ban",
+    ]
+    user_id: UserRef
+
+
+class ReactionMessage(Message):
+    type: Literal["reaction"]
+    emoji: Annotated[str, Field(min_length=1, max_length=16)]
+
+
+ClientMessage = Annotated[
+    JoinMessage
+    | PingMessage
+    | MediaOfferMessage
+    | SimpleAction
+    | LowerHandMessage
+    | TargetedMessage
+    | ReactionMessage,
+    Field(discriminator="type"),
+]
+_ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+MESSAGE_TYPES = frozenset(
+    {"join", "ping", "media_offer", "lower_hand", "reaction"}
+    | set(SimpleAction.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
+    | set(TargetedMessage.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
+)
+
+_SIMPLE: dict[str, a.Action] = {
+    "leave": a.Leave(),
+    "raise_hand": a.RaiseHand(),
+    "accept_invitation": a.AcceptInvitation(),
+    "decline_invitation": a.DeclineInvitation(),
+    "end_room": a.EndRoom(),
+}
+_TARGETED: dict[str, type[a.TargetedAction]] = {
+    "invite_to_speak": a.InviteToSpeak,
+    "move_to_audience": a.MoveToAudience,
+    "make_moderator": a.MakeModerator,
+    "unmake_moderator": a.UnmakeModerator,
+    "mute": a.Mute,
+    "unmute": a.Unmute,
+    "remove": a.Remove,
+    "ban": a.Ban,
+}
+
+
+def parse(raw: str) -> Message:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        raise errors.MalformedMessage("That message is not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise errors.MalformedMessage("A message is a JSON object with a \"type\".")
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        raise errors.InvalidField("A message needs a string \"type\".", field="type")
+    if kind not in MESSAGE_TYPES:
+        raise errors.UnknownMessageType(f"Unknown message type {kind[:40]!r}.", ref=_ref(data))
+    try:
+        message: Message = _ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first["loc"][1:]] or ["message"]
+        raise errors.InvalidField(
+            f"Field {'.'.join(loc)!r}: {first['msg']}.", field=".".join(loc), ref=_ref(data)
+        ) from None
+    return message
+
+
+def ref_of(raw: str) -> str | None:
+    """The client's ref of a message that failed to parse, if one can be read."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    return _ref(data) if isinstance(data, dict) else None
+
+
+def _ref(data: dict[str, Any]) -> str | None:
+    ref = data.get("ref")
+    return ref[:64] if isinstance(ref, str) else None
+
+
+def to_action(message: Message) -> a.Action | None:
+    """The domain action a message asks for, or None for messages that are not actions."""
+    if isinstance(message, SimpleAction):
+        return _SIMPLE[message.type]
+    if isinstance(message, TargetedMessage):
+        return _TARGETED[message.type](message.user_id)
+    if isinstance(message, LowerHandMessage):
+        return a.LowerHand(message.user_id)
+    if isinstance(message, ReactionMessage):
+        return a.React(message.emoji)
+    return None
+
+
+def error_message(error: errors.AudioRoomsError, ref: str | None) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "error", **error.to_wire(), "ref": ref}
+    body.get("details", {}).pop("ref", None)
+    if body.get("details") == {}:
+        del body["details"]
+    return body

@@ -1,0 +1,240 @@
+"""The participant WebSocket at ``/ws/rooms/{room_id}``.
+
+Life of a connection: the client sends ``join`` (with a token, or relying on the session
+cookie); the server answers ``welcome`` with a snapshot of the room at some version, then every
+delta after that version, in order. Every later message is validated and answered with its
+effect, or with an ``error`` that leaves the connection up. Only authentication failures,
+bans, removal and the end of the room close it, with the codes in :class:`CloseCode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from audio_rooms import errors
+from audio_rooms.domain import actions as a
+from audio_rooms.signalling import messages as m
+from audio_rooms.signalling.connection import CloseCode, Connection, TokenBucket
+
+if TYPE_CHECKING:
+    from audio_rooms.accounts.tokens import Identity
+    from audio_rooms.app import Services
+
+logger = logging.getLogger(__name__)
+
+JOIN_TIMEOUT = 15.0
+MAX_MESSAGES_BEFORE_JOIN = 5
+
+_JOIN_CLOSE_CODES: dict[type[errors.AudioRoomsError], CloseCode] = {
+    errors.NotAuthenticated: CloseCode.NOT_AUTHENTICATED,
+    errors.RoomNotFound: CloseCode.ROOM_NOT_FOUND,
+    errors.RoomEnded: CloseCode.ROOM_ENDED,
+    errors.RemovedFromRoom: CloseCode.REMOVED,
+}
+
+
+async def room_socket(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    room_id = websocket.path_params["room_id"][:64]
+    await websocket.accept()
+    if services.draining:
+        await _refuse(websocket, errors.Draining("The server is restarting."), CloseCode.GOING_AWAY)
+        return
+    session = _Session(services, websocket, room_id)
+    await session.run()
+
+
+async def _refuse(websocket: WebSocket, error: errors.AudioRoomsError, code: int) -> None:
+    try:
+        await websocket.send_json(m.error_message(error, None))
+        await websocket.close(code)
+    except (OSError, RuntimeError, WebSocketDisconnect):
+        pass
+
+
+class _Session:
+    def __init__(self, services: Services, websocket: WebSocket, room_id: str) -> None:
+        self.services = services
+        self.websocket = websocket
+        self.room_id = room_id
+        self.settings = services.settings
+        self.budget = TokenBucket(self.settings.ws_messages_per_second, self.settings.ws_burst)
+        self.identity: Identity | None = None
+        self.connection: Connection | None = None
+        self.left = False
+        self._last_rate_error = 0.0
+
+    async def run(self) -> None:
+        try:
+            joined = await self._join()
+            if not joined:
+                return
+            await self._serve()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await self._finish()
+
+    # --- join ----------------------------------------------------------------------------------
+
+    async def _join(self) -> bool:
+        join: m.JoinMessage | None = None
+        for _ in range(MAX_MESSAGES_BEFORE_JOIN):
+            try:
+                raw = await asyncio.wait_for(self._receive(), JOIN_TIMEOUT)
+            except TimeoutError:
+                break
+            if raw is None:
+                return False
+            try:
+                message = m.parse(raw)
+            except errors.AudioRoomsError as exc:
+                await self.websocket.send_json(m.error_message(exc, m.ref_of(raw)))
+                continue
+            if isinstance(message, m.JoinMessage):
+                join = message
+                break
+            error = errors.NotInRoom("Send a join message first.")
+            await self.websocket.send_json(m.error_message(error, message.ref))
+        if join is None:
+            await _refuse(
+                self.websocket,
+                errors.NotAuthenticated("No join message."),
+                CloseCode.NOT_AUTHENTICATED,
+            )
+            return False
+        try:
+            self.identity = await self.services.auth.identify(self.websocket, join.token)
+            outcome = await self.services.rooms.join(self.identity, self.room_id, join.invite)
+        except errors.AudioRoomsError as exc:
+            code = _JOIN_CLOSE_CODES.get(type(exc), CloseCode.NOT_ALLOWED)
+            if isinstance(exc, errors.RoomNotLive | errors.VersionConflict):
+                code = CloseCode.GOING_AWAY
+            await _refuse(self.websocket, exc, code)
+            return False
+        me = outcome.state.get(self.identity.user_id)
+        assert me is not None
+        resumed = not outcome.events
+        connection = Connection(self.websocket, self.room_id, self.identity.user_id, me.role)
+        self.connection = connection
+        connection.start()
+        await self.services.hub.attach(connection)
+        # Read the snapshot only now that this node receives the room's deltas: none is missed.
+        state = await self.services.store.load(self.room_id)
+        me = state.get(self.identity.user_id) if state and state.live else None
+        if state is None or me is None:
+            connection.close(CloseCode.ROOM_ENDED if state is None or not state.live
+                             else CloseCode.NORMAL)
+            return False
+        connection.role = me.role
+        connection.send(
+            {
+                "type": "welcome",
+                "you": {
+                    "user_id": me.user_id,
+                    "display_name": me.display_name,
+                    "role": me.role.value,
+                    "is_guest": me.is_guest,
+                },
+                "room": state.snapshot(me.user_id),
+                "version": state.version,
+                "resumed": resumed,
+                "ice_servers": self.services.client_ice_servers(me.user_id),
+                "slots": self.settings.media_slots,
+            }
+        )
+        connection.ready(state.version)
+        logger.info("room %s: %s joined as %s%s", self.room_id, me.user_id, me.role.value,
+                    " (resumed)" if resumed else "")
+        return True
+
+    # --- messages ------------------------------------------------------------------------------
+
+    async def _receive(self) -> str | None:
+        """The next text frame, or None once the client is gone. Binary frames are errors."""
+        while True:
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return None
+            text = message.get("text")
+            if text is not None:
+                if len(text) > self.settings.ws_max_message_bytes and len(
+                    text.encode()
+                ) > self.settings.ws_max_message_bytes:
+                    await self._error(errors.MessageTooLarge(
+                        f"Messages are limited to {self.settings.ws_max_message_bytes} bytes."
+                    ), None)
+                    continue
+                return str(text)
+            await self._error(errors.MalformedMessage("Send text frames of JSON."), None)
+
+    async def _serve(self) -> None:
+        connection = self.connection
+        assert connection is not None
+        while not connection.closing:
+            raw = await self._receive()
+            if raw is None:
+                return
+            if not self.budget.take():
+                now = time.monotonic()
+                if now - self._last_rate_error > 1.0:
+                    self._last_rate_error = now
+                    await self._error(errors.RateLimited("Slow down."), m.ref_of(raw))
+                continue
+            try:
+                message = m.parse(raw)
+                await self._handle(message)
+            except errors.AudioRoomsError as exc:
+                await self._error(exc, m.ref_of(raw))
+
+    async def _handle(self, message: m.Message) -> None:
+        assert self.identity is not None and self.connection is not None
+        if isinstance(message, m.PingMessage):
+            self.connection.send({"type": "pong", "ref": message.ref})
+            return
+        if isinstance(message, m.JoinMessage):
+            raise errors.AlreadyInRoom("You are already in this room.")
+        if isinstance(message, m.MediaOfferMessage):
+            answer = await self.services.answer_media(self.room_id, self.identity.user_id,
+                                                      message.sdp)
+            self.connection.send({"type": "media_answer", "sdp": answer, "ref": message.ref})
+            return
+        action = m.to_action(message)
+        if action is None:
+            raise errors.UnknownMessageType("That message is not understood here.")
+        outcome = await self.services.rooms.act(self.identity, self.room_id, action)
+        if message.ref is not None:
+            self.connection.send(
+                {"type": "ack", "ref": message.ref, "version": outcome.state.version}
+            )
+        if isinstance(action, a.Leave):
+            self.left = True
+            self.connection.close(CloseCode.NORMAL)
+
+    async def _error(self, error: errors.AudioRoomsError, ref: str | None) -> None:
+        payload: dict[str, Any] = m.error_message(error, ref)
+        if self.connection is not None:
+            self.connection.send(payload)
+        elif self.websocket.application_state is WebSocketState.CONNECTED:
+            await self.websocket.send_json(payload)
+
+    # --- the end -------------------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        connection = self.connection
+        if connection is None or self.identity is None:
+            return
+        gone = self.left or (connection.closing and connection.closed_for_good)
+        try:
+            await self.services.hub.detach(connection, left=gone)
+        except OSError:
+            logger.warning("room %s: could not record that %s disconnected", self.room_id,
+                           self.identity.user_id)
+        await self.services.media_disconnected(self.room_id, self.identity.user_id, connection)
+        connection.close(CloseCode.NORMAL)
+        await connection.wait_closed()
