@@ -47,9 +47,7 @@ async def test_two_speakers_are_both_heard(media: MediaServer, join: Join) -> No
     assert abs(heard[1] - 660) <= 5
 
 
-async def test_speakers_hear_each_other_but_not_themselves(
-    media: MediaServer, join: Join
-) -> None:
+async def test_speakers_hear_each_other_but_not_themselves(media: MediaServer, join: Join) -> None:
     router = media.router("room")
     for pid in ("a", "b"):
         router.set_may_produce(pid, True)

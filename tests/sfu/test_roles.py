@@ -26,9 +26,7 @@ async def _remove(router: Router, pid: str) -> None:
     await router.disconnect(pid)
 
 
-@pytest.mark.parametrize(
-    "stop", [_demote, _remove], ids=["mute-or-demote", "remove-or-ban"]
-)
+@pytest.mark.parametrize("stop", [_demote, _remove], ids=["mute-or-demote", "remove-or-ban"])
 async def test_forwarding_stops_within_a_packet(
     media: MediaServer, join: Join, stop: Callable[[Router, str], Awaitable[None]]
 ) -> None:
@@ -39,7 +37,6 @@ async def test_forwarding_stops_within_a_packet(
     await join(router, "b", mic=ToneTrack(660), slots=1)
     listener = await join(router, "listener", slots=3, decode=False)
     await asyncio.sleep(0.5)
-    slot_a = next(s for s in listener.slots if s.packets and s is listener.slots[0])
     by_speaker = {
         consumer.producer_id: listener.slots[consumer.index]
         for consumer in router.transports["listener"].consumers
