@@ -134,14 +134,15 @@ class RoomService:
         self, who: Identity, room_id: str, action: a.Action, outcome: Outcome
     ) -> None:
         """Write what must outlive the live room. The live state already holds; a failure here
-        is logged, not raised, so that the actor is not told that a completed action failed.
-        (The end of a room is recorded by :meth:`ended`, whatever ended it.)"""
+        is logged, not raised, so that the actor is not told that a completed action failed."""
         try:
             target = getattr(action, "target", None)
             if isinstance(action, a.Ban) and target:
                 await self.db.add_ban(room_id, target, who.user_id, "banned by a moderator")
             if action.name in _LOGGED and outcome.events:
                 await self.db.log_moderation(room_id, who.user_id, action.name, target, {})
+            if not outcome.state.live:
+                await self.ended(room_id)
         except errors.AudioRoomsError:
             logger.exception("room %s: could not record %s by %s", room_id, action.name,
                              who.user_id)

@@ -180,9 +180,15 @@ class Hub:
             try:
                 for room_id in await self.store.live_room_ids():
                     connected_here = set(self.rooms.get(room_id, {}))
-                    dropped = await self.store.drop_overdue(room_id, connected_here)
-                    if dropped:
-                        logger.info("room %s: dropped %s after the grace period", room_id, dropped)
+                    for outcome in await self.store.drop_overdue(room_id, connected_here):
+                        left = [e.subject for e in outcome.events if e.type == "participant_left"]
+                        logger.info("room %s: dropped %s after the grace period", room_id, left)
+                        if not outcome.state.live:
+                            # Nobody may be connected here to hear it on the channel.
+                            ended = Published(room_id, outcome.state.version, True,
+                                              outcome.events, frozenset())
+                            for listener in self.listeners:
+                                await listener(ended)
             except (aioredis.ConnectionError, OSError):
                 logger.warning("hub: sweep failed; Redis unreachable")
 

@@ -178,7 +178,7 @@ class RoomStore:
         raw = await self.redis.zrangebyscore(keys.room_presence(room_id), "-inf", now_ms)
         return [_text(r) for r in raw]
 
-    async def drop_overdue(self, room_id: str, connected: set[str]) -> list[str]:
+    async def drop_overdue(self, room_id: str, connected: set[str]) -> list[Outcome]:
         """Apply the grace-period rule: every overdue participant leaves with reason timeout.
 
         ``connected`` are participants with a live connection on the calling node: they are
@@ -189,8 +189,9 @@ class RoomStore:
             if user_id in connected:
                 continue
             try:
-                await self.transition(room_id, user_id, a.Leave(reason="timeout"))
-                dropped.append(user_id)
+                dropped.append(
+                    await self.transition(room_id, user_id, a.Leave(reason="timeout"))
+                )
             except (errors.NotInRoom, errors.RoomEnded, errors.RoomNotFound):
                 await self.redis.zrem(keys.room_presence(room_id), user_id)
         return dropped

@@ -1,0 +1,259 @@
+"""Shared fixtures: a real Redis, a real server on a free port, real WebSocket clients.
+
+Redis: ``AUDIO_ROOMS_TEST_REDIS_URL`` when set, else a redis-server started for the session on
+a free port, from the same binary source as the server's embedded Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+import uvicorn
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from audio_rooms.app import Services, create_app
+from audio_rooms.settings import Settings, load_settings
+from audio_rooms.state.embedded import EmbeddedRedis
+
+TEST_REDIS_VARIABLE = "AUDIO_ROOMS_TEST_REDIS_URL"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get(TEST_REDIS_VARIABLE)
+    if configured:
+        yield configured
+        return
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), port=free_port(), persist=False)
+    loop = asyncio.new_event_loop()
+    try:
+        url = loop.run_until_complete(server.start())
+        yield url
+        loop.run_until_complete(server.stop())
+    finally:
+        loop.close()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@dataclass
+class RunningServer:
+    settings: Settings
+    services: Services
+    port: int
+    _server: uvicorn.Server
+    _task: asyncio.Task[None]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, room_id: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/rooms/{room_id}"
+
+    def http(self, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await asyncio.wait_for(self._task, 30)
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=settings.port,
+        log_config=None,
+        ws_max_size=settings.ws_max_message_bytes * 16,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(400):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.025)
+    else:
+        raise RuntimeError("server did not start")
+    return RunningServer(settings, app.state.services, settings.port, server, task)
+
+
+ServerFactory = Callable[..., Awaitable[RunningServer]]
+
+
+@pytest.fixture
+async def make_server(
+    tmp_path: Path, redis_url: str
+) -> AsyncIterator[ServerFactory]:
+    """Start servers (same Redis, same data directory unless told otherwise); stop them after."""
+    running: list[RunningServer] = []
+
+    async def make(**overrides: Any) -> RunningServer:
+        values: dict[str, Any] = {
+            "port": free_port(),
+            "data_dir": tmp_path / "data",
+            "redis_url": redis_url,
+            "secret_key": "test-secret-key-that-is-long-enough-0123456789",
+            "media_host_addresses": ("127.0.0.1",),
+            "heartbeat_interval": 1.0,
+            "grace_period": 3.0,
+            "login_attempts_per_minute": 1000,
+        }
+        values.update(overrides)
+        server = await start_server(load_settings(**values))
+        running.append(server)
+        return server
+
+    client = aioredis.from_url(redis_url)
+    if not os.environ.get(TEST_REDIS_VARIABLE):
+        await client.flushdb()
+    await client.aclose()
+    yield make
+    for server in reversed(running):
+        if not server._task.done():
+            await server.stop()
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory) -> RunningServer:
+    return await make_server()
+
+
+# --- clients -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Client:
+    """A participant over the real WebSocket, with helpers to wait for messages."""
+
+    ws: ClientConnection
+    user_id: str = ""
+    welcome: dict[str, Any] = field(default_factory=dict)
+    seen: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, kind: str, **fields: Any) -> None:
+        await self.ws.send(json.dumps({"type": kind, **fields}))
+
+    async def recv(self, timeout: float = 5.0) -> dict[str, Any]:
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        self.seen.append(message)
+        return message
+
+    async def expect(self, kind: str, timeout: float = 5.0, **match: Any) -> dict[str, Any]:
+        """The next message of this type (and these fields), skipping others."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise AssertionError(f"no {kind} {match} within {timeout}s; saw {self.seen[-5:]}")
+            message = await self.recv(left)
+            if message["type"] == kind and all(message.get(k) == v for k, v in match.items()):
+                return message
+
+    async def quiet(self, seconds: float = 0.5) -> list[dict[str, Any]]:
+        """Everything that arrives within ``seconds``."""
+        got = []
+        try:
+            while True:
+                got.append(await self.recv(seconds))
+        except TimeoutError:
+            return got
+
+    async def closed_with(self, timeout: float = 5.0) -> int | None:
+        try:
+            while True:
+                await self.recv(timeout)
+        except websockets.ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else None
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+@dataclass
+class Account:
+    user_id: str
+    token: str
+    display_name: str
+
+
+AccountFactory = Callable[..., Awaitable[Account]]
+
+
+@pytest.fixture
+def make_account(server: RunningServer) -> AccountFactory:
+    counter = iter(range(10_000))
+
+    async def make(name: str | None = None, guest: bool = False) -> Account:
+        n = next(counter)
+        display = name or f"User {n}"
+        async with server.http() as http:
+            if guest:
+                response = await http.post("/api/auth/guest", json={"display_name": display})
+            else:
+                response = await http.post(
+                    "/api/auth/signup",
+                    json={
+                        "handle": f"user{n}_{os.getpid() % 1000}",
+                        "display_name": display,
+                        "password": "correct horse battery",
+                        "locale": "en",
+                    },
+                )
+        assert response.status_code in (200, 201), response.text
+        body = response.json()
+        return Account(body["user"]["id"], body["token"], display)
+
+    return make
+
+
+async def connect(server: RunningServer, room_id: str, account: Account | None,
+                  **join: Any) -> Client:
+    ws = await websockets.connect(server.ws_url(room_id), max_size=2**22)
+    client = Client(ws, account.user_id if account else "")
+    payload = {"token": account.token} if account else {}
+    payload.update(join)
+    await client.send("join", **payload)
+    return client
+
+
+async def join(server: RunningServer, room_id: str, account: Account, **kw: Any) -> Client:
+    client = await connect(server, room_id, account, **kw)
+    client.welcome = await client.expect("welcome")
+    return client
+
+
+async def create_room(server: RunningServer, host: Account, **fields: Any) -> str:
+    async with server.http(host.token) as http:
+        response = await http.post(
+            "/api/rooms", json={"title": "Test room", "visibility": "open", **fields}
+        )
+    assert response.status_code == 201, response.text
+    return str(response.json()["room"]["id"])
