@@ -1,0 +1,106 @@
+"""Bad offers get typed errors, bad packets are counted drops; the router carries on."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import struct
+
+import pytest
+from aiortc.rtp import HeaderExtensionsMap
+
+from audio_rooms.errors import MediaError
+from audio_rooms.sfu import (
+    MalformedSdp,
+    MediaServer,
+    NoOpus,
+    TooManyTracks,
+    UnsupportedMedia,
+)
+from audio_rooms.sfu.producer import Producer
+from audio_rooms.sfu.stats import ForwardingStats
+from audio_rooms.sfu.testing import AudioClient, ToneTrack
+
+from .conftest import Join
+
+
+async def _offer(slots: int = 3) -> str:
+    client = AudioClient(slots=slots, decode=False)
+    try:
+        return await client.offer()
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    ("mangle", "error", "code"),
+    [
+        (lambda sdp: "this is not sdp", MalformedSdp, "malformed_sdp"),
+        (lambda sdp: "", MalformedSdp, "malformed_sdp"),
+        (lambda sdp: re.sub(r"a=ice-pwd:.*\r\n", "", sdp), MalformedSdp, "malformed_sdp"),
+        (lambda sdp: sdp.replace("opus/48000/2", "PCMU/8000"), NoOpus, "no_opus"),
+        (lambda sdp: sdp.replace("m=audio", "m=video"), UnsupportedMedia, "unsupported_media"),
+    ],
+    ids=["garbage", "empty", "no-ice-pwd", "no-opus", "video"],
+)
+async def test_bad_offers_raise_typed_errors(
+    media: MediaServer, mangle: object, error: type[MediaError], code: str
+) -> None:
+    router = media.router("room")
+    offer = await _offer()
+    with pytest.raises(error) as raised:
+        await router.answer("p", mangle(offer))  # type: ignore[operator]
+    assert raised.value.code == code
+    assert isinstance(raised.value, MediaError)
+    assert media.stats().transports == 0
+
+
+async def test_too_many_slots_is_refused(media: MediaServer) -> None:
+    with pytest.raises(TooManyTracks) as raised:
+        await media.router("room").answer("p", await _offer(slots=4))
+    assert raised.value.code == "too_many_tracks"
+
+
+async def test_router_still_works_after_bad_offers(media: MediaServer, join: Join) -> None:
+    router = media.router("room")
+    for bad in ("v=0", "garbage\r\n" * 10, "x" * 100_000):
+        with pytest.raises(MediaError):
+            await router.answer("p", bad)
+    router.set_may_produce("speaker", True)
+    await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
+    listener = await join(router, "listener", decode=False)
+    await asyncio.sleep(0.4)
+    assert listener.received() > 5
+
+
+def _rtp(pt: int, ssrc: int, seq: int = 1, payload: bytes = b"\x00" * 40) -> bytes:
+    return struct.pack("!BBHII", 0x80, pt, seq, 960 * seq, ssrc) + payload
+
+
+def test_bad_packets_are_counted_drops() -> None:
+    stats = ForwardingStats()
+    producer = Producer(
+        participant_id="p",
+        payload_type=111,
+        ssrc=1234,
+        extensions=HeaderExtensionsMap(),
+        receiver=None,
+        stats=stats,
+        max_rtp_size=1200,
+        allowed=True,
+    )
+    producer.handle_rtp(_rtp(111, 1234, payload=b"\x00" * 1300), 0)
+    producer.handle_rtp(b"\x80\x6f", 0)
+    producer.handle_rtp(_rtp(0, 1234), 0)
+    producer.handle_rtp(_rtp(111, 999), 0)
+    producer.handle_rtp(_rtp(111, 1234), 0)
+    producer.allowed = False
+    producer.handle_rtp(_rtp(111, 1234, seq=2), 0)
+    assert dict(stats.drops) == {
+        "oversized": 1,
+        "malformed_rtp": 1,
+        "unknown_payload_type": 1,
+        "unknown_ssrc": 1,
+        "not_permitted": 1,
+    }
+    assert producer.packets_received == 1

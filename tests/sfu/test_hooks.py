@@ -1,0 +1,84 @@
+"""The aiortc internals the SFU hooks. These fail loudly when an aiortc upgrade moves them.
+
+If one of these fails after changing the aiortc pin, read audio_rooms/sfu/hooks.py against the
+new aiortc source before touching anything else: forwarding, receiver reports, sender reports
+or leak-free closing is broken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import aiortc
+
+from audio_rooms.sfu import MediaServer, hooks
+from audio_rooms.sfu.testing import ToneTrack
+
+from .conftest import Join
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert aiortc.__version__ == "1.16.0", (
+        "aiortc changed: audit audio_rooms/sfu/hooks.py against the new release, "
+        "then update the pin in pyproject.toml and this test"
+    )
+
+
+def test_every_hooked_internal_is_present() -> None:
+    assert hooks.compatibility_problems() == []
+
+
+async def test_gathering_uses_configured_loopback_address(media: MediaServer) -> None:
+    from audio_rooms.sfu.testing import AudioClient
+
+    client = AudioClient(slots=1)
+    offer = await client.offer()
+    answer = await media.router("room").answer("p", offer)
+    await client.close()
+    for sdp in (offer, answer):
+        candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate")]
+        assert candidates
+        assert all(" 127.0.0.1 " in c and "typ host" in c for c in candidates)
+
+
+async def test_ingress_and_egress_hooks_carry_packets(media: MediaServer, join: Join) -> None:
+    router = media.router("room")
+    router.set_may_produce("speaker", True)
+    await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
+    listener = await join(router, "listener", slots=1, decode=False)
+    await asyncio.sleep(0.5)
+    assert listener.received() > 10
+    assert media.stats().forwarded_packets >= listener.received()
+
+
+async def test_receiver_and_sender_reports_stay_true(media: MediaServer, join: Join) -> None:
+    router = media.router("room")
+    router.set_may_produce("speaker", True)
+    speaker = await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
+    listener = await join(router, "listener", slots=1, decode=False)
+    # RTCP goes out every 0.5-1.5 s.
+    await asyncio.sleep(3.2)
+
+    # The speaker hears receiver reports about its stream from the SFU.
+    speaker_stats = await speaker.pc.getStats()
+    remote_inbound = [s for s in speaker_stats.values() if s.type == "remote-inbound-rtp"]
+    assert remote_inbound and remote_inbound[0].packetsReceived > 50
+
+    # The listener's sender reports count the packets forwarded to it, not zero.
+    listener_stats = await listener.pc.getStats()
+    remote_outbound = [s for s in listener_stats.values() if s.type == "remote-outbound-rtp"]
+    assert remote_outbound
+    reported = remote_outbound[0].packetsSent
+    assert 50 < reported <= listener.received() + 5
+
+
+async def test_the_sfu_starts_no_decoder_threads(media: MediaServer, join: Join) -> None:
+    router = media.router("room")
+    router.set_may_produce("speaker", True)
+    before = {t.name for t in threading.enumerate()}
+    await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
+    await join(router, "listener", slots=3, decode=False)
+    await asyncio.sleep(0.3)
+    decoders = [t for t in threading.enumerate() if t.name == "audio-decoder"]
+    assert decoders == [] or {t.name for t in decoders} <= before
