@@ -51,16 +51,17 @@ export function audience(state) {
 }
 
 /**
- * Apply one versioned delta. Returns {state, notices, gap}:
- * - a delta at or below the current version was already applied (a duplicate after a resync)
- *   and is ignored;
- * - a delta beyond version + 1 means one was missed: `gap` is true and the caller must fetch a
- *   fresh snapshot (rejoin) instead of guessing.
+ * Apply one delta. Returns {state, notices}.
+ *
+ * Versions: one transition may produce several deltas that share its version (an accepted
+ * invitation is a role change and a lowered hand), and deltas meant for moderators are not sent
+ * to others, so a listener legitimately sees versions jump. The server delivers in order and
+ * leaves out what the welcome snapshot already holds; so a delta below the current version is
+ * stale (from before a resync) and ignored, and every other one is applied.
  */
 export function applyDelta(state, msg) {
-  if (typeof msg.version === "number") {
-    if (msg.version <= state.version) return { state, notices: [], gap: false };
-    if (msg.version > state.version + 1) return { state, notices: [], gap: true };
+  if (typeof msg.version === "number" && msg.version < state.version) {
+    return { state, notices: [] };
   }
   const next = {
     ...state,
@@ -155,5 +156,5 @@ export function applyDelta(state, msg) {
       // Unknown but versioned deltas still advance the version: the server counted them.
       break;
   }
-  return { state: next, notices, gap: false };
+  return { state: next, notices };
 }

@@ -40,7 +40,6 @@ export class RoomConnection {
     this.state = ConnectionState.IDLE;
     this.ws = null;
     this.attempt = 0;
-    this.resumeToken = null;
     this.nextRef = 1;
     this.pingTimer = null;
     this.retryTimer = null;
@@ -60,7 +59,6 @@ export class RoomConnection {
       const join = { type: "join" };
       if (this.token) join.token = this.token;
       if (this.invite) join.invite = this.invite;
-      if (this.resumeToken) join.resume_token = this.resumeToken;
       ws.send(JSON.stringify(join));
     };
     ws.onmessage = (event) => this.receive(ws, event.data);
@@ -79,7 +77,6 @@ export class RoomConnection {
     switch (msg.type) {
       case "welcome":
         this.attempt = 0;
-        if (msg.resume_token) this.resumeToken = msg.resume_token;
         this.setState(ConnectionState.JOINED);
         this.startPing();
         this.handlers.onWelcome?.(msg);
@@ -91,6 +88,9 @@ export class RoomConnection {
         this.handlers.onError?.(msg);
         break;
       case "pong":
+      case "ack":
+        // An ack carries the version its action produced, but the deltas themselves follow
+        // separately; treating it as a delta would skip them as already seen.
         break;
       case "reconnect":
         // The node is draining: go to another one after the delay it asks for.
@@ -122,7 +122,7 @@ export class RoomConnection {
     this.shutdown(1000);
   }
 
-  /** Drop the socket and join again with a fresh snapshot (after a missed delta). */
+  /** Drop the socket and join again: a fresh snapshot and, from the caller, a fresh offer. */
   resync() {
     this.reconnectAfter(0);
   }

@@ -64,6 +64,7 @@ class FakeServer:
     received: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
+    joined: list[Connection] = field(default_factory=list)  # every join, for `resumed`
     version: int = 1
     config: dict[str, Any] = field(
         default_factory=lambda: {
@@ -219,7 +220,9 @@ class FakeServer:
                              is_guest=bool(user.get("is_guest")))
             people = [p for p in self.snapshots[room_id] if p["user_id"] != user["id"]] + [me]
             moderating = role in ("host", "moderator")
+            resumed = any(c.user_id == user["id"] for c in self.joined)
             conn = Connection(websocket, user["id"], asyncio.get_running_loop())
+            self.joined.append(conn)
             self.connections.append(conn)
             await websocket.send_text(json.dumps({
                 "type": "welcome",
@@ -234,7 +237,9 @@ class FakeServer:
                     "invited": False,
                 },
                 "version": self.version,
-                "resume_token": f"resume-{user['id']}",
+                "resumed": resumed,
+                "ice_servers": self.config["ice_servers"],
+                "slots": self.config["slots"],
             }))
             try:
                 while True:

@@ -146,6 +146,9 @@ export class RoomView {
     const rejoin = this.state !== null;
     this.state = fromWelcome(msg);
     this.phase = Phase.IN_ROOM;
+    // The welcome's ICE servers may hold per-user TURN credentials: they win over /api/config.
+    if (msg.ice_servers) this.media.iceServers = msg.ice_servers;
+    if (msg.slots) this.media.slots = msg.slots;
     this.render();
     if (!rejoin) {
       const role = myRole(this.state);
@@ -171,11 +174,7 @@ export class RoomView {
     if (msg.type === "participant_removed" && msg.user_id === me) {
       this.closedReason = msg.banned ? "banned" : "removed";
     }
-    const { state, notices, gap } = applyDelta(this.state, msg);
-    if (gap) {
-      this.conn.resync();
-      return;
-    }
+    const { state, notices } = applyDelta(this.state, msg);
     this.state = state;
     for (const n of notices) this.app.announce(t(n.key, n.params), { urgent: n.urgent });
     if (msg.type === "invited" && msg.user_id === me) this.showInvitation();
