@@ -46,10 +46,12 @@ async def test_leaving_and_rejoining_100_times_leaks_nothing(media: MediaServer)
         await cycle()
     await _settle()
 
+    # A leak grows with the 100 cycles; a little slack absorbs what other tests' executor
+    # threads and closing sockets do meanwhile.
     left = sorted(t.get_coro().__qualname__ for t in asyncio.all_tasks())  # type: ignore[union-attr]
-    assert len(left) <= tasks, left
-    assert threading.active_count() <= threads
-    assert _open_fds() <= fds
+    assert len(left) <= tasks + 2, left
+    assert threading.active_count() <= threads + 2, threading.enumerate()
+    assert _open_fds() <= fds + 4, os.listdir("/proc/self/fd")
     stats = media.stats()
     assert (stats.transports, stats.producers, stats.consumers) == (1, 1, 1)
     await speaker.close()
