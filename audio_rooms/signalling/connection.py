@@ -71,6 +71,7 @@ class Connection:
         self._close_code: int | None = None
         self._ready = False
         self._pending: list[Published] = []
+        self.needs_snapshot = False  # the role changed what this client may see
 
     def __repr__(self) -> str:
         return f"Connection(room={self.room_id} user={self.user_id})"
@@ -173,4 +174,12 @@ class Connection:
 
     def _track_self(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "role_changed":
-            self.role = Role(data["role"])
+            role = Role(data["role"])
+            if role.moderates and not self.role.moderates:
+                # Moderators see the hand queue and invitations, which were hidden until now.
+                self.needs_snapshot = True
+            self.role = role
+
+    def hold(self) -> None:
+        """Queue deltas until :meth:`ready` (a fresh snapshot is being read)."""
+        self._ready = False

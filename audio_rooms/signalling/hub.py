@@ -94,6 +94,22 @@ class Hub:
             del self.rooms[connection.room_id]
             await self._unsubscribe(connection.room_id)
 
+    async def resend_snapshot(self, connection: Connection) -> None:
+        """Send a fresh ``snapshot``; deltas that arrive meanwhile follow it in order."""
+        connection.hold()
+        state = await self.store.load(connection.room_id)
+        if state is not None and state.get(connection.user_id) is not None:
+            connection.send(
+                {
+                    "type": "snapshot",
+                    "room": state.snapshot(connection.user_id),
+                    "version": state.version,
+                }
+            )
+            connection.ready(state.version)
+        else:
+            connection.ready(connection.version)
+
     def send_local(self, room_id: str, message: dict[str, Any]) -> None:
         for connection in list(self.rooms.get(room_id, {}).values()):
             connection.send(message)
@@ -151,6 +167,9 @@ class Hub:
     async def _dispatch(self, published: Published) -> None:
         for connection in list(self.rooms.get(published.room_id, {}).values()):
             connection.deliver(published)
+            if connection.needs_snapshot:
+                connection.needs_snapshot = False
+                await self.resend_snapshot(connection)
         for listener in self.listeners:
             try:
                 await listener(published)

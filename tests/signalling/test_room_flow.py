@@ -179,3 +179,24 @@ async def test_concurrent_moderators_cannot_corrupt_the_room(
         assert p.user_id not in state.invitations and p.user_id not in state.hand_queue
     participants_in_redis = await server.services.redis.hlen(f"ar:room:{room_id}:people")
     assert participants_in_redis == len(state.participants) == 2 + 3
+
+
+async def test_new_moderator_gets_the_hand_queue(
+    server: RunningServer, make_account: AccountFactory
+) -> None:
+    host, mia, leo = [await make_account(n) for n in ("Host", "Mia", "Leo")]
+    room_id = await create_room(server, host)
+    host_c = await join(server, room_id, host)
+    mia_c = await join(server, room_id, mia)
+    leo_c = await join(server, room_id, leo)
+    await leo_c.send("raise_hand")
+    await host_c.expect("hand_raised", user_id=leo.user_id)
+    await mia_c.send("raise_hand")
+    await host_c.send("invite_to_speak", user_id=mia.user_id)
+    await mia_c.send("accept_invitation")
+    await host_c.send("make_moderator", user_id=mia.user_id)
+    snapshot = await mia_c.expect("snapshot")
+    assert snapshot["room"]["hand_queue"] == [leo.user_id]
+    await leo_c.send("lower_hand")
+    lowered = await mia_c.expect("hand_lowered", user_id=leo.user_id)
+    assert lowered["version"] > snapshot["version"]
