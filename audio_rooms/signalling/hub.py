@@ -90,7 +90,7 @@ class Hub:
             # The participant stays in the room for the grace period and may resume.
             await self.store.keep_present(connection.room_id, [connection.user_id],
                                           self.grace_period)
-        if not room:
+        if not room and self.rooms.get(connection.room_id) is room:
             del self.rooms[connection.room_id]
             await self._unsubscribe(connection.room_id)
 
