@@ -1,0 +1,218 @@
+"""Misbehaving WebSocket clients: bad frames are answered with errors on a connection that stays
+up; only authentication, bans, removal and the end of a room close it (with documented codes);
+and nothing one client sends or fails to read reaches anyone else or the room's state."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+import websockets
+
+from audio_rooms.state.store import RoomStore
+from tests.conftest import (
+    AccountFactory,
+    Client,
+    RunningServer,
+    ServerFactory,
+    connect,
+    create_room,
+    join,
+)
+
+ERROR_KEYS = {"type", "code", "message", "ref"}
+
+
+async def still_up(client: Client, ref: str) -> None:
+    """The same connection answers a ping after whatever came before it."""
+    await client.send("ping", ref=ref)
+    await client.expect("pong", ref=ref)
+
+
+async def error_for(client: Client, frame: str | bytes) -> dict[str, Any]:
+    await client.ws.send(frame)
+    error = await client.expect("error")
+    assert set(error) >= ERROR_KEYS, error
+    assert isinstance(error["message"], str) and error["message"]
+    return error
+
+
+async def room_facts(store: RoomStore, room_id: str) -> tuple[int, dict[str, str]]:
+    state = await store.load(room_id)
+    assert state is not None
+    return state.version, {p.user_id: p.role.value for p in state.participants.values()}
+
+
+async def test_bad_frames_get_errors_and_the_connection_stays_up(
+    server: RunningServer, make_account: AccountFactory
+) -> None:
+    host, listener = await make_account("Host"), await make_account("Listener", guest=True)
+    room_id = await create_room(server, host)
+    host_c = await join(server, room_id, host)
+    client = await join(server, room_id, listener)
+    await host_c.expect("participant_joined", user_id=listener.user_id)
+    before = await room_facts(server.services.store, room_id)
+    too_large = json.dumps({"type": "reaction", "emoji": "x" * (64 * 1024), "ref": "big"})
+    cases: list[tuple[str | bytes, str, str | None]] = [
+        ("this is not json", "malformed_message", None),
+        ('{"type": "ping"', "malformed_message", None),
+        ("[1, 2, 3]", "malformed_message", None),
+        (b"\x00\x01binary", "malformed_message", None),
+        ('{"ref": "r-notype"}', "invalid_field", "r-notype"),
+        ('{"type": 7, "ref": "r-type"}', "invalid_field", "r-type"),
+        ('{"type": "fly_away", "ref": "r1"}', "unknown_message_type", "r1"),
+        ('{"type": "mute", "user_id": 7, "ref": "r2"}', "invalid_field", "r2"),
+        ('{"type": "mute", "ref": "r3"}', "invalid_field", "r3"),
+        ('{"type": "raise_hand", "extra": 1, "ref": "r4"}', "invalid_field", "r4"),
+        ('{"type": "reaction", "emoji": "", "ref": "r5"}', "invalid_field", "r5"),
+        (too_large, "message_too_large", None),
+        ('{"type": "join", "ref": "r6"}', "already_in_room", "r6"),
+        ('{"type": "end_room", "ref": "r7"}', "not_permitted", "r7"),
+        (json.dumps({"type": "remove", "user_id": host.user_id, "ref": "r8"}),
+         "not_permitted", "r8"),
+        ('{"type": "accept_invitation", "ref": "r9"}', "no_invitation", "r9"),
+        ('{"type": "mute", "user_id": "nobody", "ref": "r10"}', "not_permitted", "r10"),
+    ]
+    for n, (frame, code, ref) in enumerate(cases):
+        error = await error_for(client, frame)
+        assert (error["code"], error["ref"]) == (code, ref), (frame[:60], error)
+        await still_up(client, f"ping-{n}")
+    assert await room_facts(server.services.store, room_id) == before
+    # The host heard nothing of it.
+    assert [m for m in await host_c.quiet(0.3) if m["type"] != "active_speakers"] == []
+
+
+async def test_join_failures_close_with_documented_codes(
+    server: RunningServer, make_account: AccountFactory
+) -> None:
+    host = await make_account("Host")
+    room_id = await create_room(server, host)
+
+    forged = await connect(server, room_id, None, token="not-a-token")
+    assert (await forged.expect("error"))["code"] == "not_authenticated"
+    assert await forged.closed_with() == 4001
+
+    anonymous = await connect(server, room_id, None)
+    assert (await anonymous.expect("error"))["code"] == "not_authenticated"
+    assert await anonymous.closed_with() == 4001
+
+    lost = await connect(server, "no-such-room", host)
+    assert (await lost.expect("error"))["code"] == "room_not_found"
+    assert await lost.closed_with() == 4004
+
+    ws = await websockets.connect(server.ws_url(room_id))
+    chatty = Client(ws)
+    for n in range(5):
+        await chatty.send("ping", ref=f"p{n}")
+        error = await chatty.expect("error", ref=f"p{n}")
+        assert error["code"] == "not_in_room"
+    assert (await chatty.expect("error"))["code"] == "not_authenticated"
+    assert await chatty.closed_with() == 4001
+
+    host_c = await join(server, room_id, host)
+    await host_c.send("end_room")
+    assert await host_c.closed_with() == 4010
+    late = await connect(server, room_id, host)
+    assert (await late.expect("error"))["code"] == "room_ended"
+    assert await late.closed_with() == 4010
+
+
+async def test_a_flood_is_rate_limited_without_touching_anyone_else(
+    server: RunningServer, make_account: AccountFactory
+) -> None:
+    host, flooder = await make_account("Host"), await make_account("Flooder")
+    watcher = await make_account("Watcher", guest=True)
+    room_id = await create_room(server, host)
+    host_c = await join(server, room_id, host)
+    flood_c = await join(server, room_id, flooder)
+    watch_c = await join(server, room_id, watcher)
+    store = server.services.store
+    version, roles = await room_facts(store, room_id)
+
+    garbage = [
+        "{{{",
+        '{"type": "nonsense"}',
+        json.dumps({"type": "make_moderator", "user_id": flooder.user_id}),
+        json.dumps({"type": "remove", "user_id": watcher.user_id}),
+        '{"type": "end_room"}',
+        '{"type": "ping"}',
+    ]
+
+    async def flood() -> None:
+        for n in range(2000):
+            await flood_c.ws.send(garbage[n % len(garbage)])
+
+    async def host_acts() -> None:
+        # Deltas keep reaching the others while the flood is being read.
+        for muted in (True, False):
+            await host_c.send("mute" if muted else "unmute", user_id=host.user_id)
+            await watch_c.expect("mute_changed", user_id=host.user_id, self_muted=muted)
+
+    await asyncio.gather(flood(), host_acts())
+    errors = [m for m in await flood_c.quiet(1.0) if m["type"] == "error"]
+    assert "rate_limited" in {e["code"] for e in errors}
+    assert len(errors) < 200  # rate-limit errors are themselves limited, not one per frame
+    await asyncio.sleep(2.5)  # the budget refills
+    await still_up(flood_c, "after-flood")
+    assert await room_facts(store, room_id) == (version + 2, roles)
+    assert not any(m["type"] == "error" for m in watch_c.seen + host_c.seen)
+
+
+def _tiny_receive_buffer_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Set before connecting, so the window the server sees stays small.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+async def test_a_client_that_stops_reading_lags_alone(
+    make_server: ServerFactory, make_account: AccountFactory
+) -> None:
+    # A generous inbound budget lets the host make deltas faster than a stalled client drains.
+    # Kernel and transport buffers on loopback absorb a few hundred deltas, so here the stalled
+    # client usually lags alone; past its outbox the server closes it with 4008 instead.
+    server = await make_server(ws_messages_per_second=5000, ws_burst=5000)
+    host, reader = await make_account("Host"), await make_account("Reader", guest=True)
+    staller = await make_account("Staller", guest=True)
+    room_id = await create_room(server, host)
+    host_c = await join(server, room_id, host)
+    reader_c = await join(server, room_id, reader)
+    ws = await websockets.connect(
+        server.ws_url(room_id), sock=_tiny_receive_buffer_socket(server.port), max_queue=1
+    )
+    stalled = Client(ws, staller.user_id)
+    await stalled.send("join", token=staller.token)
+    stalled.welcome = await stalled.expect("welcome")
+    ws.transport.pause_reading()
+
+    toggles = 300
+    for n in range(toggles):
+        await host_c.send("mute" if n % 2 == 0 else "unmute", user_id=host.user_id)
+        if n % 100 == 99:
+            # The reader is never more than a moment behind the host.
+            await received(reader_c, "mute_changed", 100)
+    ws.transport.resume_reading()
+    versions: list[int] = []
+    try:
+        while True:
+            message = await stalled.recv(5.0)
+            if message["type"] == "mute_changed":
+                versions.append(message["version"])
+    except websockets.ConnectionClosed as closed:
+        code = closed.rcvd.code if closed.rcvd else None
+        assert code == 4008, code
+    except TimeoutError:
+        # Not closed: then it lagged without losing anything.
+        assert len(versions) == toggles
+    assert versions == sorted(versions)
+    await still_up(reader_c, "reader")
+
+
+async def received(client: Client, kind: str, count: int, timeout: float = 5.0) -> None:
+    """Wait until ``count`` more messages of ``kind`` arrived."""
+    for _ in range(count):
+        await client.expect(kind, timeout=timeout)
