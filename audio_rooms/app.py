@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -21,12 +22,13 @@ from audio_rooms import errors
 from audio_rooms.accounts.tokens import signer_for
 from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
+from audio_rooms.metrics import Metrics, metrics_endpoint
 from audio_rooms.rooms import RoomService
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig, MediaServer, SpeakerLevel
 from audio_rooms.signalling import api
 from audio_rooms.signalling.auth import Authenticator
-from audio_rooms.signalling.connection import Connection
+from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.websocket import room_socket
 from audio_rooms.state.embedded import EmbeddedRedis
@@ -35,6 +37,9 @@ from audio_rooms.state.store import Published, RoomStore
 from audio_rooms.turn import client_ice_servers
 
 logger = logging.getLogger(__name__)
+
+# How long clients wait before reconnecting when told to: time for a restarted server to start.
+RECONNECT_AFTER_MS = 1500
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -54,8 +59,20 @@ class Services:
     login_limit: RateLimit
     signup_limit: RateLimit
     room_create_limit: RateLimit
+    metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
+
+    async def drain(self, deadline: float) -> None:
+        """Stop taking joins, ask every client to reconnect, and wait up to ``deadline``
+        seconds for them to go; close whoever is left. Room state stays in Redis, and the
+        participants' grace period lets them resume on the next server with their roles."""
+        self.draining = True
+        self.hub.send_all({"type": "reconnect", "after_ms": RECONNECT_AFTER_MS})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.hub.empty(), deadline)
+        self.hub.close_all(CloseCode.GOING_AWAY)
+        logger.info("drained: %d connections left at the deadline", self.hub.connection_count)
 
     def client_ice_servers(self, user_id: str | None) -> list[dict[str, Any]]:
         s = self.settings
@@ -152,11 +169,14 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
     )
     hub.listeners.append(services.on_published)
     await hub.start()
+    services.metrics.watch(services)
+    services.metrics.start()
     return services
 
 
 async def stop_services(services: Services) -> None:
-    services.hub.close_all(1001)
+    await services.metrics.stop()
+    services.hub.close_all(CloseCode.GOING_AWAY)
     await services.hub.stop()
     if services.media is not None:
         await services.media.close()
@@ -247,6 +267,7 @@ def create_app(
     routes: list[Any] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
         *api.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         Route("/", _index(web)),

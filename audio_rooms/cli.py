@@ -32,17 +32,19 @@ def serve(settings: Settings) -> None:
     import uvicorn
 
     from audio_rooms.app import create_app
+    from audio_rooms.drain import DrainingServer
 
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         ws_max_size=settings.ws_max_message_bytes * WS_HARD_LIMIT_FACTOR,
         log_config=None,
         proxy_headers=False,
-        timeout_graceful_shutdown=int(settings.drain_timeout) + 5,
+        timeout_graceful_shutdown=5,
     )
+    DrainingServer(config, app, settings.drain_timeout).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

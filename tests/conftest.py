@@ -13,7 +13,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
@@ -234,7 +234,11 @@ def make_account(server: RunningServer) -> AccountFactory:
     return make
 
 
-async def connect(server: RunningServer, room_id: str, account: Account | None,
+class Endpoint(Protocol):
+    def ws_url(self, room_id: str) -> str: ...
+
+
+async def connect(server: Endpoint, room_id: str, account: Account | None,
                   **join: Any) -> Client:
     ws = await websockets.connect(server.ws_url(room_id), max_size=2**22)
     client = Client(ws, account.user_id if account else "")
@@ -244,7 +248,7 @@ async def connect(server: RunningServer, room_id: str, account: Account | None,
     return client
 
 
-async def join(server: RunningServer, room_id: str, account: Account, **kw: Any) -> Client:
+async def join(server: Endpoint, room_id: str, account: Account, **kw: Any) -> Client:
     client = await connect(server, room_id, account, **kw)
     client.welcome = await client.expect("welcome")
     return client

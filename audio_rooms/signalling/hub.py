@@ -44,6 +44,7 @@ class Hub:
         self._subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._channel_lock = asyncio.Lock()
+        self._emptied = asyncio.Event()
 
     async def start(self) -> None:
         self._tasks = [
@@ -113,6 +114,16 @@ class Hub:
     def send_local(self, room_id: str, message: dict[str, Any]) -> None:
         for connection in list(self.rooms.get(room_id, {}).values()):
             connection.send(message)
+
+    async def empty(self) -> None:
+        """Return once no connection is left on this node."""
+        while self.rooms:
+            self._emptied.clear()
+            await self._emptied.wait()
+
+    def send_all(self, message: dict[str, Any]) -> None:
+        for room_id in list(self.rooms):
+            self.send_local(room_id, message)
 
     def close_all(self, code: int) -> None:
         for room in self.rooms.values():

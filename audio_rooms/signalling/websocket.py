@@ -188,9 +188,15 @@ class _Session:
                 continue
             try:
                 message = m.parse(raw)
+            except errors.AudioRoomsError as exc:
+                self.services.metrics.messages.labels("invalid").inc()
+                await self._error(exc, m.ref_of(raw))
+                continue
+            self.services.metrics.messages.labels(message.type).inc()  # type: ignore[attr-defined]
+            try:
                 await self._handle(message)
             except errors.AudioRoomsError as exc:
-                await self._error(exc, m.ref_of(raw))
+                await self._error(exc, message.ref)
 
     async def _handle(self, message: m.Message) -> None:
         assert self.identity is not None and self.connection is not None
@@ -217,6 +223,7 @@ class _Session:
             self.connection.close(CloseCode.NORMAL)
 
     async def _error(self, error: errors.AudioRoomsError, ref: str | None) -> None:
+        self.services.metrics.errors.labels(error.code).inc()
         payload: dict[str, Any] = m.error_message(error, ref)
         if self.connection is not None:
             self.connection.send(payload)

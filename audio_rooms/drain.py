@@ -1,0 +1,47 @@
+"""Graceful drain: the first SIGTERM (or SIGINT) drains before uvicorn shuts down.
+
+Draining stops new joins, tells every connected client to reconnect, waits up to
+``AUDIO_ROOMS_DRAIN_TIMEOUT`` seconds for them to leave, then lets uvicorn exit. A second
+signal exits at once. Live room state is in Redis throughout, so clients that come back within
+the grace period (to this server restarted, or to another node) resume with their roles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import FrameType
+
+import uvicorn
+from starlette.applications import Starlette
+
+logger = logging.getLogger(__name__)
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, app: Starlette, deadline: float) -> None:
+        super().__init__(config)
+        self.app = app
+        self.deadline = deadline
+        self._drain: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)  # type: ignore[arg-type]
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain is not None or self._loop is None or not self.started:
+            super().handle_exit(sig, frame)
+            return
+        logger.info("signal %s: draining for up to %.0f s", sig, self.deadline)
+        self._loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        self._drain = asyncio.create_task(self._drain_then_exit(), name="drain")
+
+    async def _drain_then_exit(self) -> None:
+        try:
+            await self.app.state.services.drain(self.deadline)
+        finally:
+            self.should_exit = True
