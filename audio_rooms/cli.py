@@ -7,6 +7,7 @@ comes from ``AUDIO_ROOMS_*`` variables or ``.env`` (docs/operations.md).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -25,7 +26,45 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to bind (default AUDIO_ROOMS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default AUDIO_ROOMS_PORT or 8000)")
+
+    rooms = commands.add_parser("rooms", help="live and scheduled rooms").add_subparsers(
+        dest="rooms_command", required=True
+    )
+    rooms.add_parser("list", help="list live and scheduled rooms")
+    end = rooms.add_parser("end", help="end a live room now")
+    end.add_argument("room_id")
+
+    users = commands.add_parser("users", help="accounts").add_subparsers(
+        dest="users_command", required=True
+    )
+    ban = users.add_parser("ban", help="ban a user from the whole server")
+    ban.add_argument("handle", help="handle, or full id handle@server")
+    ban.add_argument("--reason", default="banned by an operator")
     return parser
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    from audio_rooms import errors
+    from audio_rooms.admin import connect
+
+    async with connect(settings) as admin:
+        try:
+            if args.command == "rooms" and args.rooms_command == "list":
+                rows = await admin.list_rooms()
+                for row in rows:
+                    print("\t".join(f"{k}={v}" for k, v in row.items()))
+                if not rows:
+                    print("no live or scheduled rooms")
+            elif args.command == "rooms" and args.rooms_command == "end":
+                await admin.end_room(args.room_id)
+                print(f"room {args.room_id} ended")
+            elif args.command == "users" and args.users_command == "ban":
+                user_id, rooms = await admin.ban_user(args.handle, args.reason)
+                print(f"{user_id} banned; removed from {len(rooms)} live room(s)")
+        except errors.AudioRoomsError as exc:
+            print(f"audio-rooms: {exc.message}", file=sys.stderr)
+            return 1
+    return 0
 
 
 def serve(settings: Settings) -> None:
@@ -62,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings)
     if args.command == "serve":
         serve(settings)
-    return 0
+        return 0
+    return asyncio.run(_admin(settings, args))
 
 
 if __name__ == "__main__":

@@ -353,6 +353,32 @@ def _react(state: RoomState, actor: Participant, action: a.React, now: float) ->
     return state, [ev.reaction(actor.user_id, action.emoji)]
 
 
+# --- the operator --------------------------------------------------------------------------------
+# The operator acts from outside the room (the admin CLI), so these are not participant actions.
+
+ADMIN = "admin"
+
+
+def admin_end(state: RoomState, now: float) -> Outcome:
+    if not state.live:
+        raise errors.RoomEnded("This room has already ended.")
+    ended = replace(_ended(state, "ended_by_admin"), version=state.version + 1)
+    return Outcome(ended, (ev.room_ended("ended_by_admin", ADMIN),))
+
+
+def admin_remove(state: RoomState, user_id: str, now: float) -> Outcome:
+    """Take a user out of a live room and keep them out (a server-wide ban)."""
+    target = state.get(user_id)
+    if not state.live or target is None:
+        return Outcome(state, ())
+    new_state, events = _without(state, target.user_id)
+    new_state = replace(new_state, removed=new_state.removed | {target.user_id})
+    events.append(ev.participant_removed(target.user_id, ADMIN, True))
+    if target.role.moderates:
+        new_state, events = _ensure_moderator(new_state, events, now)
+    return Outcome(replace(new_state, version=state.version + 1), tuple(events))
+
+
 # --- helpers -----------------------------------------------------------------------------------
 
 

@@ -414,12 +414,13 @@ def report_forwarded(sender: RTCRtpSender, counters: SenderCounters, clock_rate:
     original_send_rtcp = sender._send_rtcp
 
     async def send_rtcp(packets: list[Any]) -> None:
+        if not counters.packets:
+            # A slot that has carried nothing has nothing to report (RFC 3550 6.4: only
+            # active senders send SRs); with hundreds of idle slots this is most RTCP work.
+            return
         now = time.time()
-        if counters.packets:
-            elapsed = max(0.0, (time.perf_counter_ns() - counters.last_send_ns) / 1e9)
-            rtp_ts = (counters.last_rtp_timestamp + int(elapsed * clock_rate)) & 0xFFFFFFFF
-        else:
-            rtp_ts = 0
+        elapsed = max(0.0, (time.perf_counter_ns() - counters.last_send_ns) / 1e9)
+        rtp_ts = (counters.last_rtp_timestamp + int(elapsed * clock_rate)) & 0xFFFFFFFF
         ntp = ntp_from_unix(now)
         for i, packet in enumerate(packets):
             if isinstance(packet, RtcpSrPacket) and packet.ssrc == sender._ssrc:

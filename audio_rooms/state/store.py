@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 20
 
+Rule = Callable[[RoomState, float], Outcome]
+
 
 @dataclass(frozen=True)
 class Published:
@@ -108,17 +110,21 @@ class RoomStore:
 
     async def transition(self, room_id: str, actor_id: str, action: a.Action) -> Outcome:
         """Apply ``action`` atomically; publish its events; return the outcome."""
+        return await self.change(room_id, lambda state, now: apply(state, actor_id, action, now))
+
+    async def change(self, room_id: str, rule: Rule) -> Outcome:
+        """Apply a pure ``rule(state, now) -> Outcome`` atomically; publish its events."""
         lock = self._locks.setdefault(room_id, asyncio.Lock())
         async with lock:
             for attempt in range(MAX_ATTEMPTS):
                 try:
-                    return await self._attempt(room_id, actor_id, action)
+                    return await self._attempt(room_id, rule)
                 except WatchError:
                     self._cache.pop(room_id, None)
                     await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise errors.VersionConflict("The room is too busy right now; try again.")
 
-    async def _attempt(self, room_id: str, actor_id: str, action: a.Action) -> Outcome:
+    async def _attempt(self, room_id: str, rule: Rule) -> Outcome:
         meta_key = keys.room_meta(room_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(meta_key)
@@ -130,7 +136,7 @@ class RoomStore:
             if state is None or state.version != version:
                 people_raw = await pipe.hgetall(keys.room_people(room_id))
                 state = _decode_state(meta_raw, people_raw)
-            outcome = apply(state, actor_id, action, self.clock())
+            outcome = rule(state, self.clock())
             new = outcome.state
             changed = new is not state
             pipe.multi()  # type: ignore[no-untyped-call]

@@ -1,0 +1,107 @@
+"""The operator's commands: list and end rooms, ban users, against the configured Redis and
+database. With no Redis configured they use the running server's embedded Redis (its socket in
+the data directory), or start it for the duration of the command."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from audio_rooms import errors
+from audio_rooms.db.database import Database
+from audio_rooms.db.records import RoomStatus
+from audio_rooms.domain.transitions import ADMIN, admin_end, admin_remove
+from audio_rooms.settings import Settings
+from audio_rooms.state.embedded import EmbeddedRedis
+from audio_rooms.state.store import RoomStore
+
+
+@dataclass
+class Admin:
+    settings: Settings
+    db: Database
+    store: RoomStore
+
+    async def list_rooms(self) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = []
+        for room_id in await self.store.live_room_ids():
+            state = await self.store.load(room_id)
+            if state is None or not state.live:
+                continue
+            rows.append(
+                {
+                    "id": room_id,
+                    "status": "live",
+                    "title": state.title,
+                    "host": state.host_id,
+                    "speakers": state.count(on_stage=True),
+                    "listeners": state.count(on_stage=False),
+                }
+            )
+        for record in await self.db.list_rooms(RoomStatus.SCHEDULED):
+            rows.append(
+                {
+                    "id": record.id,
+                    "status": "scheduled",
+                    "title": record.title,
+                    "host": record.host_id,
+                    "starts": record.scheduled_start.isoformat() if record.scheduled_start else "",
+                }
+            )
+        return rows
+
+    async def end_room(self, room_id: str) -> None:
+        if await self.store.load(room_id) is None:
+            record = await self.db.get_room(room_id)
+            if record is None:
+                raise errors.RoomNotFound(f"No room {room_id!r}.")
+        else:
+            await self.store.change(room_id, admin_end)
+        record = await self.db.get_room(room_id)
+        if record is not None and record.ended_at is None:
+            await self.db.mark_room_ended(room_id, datetime.now(UTC))
+        await self.db.log_moderation(room_id, ADMIN, "end_room", None, {"via": "cli"})
+
+    async def ban_user(self, handle: str, reason: str) -> tuple[str, list[str]]:
+        """Ban from the whole server: no room admits them, and live rooms drop them now."""
+        user_id = handle if "@" in handle else f"{handle.lower()}@{self.settings.server_name}"
+        await self.db.add_ban(None, user_id, ADMIN, reason)
+        removed_from = []
+        for room_id in await self.store.live_room_ids():
+            state = await self.store.load(room_id)
+            if state is not None and state.get(user_id) is not None:
+                await self.store.change(
+                    room_id, lambda s, now: admin_remove(s, user_id, now)
+                )
+                removed_from.append(room_id)
+                await self.db.log_moderation(room_id, ADMIN, "ban", user_id, {"via": "cli"})
+        return user_id, removed_from
+
+
+@contextlib.asynccontextmanager
+async def connect(settings: Settings) -> AsyncIterator[Admin]:
+    started: EmbeddedRedis | None = None
+    if settings.redis_url:
+        redis = aioredis.from_url(settings.redis_url)
+    else:
+        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        redis = embedded.client()
+        try:
+            await redis.ping()  # the server is running: use its Redis
+        except (aioredis.ConnectionError, OSError):
+            await redis.aclose()
+            await embedded.start()
+            started = embedded
+            redis = embedded.client()
+    db = await Database.open(settings.resolved_database_url)
+    try:
+        yield Admin(settings, db, RoomStore(redis))
+    finally:
+        db.close()
+        await redis.aclose()
+        if started is not None:
+            await started.stop()
