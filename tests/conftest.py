@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
+import psycopg
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
@@ -23,6 +26,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from audio_rooms.app import Services, create_app
+from audio_rooms.db import Database
 from audio_rooms.settings import Settings, load_settings
 from audio_rooms.state.embedded import EmbeddedRedis
 
@@ -261,3 +265,44 @@ async def create_room(server: RunningServer, host: Account, **fields: Any) -> st
         )
     assert response.status_code == 201, response.text
     return str(response.json()["room"]["id"])
+
+
+# --- databases ---------------------------------------------------------------------------------
+# A real database per test: SQLite in tmp_path always, and PostgreSQL as well when
+# AUDIO_ROOMS_TEST_DATABASE_URL is set. Each PostgreSQL test gets a schema of its own (through
+# the connection's search_path), dropped afterwards, so a shared database is left as found.
+
+PG_URL_VARIABLE = "AUDIO_ROOMS_TEST_DATABASE_URL"
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+    ]
+)
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = await Database.open(f"sqlite:///{tmp_path / 'test.db'}")
+        try:
+            yield database
+        finally:
+            database.close()
+        return
+    base_url = os.environ.get(PG_URL_VARIABLE)
+    if not base_url:
+        pytest.skip(f"{PG_URL_VARIABLE} is not set")
+    schema = f"test_{secrets.token_hex(6)}"
+    with psycopg.connect(base_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in base_url else "?"
+    url = f"{base_url}{separator}options={quote(f'-csearch_path={schema}')}"
+    try:
+        database = await Database.open(url)
+        try:
+            yield database
+        finally:
+            database.close()
+    finally:
+        with psycopg.connect(base_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
