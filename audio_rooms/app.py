@@ -13,6 +13,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -29,6 +30,7 @@ from audio_rooms.sfu import IceServer, MediaConfig, MediaServer, SpeakerLevel
 from audio_rooms.signalling import api
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode, Connection
+from audio_rooms.signalling.headers import SecurityHeaders
 from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.websocket import room_socket
 from audio_rooms.state.embedded import EmbeddedRedis
@@ -61,6 +63,7 @@ class Services:
     room_create_limit: RateLimit
     metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
+    housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
 
     async def drain(self, deadline: float) -> None:
@@ -171,10 +174,27 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
     await hub.start()
     services.metrics.watch(services)
     services.metrics.start()
+    services.housekeeping = asyncio.create_task(_housekeeping(db), name="housekeeping")
     return services
 
 
+async def _housekeeping(db: Database) -> None:
+    """Hourly: forget expired sign-in sessions."""
+    while True:
+        try:
+            removed = await db.delete_expired_sessions()
+            if removed:
+                logger.info("housekeeping: removed %d expired sessions", removed)
+        except Exception:
+            logger.exception("housekeeping failed")
+        await asyncio.sleep(3600)
+
+
 async def stop_services(services: Services) -> None:
+    if services.housekeeping is not None:
+        services.housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await services.housekeeping
     await services.metrics.stop()
     services.hub.close_all(CloseCode.GOING_AWAY)
     await services.hub.stop()
@@ -277,6 +297,7 @@ def create_app(
         routes.append(Mount("/", StaticFiles(directory=web), name="web"))
     return Starlette(
         routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
         exception_handlers={
             errors.AudioRoomsError: _app_error,

@@ -80,6 +80,8 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         ws_max_size=settings.ws_max_message_bytes * WS_HARD_LIMIT_FACTOR,
         log_config=None,
+        # Access logs would record room links with their invite tokens; the app logs instead.
+        access_log=False,
         proxy_headers=False,
         timeout_graceful_shutdown=5,
     )

@@ -200,3 +200,10 @@ async def test_new_moderator_gets_the_hand_queue(
     await leo_c.send("lower_hand")
     lowered = await mia_c.expect("hand_lowered", user_id=leo.user_id)
     assert lowered["version"] > snapshot["version"]
+
+
+async def test_pages_carry_security_headers(server: RunningServer) -> None:
+    async with server.http() as http:
+        response = await http.get("/r/some-room?invite=secret-token")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["referrer-policy"] == "no-referrer"
