@@ -155,7 +155,10 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
     signer = signer_for(settings)
     limits = Limits(settings.max_speakers, settings.max_listeners)
     rooms = RoomService(db, store, settings.resolved_secret_key(), limits)
-    hub = Hub(redis, store, settings.heartbeat_interval, settings.grace_period)
+    hub = Hub(
+        redis, store, settings.heartbeat_interval, settings.grace_period,
+        settings.empty_room_timeout,
+    )
     services = Services(
         settings=settings,
         redis=redis,

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     max_listeners: int = Field(5000, ge=1, le=1_000_000)
     grace_period: float = Field(30.0, gt=0, le=3600)
     heartbeat_interval: float = Field(10.0, gt=0, le=600)
+    empty_room_timeout: float = Field(600.0, gt=0)
 
     # --- signalling ---
     ws_max_message_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)

@@ -366,6 +366,15 @@ def admin_end(state: RoomState, now: float) -> Outcome:
     return Outcome(ended, (ev.room_ended("ended_by_admin", ADMIN),))
 
 
+def end_if_abandoned(state: RoomState, now: float, empty_for: float) -> Outcome:
+    """End a live room that nobody has been in for ``empty_for`` seconds since it went live
+    (a host who opened a room and never came). Rooms people left end by the moderator rule."""
+    if state.live and not state.participants and now - state.created_at >= empty_for:
+        ended = replace(_ended(state, "abandoned"), version=state.version + 1)
+        return Outcome(ended, (ev.room_ended("abandoned", None),))
+    return Outcome(state, ())
+
+
 def admin_remove(state: RoomState, user_id: str, now: float) -> Outcome:
     """Take a user out of a live room and keep them out (a server-wide ban)."""
     target = state.get(user_id)

@@ -16,6 +16,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from audio_rooms.domain.transitions import end_if_abandoned
+from audio_rooms.errors import AudioRoomsError
 from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.state import keys
 from audio_rooms.state.store import Published, RoomStore
@@ -32,11 +34,13 @@ class Hub:
         store: RoomStore,
         heartbeat_interval: float,
         grace_period: float,
+        empty_room_timeout: float = 600.0,
     ) -> None:
         self.redis = redis
         self.store = store
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
+        self.empty_room_timeout = empty_room_timeout
         self.rooms: dict[str, dict[str, Connection]] = {}
         self.listeners: list[PublishedListener] = []
         self._pubsub = redis.pubsub()
@@ -205,15 +209,25 @@ class Hub:
 
     async def _sweep(self) -> None:
         interval = min(1.0, self.grace_period / 4)
+        rounds = 0
         while True:
             await asyncio.sleep(interval)
+            rounds += 1
+            check_abandoned = rounds % 30 == 0
             try:
                 for room_id in await self.store.live_room_ids():
                     connected_here = set(self.rooms.get(room_id, {}))
-                    for outcome in await self.store.drop_overdue(room_id, connected_here):
+                    outcomes = await self.store.drop_overdue(room_id, connected_here)
+                    for outcome in outcomes:
                         left = [e.subject for e in outcome.events if e.type == "participant_left"]
                         logger.info("room %s: dropped %s after the grace period", room_id, left)
-                        if not outcome.state.live:
+                    if check_abandoned and not connected_here:
+                        outcomes.append(await self.store.change(
+                            room_id,
+                            lambda s, now: end_if_abandoned(s, now, self.empty_room_timeout),
+                        ))
+                    for outcome in outcomes:
+                        if not outcome.state.live and outcome.events:
                             # Nobody may be connected here to hear it on the channel.
                             ended = Published(room_id, outcome.state.version, True,
                                               outcome.events, frozenset())
@@ -221,6 +235,8 @@ class Hub:
                                 await listener(ended)
             except (aioredis.ConnectionError, OSError):
                 logger.warning("hub: sweep failed; Redis unreachable")
+            except AudioRoomsError:
+                logger.exception("hub: sweep failed")
 
 
 def _text(value: Any) -> str:

@@ -242,3 +242,14 @@ def test_state_round_trips_through_records(room: RoomState) -> None:
         room.meta_record(), [replace(p) for p in room.participants.values()]
     )
     assert restored == room
+
+
+def test_abandoned_room_ends_only_when_empty_long_enough() -> None:
+    from audio_rooms.domain.transitions import end_if_abandoned
+
+    state = new_room("r", "t", Visibility.OPEN, HOST, now=0.0)
+    assert end_if_abandoned(state, 100.0, 600.0).state is state
+    ended = end_if_abandoned(state, 601.0, 600.0)
+    assert not ended.state.live and ended.events[0].data["reason"] == "abandoned"
+    occupied = join(state, LIS)
+    assert end_if_abandoned(occupied, 10_000.0, 600.0).state is occupied
