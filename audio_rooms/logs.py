@@ -9,9 +9,24 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from audio_rooms.settings import LogFormat, Settings
+
+# Set by the room WebSocket for the life of a connection: every log line written on behalf of
+# that participant (signalling, media, state) carries them, so one person's story can be grepped.
+room_id_var: ContextVar[str | None] = ContextVar("room_id", default=None)
+user_id_var: ContextVar[str | None] = ContextVar("user_id", default=None)
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "room_id", None) is None:
+            record.room_id = room_id_var.get()
+        if getattr(record, "user_id", None) is None:
+            record.user_id = user_id_var.get()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,6 +48,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(ContextFilter())
     if settings.log_format is LogFormat.JSON:
         handler.setFormatter(JsonFormatter())
     else:

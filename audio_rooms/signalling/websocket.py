@@ -18,6 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from audio_rooms import errors
 from audio_rooms.domain import actions as a
+from audio_rooms.logs import room_id_var, user_id_var
 from audio_rooms.signalling import messages as m
 from audio_rooms.signalling.connection import CloseCode, Connection, TokenBucket
 
@@ -70,6 +71,7 @@ class _Session:
         self._last_rate_error = 0.0
 
     async def run(self) -> None:
+        room_id_var.set(self.room_id)
         try:
             joined = await self._join()
             if not joined:
@@ -110,6 +112,7 @@ class _Session:
             return False
         try:
             self.identity = await self.services.auth.identify(self.websocket, join.token)
+            user_id_var.set(self.identity.user_id)
             outcome = await self.services.rooms.join(self.identity, self.room_id, join.invite)
         except errors.AudioRoomsError as exc:
             code = _JOIN_CLOSE_CODES.get(type(exc), CloseCode.NOT_ALLOWED)
