@@ -66,7 +66,10 @@ export function t(key, params = {}) {
   let template;
   if (typeof params.count === "number") {
     const form = new Intl.PluralRules(current).select(params.count);
-    template = lookup(`${key}.${form}`) ?? lookup(`${key}.other`);
+    // The locale's own "other" form before English: Persian has only "other", and PluralRules
+    // says "one" for 0 and 1 in Persian, which must not fall back to English "listener".
+    template = catalogue[`${key}.${form}`] ?? catalogue[`${key}.other`]
+      ?? lookup(`${key}.${form}`) ?? lookup(`${key}.other`);
   }
   template ??= lookup(key) ?? key;
   return template.replace(/\{(\w+)\}/g, (whole, name) => {

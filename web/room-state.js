@@ -27,6 +27,19 @@ export function fromWelcome(welcome) {
   };
 }
 
+/**
+ * State from a `snapshot` message: the server sends one when a role change shows you more (you
+ * became a moderator, so you now see the hand queue and others' raised hands). It replaces the
+ * room as drawn; who you are does not change. One older than the state held is stale.
+ */
+export function fromSnapshot(state, msg) {
+  const version = msg.version ?? msg.room?.version;
+  if (typeof version === "number" && version < state.version) return state;
+  const next = fromWelcome({ room: msg.room, version, you: { user_id: state.me,
+    is_guest: state.meIsGuest } });
+  return { ...next, ended: state.ended };
+}
+
 export function myself(state) {
   return state.participants.get(state.me);
 }

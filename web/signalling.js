@@ -29,7 +29,8 @@ const MAX_BACKOFF_MS = 10000;
 export class RoomConnection {
   /**
    * handlers: onState(state, detail), onWelcome(msg), onDelta(msg), onMediaAnswer(msg),
-   * onError(msg), onClosed(reasonCode).
+   * onError(msg), onClosed(reason, refusal): `refusal` is the error code the server gave for
+   * refusing the join (such as `banned` before a 4003), or null.
    */
   constructor(roomId, { token = null, invite = null, handlers = {}, WebSocketImpl = WebSocket }) {
     this.roomId = roomId;
@@ -43,6 +44,7 @@ export class RoomConnection {
     this.nextRef = 1;
     this.pingTimer = null;
     this.retryTimer = null;
+    this.refusal = null; // the code of an error received before `welcome`: why the join failed
   }
 
   url() {
@@ -55,6 +57,7 @@ export class RoomConnection {
     this.setState(this.attempt === 0 ? ConnectionState.CONNECTING : ConnectionState.RECONNECTING);
     const ws = new this.WebSocketImpl(this.url());
     this.ws = ws;
+    this.refusal = null;
     ws.onopen = () => {
       const join = { type: "join" };
       if (this.token) join.token = this.token;
@@ -85,7 +88,10 @@ export class RoomConnection {
         this.handlers.onMediaAnswer?.(msg);
         break;
       case "error":
-        this.handlers.onError?.(msg);
+        // Before `welcome`, an error is the reason the join is refused; the close that follows
+        // says whether to retry, and the room page shows the reason, so it is not toasted.
+        if (this.state === ConnectionState.JOINED) this.handlers.onError?.(msg);
+        else this.refusal = msg.code;
         break;
       case "pong":
       case "ack":
@@ -145,7 +151,7 @@ export class RoomConnection {
     if (this.state === ConnectionState.CLOSED) return;
     if (code in TERMINAL_CLOSE_CODES) {
       this.shutdown(null);
-      this.handlers.onClosed?.(TERMINAL_CLOSE_CODES[code]);
+      this.handlers.onClosed?.(TERMINAL_CLOSE_CODES[code], this.refusal);
       return;
     }
     const delay = BACKOFF_MS[this.attempt] ?? MAX_BACKOFF_MS;

@@ -9,12 +9,15 @@ from pathlib import Path
 WEB = Path(__file__).resolve().parents[2] / "web"
 
 # The server's stable error codes (issue 4's contract); each needs a human sentence.
-ERROR_CODES = """bad_request malformed_message unknown_message_type invalid_field message_too_large
-rate_limited not_authenticated invalid_credentials handle_taken account_required not_found
-user_not_found room_not_found not_permitted room_ended room_not_live room_full stage_full
-not_in_room already_in_room banned not_allowed_in invalid_target no_invitation
-muted_by_moderator version_conflict media_error malformed_sdp no_opus too_many_tracks
-unsupported_media service_unavailable draining internal_error""".split()
+ERROR_CODES = [
+    "bad_request", "malformed_message", "unknown_message_type", "invalid_field",
+    "message_too_large", "rate_limited", "not_authenticated", "invalid_credentials",
+    "handle_taken", "account_required", "not_found", "user_not_found", "room_not_found",
+    "not_permitted", "room_ended", "room_not_live", "room_full", "stage_full", "not_in_room",
+    "already_in_room", "banned", "not_allowed_in", "invalid_target", "no_invitation",
+    "muted_by_moderator", "version_conflict", "media_error", "malformed_sdp", "no_opus",
+    "too_many_tracks", "unsupported_media", "service_unavailable", "draining", "internal_error",
+]
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",
                  "room_ended", "removed", "banned"]

@@ -43,10 +43,16 @@ export class AuthDialog {
         onclick: () => this.open(mode === "signup" ? "signin" : "signup"),
       }, t(mode === "signup" ? "auth.have_account" : "auth.no_account")),
     );
-    this.dialog = h("dialog", { class: "dialog", "aria-labelledby": "auth-title",
-      testid: "auth-dialog", onclose: () => this.dialog?.remove() }, form);
-    document.body.append(this.dialog);
-    this.dialog.showModal();
+    // The close event comes after close() returns, when "switch to sign up" may already have
+    // opened the next dialog: each dialog removes itself, never whichever is current.
+    const dialog = h("dialog", { class: "dialog", "aria-labelledby": "auth-title",
+      testid: "auth-dialog", onclose: () => {
+        dialog.remove();
+        if (this.dialog === dialog) this.dialog = null;
+      } }, form);
+    this.dialog = dialog;
+    document.body.append(dialog);
+    dialog.showModal();
   }
 
   close() {

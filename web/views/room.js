@@ -6,7 +6,7 @@ import { h, icon, replaceChildrenKeepingFocus } from "../dom.js";
 import { errorText, formatDateTime, t } from "../i18n.js";
 import { AudioPool, MediaSession, Microphone } from "../media.js";
 import {
-  applyDelta, audience, fromWelcome, isModerator, myRole, myself, stage, STAGE_ROLES,
+  applyDelta, audience, fromSnapshot, fromWelcome, isModerator, myRole, myself, stage, STAGE_ROLES,
 } from "../room-state.js";
 import { ConnectionState, RoomConnection } from "../signalling.js";
 import { avatar, roomPath, shareLink } from "./lobby.js";
@@ -18,8 +18,11 @@ export const REACTIONS = [
 ];
 const RANK = { listener: 0, speaker: 1, moderator: 2, host: 3 };
 const AUDIENCE_SHOWN = 300; // beyond this a phone spends more on layout than people can scan
-const SPEAKING_HOLD_MS = 1500;
 const REACTION_MS = 2500;
+
+// Reasons that have a `closed.<reason>` sentence; refusals with another code use the close code's.
+const CLOSED_REASONS = new Set(["not_authenticated", "not_allowed_in", "room_not_found",
+  "replaced", "room_ended", "removed", "banned"]);
 
 const Phase = Object.freeze({
   LOADING: "loading",
@@ -44,8 +47,7 @@ export class RoomView {
     this.connState = ConnectionState.IDLE;
     this.openMenu = null;
     this.confirming = null;
-    this.levels = new Map();
-    this.levelTimer = null;
+    this.levels = new Map(); // user id -> level, from the latest active_speakers
     this.renderQueued = false;
     this.micTarget = false;
     this.mic = new Microphone();
@@ -71,7 +73,6 @@ export class RoomView {
     this.teardownMedia();
     this.closeInvitation();
     this.audioBox.remove();
-    clearTimeout(this.levelTimer);
     this.container = null;
   }
 
@@ -136,7 +137,7 @@ export class RoomView {
           this.app.toast(errorText("media_error"));
         }),
         onError: (msg) => this.app.toast(errorText(msg.code)),
-        onClosed: (reason) => this.closed(reason),
+        onClosed: (reason, refusal) => this.closed(reason, refusal),
       },
     });
     this.conn.connect();
@@ -145,6 +146,7 @@ export class RoomView {
   async welcome(msg) {
     const rejoin = this.state !== null;
     this.state = fromWelcome(msg);
+    this.levels = new Map(); // until the server's next active_speakers
     this.phase = Phase.IN_ROOM;
     // The welcome's ICE servers may hold per-user TURN credentials: they win over /api/config.
     if (msg.ice_servers) this.media.iceServers = msg.ice_servers;
@@ -170,6 +172,13 @@ export class RoomView {
     if (!this.state) return;
     if (msg.type === "active_speakers") return this.speaking(msg.speakers || []);
     if (msg.type === "reaction") return this.showReaction(msg.user_id, msg.emoji);
+    if (msg.type === "snapshot") {
+      this.state = fromSnapshot(this.state, msg);
+      if (!this.state.invited) this.closeInvitation();
+      this.syncMic();
+      this.scheduleRender();
+      return;
+    }
     const me = this.state.me;
     if (msg.type === "participant_removed" && msg.user_id === me) {
       this.closedReason = msg.banned ? "banned" : "removed";
@@ -184,8 +193,10 @@ export class RoomView {
     this.scheduleRender();
   }
 
-  closed(reason) {
-    this.closedReason = this.closedReason ?? reason;
+  /** `refusal`: the server's error code when a join was refused (banned, removed, ...). */
+  closed(reason, refusal = null) {
+    const specific = refusal && CLOSED_REASONS.has(refusal) ? refusal : null;
+    this.closedReason = this.closedReason ?? specific ?? reason;
     this.phase = Phase.CLOSED;
     this.conn?.shutdown(1000);
     this.teardownMedia();
@@ -291,14 +302,13 @@ export class RoomView {
 
   // --- active speakers and reactions (drawn in place, no re-render at 5 Hz) -----------------
 
+  /**
+   * The server sends the list when it changes (docs/sfu.md), not periodically: a steady voice
+   * is one message. So the latest list holds until the next one; it is not timed out.
+   */
   speaking(speakers) {
     this.levels = new Map(speakers.map((s) => [s.user_id, Number(s.level) || 0]));
     this.applyLevels();
-    clearTimeout(this.levelTimer);
-    this.levelTimer = setTimeout(() => {
-      this.levels = new Map();
-      this.applyLevels();
-    }, SPEAKING_HOLD_MS);
   }
 
   applyLevels() {
