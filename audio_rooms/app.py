@@ -276,7 +276,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 def create_app(
     settings: Settings, with_media: bool = True, web_dir: Path | None = None
 ) -> Starlette:
-    web = web_dir or WEB_DIR
+    web = web_dir or settings.web_dir or WEB_DIR
+    if settings.turn_urls and not settings.turn_secret:
+        logger.warning("TURN disabled: AUDIO_ROOMS_TURN_URLS is set but AUDIO_ROOMS_TURN_SECRET "
+                       "is not")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

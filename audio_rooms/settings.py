@@ -18,6 +18,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "AUDIO_ROOMS_"
 
+# Example files mark the secrets to replace with this; a value containing it is refused.
+PLACEHOLDER = "CHANGE-ME"
+
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
@@ -37,6 +40,7 @@ class Settings(BaseSettings):
 
     # --- process ---
     host: str = "127.0.0.1"
+    web_dir: Path | None = None  # the browser client's files; default: web/ beside the package
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Path("data")
     server_name: str = Field("localhost", min_length=1, max_length=253, pattern=r"^[a-z0-9.-]+$")
@@ -77,6 +81,22 @@ class Settings(BaseSettings):
     turn_secret: str | None = None
     turn_ttl: int = Field(6 * 3600, ge=60)
 
+    @field_validator(
+        "secret_key", "turn_secret", "redis_url", "database_url", "media_announced_address",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # Compose and shell templates pass unset variables as empty strings.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("secret_key", "turn_secret")
+    @classmethod
+    def _not_a_placeholder(cls, value: str | None) -> str | None:
+        if value and PLACEHOLDER in value:
+            raise ValueError("still the example's placeholder: set a real secret")
+        return value
+
     @field_validator("media_host_addresses", "stun_urls", "turn_urls", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -94,8 +114,6 @@ class Settings(BaseSettings):
             and self.media_port_min > self.media_port_max
         ):
             raise ValueError("media_port_min must not exceed media_port_max")
-        if self.turn_urls and not self.turn_secret:
-            raise ValueError("turn_urls need turn_secret (the coturn REST-API shared secret)")
         return self
 
     @property
