@@ -4,6 +4,11 @@
 // speakers. ICE candidates are gathered before the offer is sent (no trickle).
 
 const GATHER_TIMEOUT_MS = 5000;
+// Once every kind of candidate the configuration can produce has shown up (host always;
+// server-reflexive with a STUN server, relayed with a TURN server), the offer goes out after
+// this much quiet instead of waiting for gathering to "complete": Chromium declares that some
+// 100-150 ms after its last host candidate, a tenth of the join-to-audio budget.
+const GATHER_QUIET_MS = 40;
 
 /**
  * Audio elements for the receive slots, made once per page and kept across reconnects: on
@@ -69,6 +74,38 @@ export class MediaSession {
     this.pc = null;
     this.micTransceiver = null;
     this.recvTransceivers = [];
+    this.prepared = null; // {key, offer: Promise<sdp>} made before `welcome`
+  }
+
+  /**
+   * Start building the peer connection and gathering candidates now (in the join click, while
+   * the WebSocket joins), with the ICE servers and slots known so far. offer() uses it if the
+   * welcome brings the same ones.
+   */
+  prepare() {
+    const key = this.key();
+    this.prepared = { key, offer: this.createOffer(null) };
+    this.prepared.offer.catch(() => {}); // offer() reports failures
+  }
+
+  /** The complete offer SDP for the current ICE servers and slots, with `micTrack` on it. */
+  async offer(micTrack) {
+    const prepared = this.prepared;
+    this.prepared = null;
+    if (prepared && prepared.key === this.key()) {
+      try {
+        const sdp = await prepared.offer;
+        if (micTrack) await this.setMicTrack(micTrack);
+        return sdp;
+      } catch (err) {
+        console.warn("prepared offer failed, making another: %s", err);
+      }
+    }
+    return this.createOffer(micTrack);
+  }
+
+  key() {
+    return JSON.stringify([this.iceServers, this.slots]);
   }
 
   /** Build a fresh peer connection and return the complete offer SDP. */
@@ -83,13 +120,16 @@ export class MediaSession {
       this.recvTransceivers.push(pc.addTransceiver("audio", { direction: "recvonly" }));
     }
     this.audioPool.ensure(this.slots);
+    const recv = this.recvTransceivers;
     pc.ontrack = (event) => {
-      const index = this.recvTransceivers.indexOf(event.transceiver);
+      const index = recv.indexOf(event.transceiver);
       if (index >= 0) this.audioPool.attach(index, event.track);
     };
     pc.onconnectionstatechange = () => this.onStateChange?.(pc.connectionState);
+    const gathered = gatheringDone(pc, candidateKinds(this.iceServers));
     await pc.setLocalDescription(await pc.createOffer());
-    await gatheringComplete(pc);
+    await gathered;
+    if (this.pc !== pc) throw new Error("peer connection replaced while gathering");
     return pc.localDescription.sdp;
   }
 
@@ -115,21 +155,47 @@ export class MediaSession {
   }
 }
 
-function gatheringComplete(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
+/** The candidate types these ICE servers can give: host, plus srflx (STUN) and relay (TURN). */
+function candidateKinds(iceServers) {
+  const kinds = new Set(["host"]);
+  for (const server of iceServers) {
+    for (const url of [].concat(server.urls || [])) {
+      if (/^stuns?:/.test(url)) kinds.add("srflx");
+      if (/^turns?:/.test(url)) kinds.add("relay");
+    }
+  }
+  return kinds;
+}
+
+/**
+ * Resolves when the offer can go out with its candidates (no trickle): gathering completed, or
+ * every expected kind of candidate arrived and none came for GATHER_QUIET_MS, or at the
+ * timeout (a STUN server that never answers must not hold the join; host candidates go out).
+ * Call before setLocalDescription so that no candidate is missed.
+ */
+function gatheringDone(pc, expected) {
   return new Promise((resolve) => {
-    // A STUN server that never answers would hold the join forever; after the timeout the
-    // candidates gathered so far (host ones at least) go out.
+    const seen = new Set();
+    let quiet = null;
     const timer = setTimeout(done, GATHER_TIMEOUT_MS);
     function done() {
       clearTimeout(timer);
+      clearTimeout(quiet);
       pc.removeEventListener("icegatheringstatechange", check);
+      pc.removeEventListener("icecandidate", candidate);
       resolve();
     }
     function check() {
       if (pc.iceGatheringState === "complete") done();
     }
+    function candidate(event) {
+      if (!event.candidate) return done();
+      if (event.candidate.type) seen.add(event.candidate.type);
+      clearTimeout(quiet);
+      if ([...expected].every((kind) => seen.has(kind))) quiet = setTimeout(done, GATHER_QUIET_MS);
+    }
     pc.addEventListener("icegatheringstatechange", check);
+    pc.addEventListener("icecandidate", candidate);
   });
 }
 

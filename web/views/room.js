@@ -141,6 +141,9 @@ export class RoomView {
       },
     });
     this.conn.connect();
+    // Gather ICE candidates while the WebSocket joins; the welcome usually confirms the same
+    // ICE servers and slots, and then this offer goes out at once.
+    this.media.prepare();
   }
 
   async welcome(msg) {
@@ -160,7 +163,7 @@ export class RoomView {
     if (this.state.invited) this.showInvitation();
     await this.syncMic();
     try {
-      const sdp = await this.media.createOffer(this.mic.track);
+      const sdp = await this.media.offer(this.mic.track);
       this.conn.sendRaw({ type: "media_offer", sdp });
     } catch (err) {
       console.warn("room %s: offer failed: %s", this.roomId, err);
