@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import logging
 import random
-from struct import pack_into
+from typing import Any
 
+from audio_rooms.sfu import egress
 from audio_rooms.sfu.hooks import EgressPath, SenderCounters
 
 logger = logging.getLogger(__name__)
 
 ONE_BYTE_PROFILE = 0xBEDE
-CLOCK_RATE = 48_000
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+CLOCK_RATE = egress.CLOCK_RATE
+FRAME_SAMPLES = egress.FRAME_SAMPLES
 
 
 def _header_template(
@@ -47,28 +48,13 @@ def _header_template(
 
 
 class Consumer:
-    """One slot of a subscriber's transport (an m-line the subscriber receives on)."""
+    """One slot of a subscriber's transport (an m-line the subscriber receives on).
 
-    __slots__ = (
-        "_header",
-        "_header_plain",
-        "_last_ns",
-        "_last_seq",
-        "_last_ts",
-        "_level_pos",
-        "_resync",
-        "_seq_offset",
-        "_ts_offset",
-        "closed",
-        "counters",
-        "index",
-        "mid",
-        "name",
-        "path",
-        "payload_type",
-        "producer_id",
-        "ssrc",
-    )
+    Its per-packet state lives in ``slot`` (:mod:`audio_rooms.sfu.egress`: compiled or pure
+    Python), which is also the ``counters`` its RTCP sender reports are built from.
+    """
+
+    __slots__ = ("closed", "index", "mid", "name", "payload_type", "producer_id", "slot", "ssrc")
 
     def __init__(
         self,
@@ -86,68 +72,52 @@ class Consumer:
         self.ssrc = ssrc
         self.payload_type = payload_type
         self.producer_id: str | None = None
-        self.path: EgressPath | None = None
-        self.counters = SenderCounters()
         self.closed = False
-        self._header, self._level_pos = _header_template(ssrc, level_ext_id, mid_ext_id, mid)
-        self._header_plain, _ = _header_template(ssrc, None, mid_ext_id, mid)
+        header, level_pos = _header_template(ssrc, level_ext_id, mid_ext_id, mid)
+        plain, _ = _header_template(ssrc, None, mid_ext_id, mid)
         # Start low in the sequence space, like aiortc: libsrtp's rollover estimate breaks on an
         # early wrap-around.
-        self._last_seq = random.randrange(0, 32768)
-        self._last_ts = random.randrange(0, 1 << 32)
-        self._last_ns = 0
-        self._seq_offset = 0
-        self._ts_offset = 0
-        self._resync = True
+        self.slot: Any = egress.new_slot(
+            bytes(header),
+            bytes(plain),
+            level_pos,
+            payload_type,
+            random.randrange(0, 32768),
+            random.randrange(0, 1 << 32),
+        )
 
     def __repr__(self) -> str:
         return f"Consumer({self.name}#{self.index} <- {self.producer_id})"
+
+    @property
+    def counters(self) -> SenderCounters:
+        """What this slot really sent (packets, octets, last RTP timestamp and send time)."""
+        counters: SenderCounters = self.slot
+        return counters
+
+    @property
+    def path(self) -> EgressPath | None:
+        path: EgressPath | None = self.slot.path
+        return path
+
+    @path.setter
+    def path(self, path: EgressPath | None) -> None:
+        self.slot.set_path(path)
 
     def attach(self, producer_id: str | None) -> None:
         """Map this slot onto another speaker (or none); offsets follow on the next packet."""
         if producer_id != self.producer_id:
             logger.debug("%r switching to %s", self, producer_id)
             self.producer_id = producer_id
-            self._resync = True
+            self.slot.resync = True
 
     def forward(
         self, payload: bytes, seq: int, ts: int, marker: int, level: int, now_ns: int
     ) -> int:
         """Rewrite, protect and send one packet; returns the bytes sent (0 if not connected)."""
-        path = self.path
-        if path is None:
-            return 0
-        if self._resync:
-            # Continue this slot's own sequence and timeline across a change of speaker, so
-            # the subscriber sees one stream with a pause, not a jump that looks like loss.
-            elapsed = 0
-            if self._last_ns:
-                elapsed = (now_ns - self._last_ns) * CLOCK_RATE // 1_000_000_000
-            self._seq_offset = (self._last_seq + 1 - seq) & 0xFFFF
-            self._ts_offset = (self._last_ts + max(elapsed, FRAME_SAMPLES) - ts) & 0xFFFFFFFF
-            self._resync = False
-            marker = 1
-        out_seq = (seq + self._seq_offset) & 0xFFFF
-        out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
-        if level >= 0 and self._level_pos >= 0:
-            header = self._header
-            header[self._level_pos] = level
-        else:
-            header = self._header_plain
-        pack_into("!BHI", header, 1, (marker << 7) | self.payload_type, out_seq, out_ts)
-        data = path.protect(bytes(header) + payload)
-        path.sendto(data, path.addr)
-        self._last_seq = out_seq
-        self._last_ts = out_ts
-        self._last_ns = now_ns
-        counters = self.counters
-        counters.packets += 1
-        counters.octets += len(payload)
-        counters.last_rtp_timestamp = out_ts
-        counters.last_send_ns = now_ns
-        return len(data)
+        return max(0, int(self.slot.forward(payload, seq, ts, marker, level, now_ns)))
 
     def close(self) -> None:
         self.closed = True
-        self.path = None
+        self.slot.set_path(None)
         self.producer_id = None

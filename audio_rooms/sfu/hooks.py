@@ -14,6 +14,7 @@ aioice object.
 from __future__ import annotations
 
 import asyncio
+import asyncio.trsock
 import inspect
 import logging
 import random
@@ -31,6 +32,9 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket, RtpPacket
+from pylibsrtp import Session as SrtpSession
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 
 from audio_rooms.sfu.errors import HookIncompatible
 
@@ -47,6 +51,29 @@ _SENDER_PACKETS = "_RTCRtpSender__packet_count"
 _SENDER_OCTETS = "_RTCRtpSender__octet_count"
 _SENDER_NTP = "_RTCRtpSender__ntp_timestamp"
 _SENDER_RTP_TS = "_RTCRtpSender__rtp_timestamp"
+
+# libsrtp's srtp_protect(srtp_t ctx, void *rtp, int *len): protects in place, appending the
+# authentication tag. Taken from pylibsrtp's cffi binding (the same libsrtp aiortc uses), so
+# the forwarder can call it with its own buffer, and the compiled fast path by address.
+SRTP_PROTECT: Any = _srtp_lib.srtp_protect
+SRTP_OK: int = _srtp_lib.srtp_err_status_ok
+# Room libsrtp may append to a packet (tag + MKI, SRTP_MAX_TRAILER_LEN in libsrtp 2).
+SRTP_MAX_TRAILER = 144
+
+
+def srtp_buffer(size: int) -> tuple[Any, Any]:
+    """A C buffer of ``size`` bytes for :data:`SRTP_PROTECT` and an ``int *`` for its length."""
+    return _srtp_ffi.new("unsigned char[]", size), _srtp_ffi.new("int *")
+
+
+def srtp_buffer_view(buf: Any) -> memoryview:
+    return memoryview(_srtp_ffi.buffer(buf))
+
+
+def srtp_protect_address() -> int:
+    """The address of libsrtp's ``srtp_protect`` (for the compiled fast path)."""
+    return int(_srtp_ffi.cast("uintptr_t", _srtp_ffi.addressof(_srtp_lib, "srtp_protect")))
+
 
 RtpHandler = Callable[[bytes, int], None]
 """Called with a decrypted RTP packet and its arrival time (``time.perf_counter_ns()``)."""
@@ -129,6 +156,20 @@ def compatibility_problems() -> list[str]:
         "RTCRtpReceiver.receive starts a decoder thread",
     )
     need(hasattr(RtpPacket, "parse"), "aiortc.rtp.RtpPacket.parse")
+    need(
+        "self._srtp = " in _source(SrtpSession.__init__),
+        "pylibsrtp Session._srtp (pointer to the srtp_t context)",
+    )
+    need(
+        str(_srtp_ffi.typeof(_srtp_lib.srtp_protect)).startswith(
+            "<ctype 'srtp_err_status_t(*)(struct srtp_ctx_t_ *, void *, int *)"
+        ),
+        "libsrtp 2 srtp_protect(srtp_t, void *, int *) in pylibsrtp's binding",
+    )
+    need(
+        "_sock" in _source(asyncio.trsock.TransportSocket.__init__),
+        "asyncio TransportSocket._sock (the datagram transport's socket)",
+    )
     return problems
 
 
@@ -366,19 +407,37 @@ def silence_receiver(receiver: RTCRtpReceiver) -> None:
 
 
 class EgressPath:
-    """Where a subscriber's packets go: its SRTP context and its selected UDP pair."""
+    """Where a subscriber's packets go: its SRTP context and its selected UDP pair.
 
-    __slots__ = ("addr", "protect", "sendto")
+    ``protect`` and ``sendto`` are the public-API way (pylibsrtp ``Session.protect`` and the
+    asyncio transport's ``sendto``, which buffers when the socket would block). The forwarder's
+    hot path uses the same context and socket one level down: ``srtp`` (libsrtp's ``srtp_t``,
+    for :data:`SRTP_PROTECT`), ``srtp_address`` (the same pointer as an integer, for the
+    compiled fast path) and ``sock``, the non-blocking UDP socket itself (None when the pair
+    is relayed through TURN: a datagram must then be wrapped by aioice, so it goes through
+    ``sendto``). ``session`` keeps the pylibsrtp session, and so the context, alive.
+    """
+
+    __slots__ = ("addr", "protect", "sendto", "session", "sock", "srtp", "srtp_address")
 
     def __init__(
         self,
         protect: Callable[[bytes], bytes],
         sendto: Callable[[bytes, tuple[str, int]], None],
         addr: tuple[str, int],
+        session: Any = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self.protect = protect
         self.sendto = sendto
         self.addr = addr
+        self.session = session
+        self.sock = sock
+        self.srtp: Any = None
+        self.srtp_address = 0
+        if session is not None:
+            self.srtp = session._srtp[0]
+            self.srtp_address = int(_srtp_ffi.cast("uintptr_t", self.srtp))
 
 
 def egress_path(dtls: RTCDtlsTransport) -> EgressPath | None:
@@ -388,7 +447,17 @@ def egress_path(dtls: RTCDtlsTransport) -> EgressPath | None:
     pair = dtls.transport._connection._nominated.get(1)
     if pair is None:
         return None
-    return EgressPath(dtls._tx_srtp.protect, pair.protocol.transport.sendto, pair.remote_addr)
+    transport = pair.protocol.transport
+    sock: socket.socket | None = None
+    if not isinstance(transport, aioice.turn.TurnTransport):
+        wrapper = transport.get_extra_info("socket")
+        # asyncio hands out a TransportSocket wrapper; its socket is non-blocking.
+        raw = getattr(wrapper, "_sock", wrapper)
+        if isinstance(raw, socket.socket) and raw.type == socket.SOCK_DGRAM:
+            sock = raw
+    return EgressPath(
+        dtls._tx_srtp.protect, transport.sendto, pair.remote_addr, dtls._tx_srtp, sock
+    )
 
 
 class SenderCounters:

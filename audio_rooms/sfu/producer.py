@@ -16,10 +16,10 @@ from typing import Any
 from aiortc import RTCRtpReceiver
 from aiortc.rtp import HeaderExtensionsMap
 
-from audio_rooms.sfu import hooks
+from audio_rooms.sfu import egress, hooks
 from audio_rooms.sfu.audiolevel import LevelMeter
 from audio_rooms.sfu.consumer import CLOCK_RATE, Consumer
-from audio_rooms.sfu.stats import LATENCY_BUCKET_NS, LATENCY_BUCKETS, ForwardingStats
+from audio_rooms.sfu.stats import ForwardingStats
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,10 @@ class Producer:
         self.payload_type = payload_type
         self.ssrc = ssrc
         self.allowed = allowed
-        self.consumers: list[Consumer] = []
+        self._consumers: list[Consumer] = []
+        self._slots: list[Any] = []
+        # One call per ingress packet does the whole fan-out (compiled when built).
+        self._fanout = egress.compiled.fanout if egress.fast_path_enabled() else egress.py_fanout
         self.meter = LevelMeter()
         self.closed = False
         self.packets_received = 0
@@ -99,31 +102,31 @@ class Producer:
         if self.packets_received == 1 and self.on_first_packet is not None:
             self.on_first_packet(self)
 
-        payload: bytes = packet.payload
-        seq: int = packet.sequence_number
-        ts: int = packet.timestamp
-        marker: int = packet.marker
-        sent = 0
-        n = 0
-        latency = stats.latency
-        if latency is None:
-            for consumer in self.consumers:
-                size = consumer.forward(payload, seq, ts, marker, level, arrival_ns)
-                if size:
-                    sent += size
-                    n += 1
-        else:
-            clock = time.perf_counter_ns
-            last = LATENCY_BUCKETS - 1
-            for consumer in self.consumers:
-                size = consumer.forward(payload, seq, ts, marker, level, arrival_ns)
-                if size:
-                    sent += size
-                    n += 1
-                    latency[min(last, (clock() - arrival_ns) // LATENCY_BUCKET_NS)] += 1
+        n, sent, failed = self._fanout(
+            self._slots,
+            packet.payload,
+            packet.sequence_number,
+            packet.timestamp,
+            packet.marker,
+            level,
+            arrival_ns,
+            stats.latency,
+        )
         stats.forwarded_packets += n
         stats.forwarded_bytes += sent
+        if failed:
+            stats.drop("egress_failed", failed)
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        """The slots currently mapped to this speaker (set by the router)."""
+        return self._consumers
+
+    @consumers.setter
+    def consumers(self, consumers: list[Consumer]) -> None:
+        self._consumers = consumers
+        self._slots = [c.slot for c in consumers]
 
     def close(self) -> None:
         self.closed = True
-        self.consumers.clear()
+        self.consumers = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,7 +29,8 @@ class ForwardingStats:
         self.forwarded_packets = 0
         self.forwarded_bytes = 0
         self.drops: Counter[str] = Counter()
-        self.latency: list[int] | None = [0] * LATENCY_BUCKETS if measure_latency else None
+        # An array of unsigned 64-bit counts (the compiled fast path writes it directly).
+        self.latency: array[int] | None = _histogram() if measure_latency else None
 
     def drop(self, reason: str, n: int = 1) -> None:
         self.drops[reason] += n
@@ -50,4 +52,8 @@ class ForwardingStats:
 
     def reset_latency(self) -> None:
         if self.latency is not None:
-            self.latency = [0] * LATENCY_BUCKETS
+            self.latency = _histogram()
+
+
+def _histogram() -> array[int]:
+    return array("Q", bytes(8 * LATENCY_BUCKETS))

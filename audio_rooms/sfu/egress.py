@@ -1,0 +1,215 @@
+"""Egress: the per-packet work of forwarding, one ingress packet to every slot mapped to it.
+
+For each slot the header template is rewritten in place (marker, payload type, sequence
+number, timestamp, audio level), header and payload are copied into one buffer, protected in
+place with the subscriber's libsrtp context and written to the subscriber's UDP socket; the
+slot's counters (for its RTCP sender reports) are updated.
+
+Two implementations of the same thing:
+
+* the compiled fast path (``audio_rooms.sfu._fastpath._fanout``, C), built by ``pip install``
+  when a C compiler is available: :class:`Slot` and :func:`fanout` come from it;
+* this module's pure-Python :class:`PySlot` and :func:`py_fanout`, used when the extension is
+  not built or does not import, or when ``AUDIO_ROOMS_SFU_FASTPATH=0`` is set.
+
+Both keep the same state under the same names, so the rest of the SFU cannot tell them apart;
+``tests/sfu/test_fastpath.py`` runs the same forwarding through both. The hot path allocates
+nothing per slot but the datagram a fallback send needs, and logs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from struct import pack_into
+from typing import Any
+
+from audio_rooms.sfu import hooks
+from audio_rooms.sfu.hooks import EgressPath
+
+logger = logging.getLogger(__name__)
+
+CLOCK_RATE = 48_000
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+# One protect buffer for the whole process (one event loop, no concurrency): the largest RTP
+# packet the SFU accepts plus a header template plus libsrtp's trailer fits with room to spare.
+BUFFER_SIZE = 2048
+MAX_PACKET = BUFFER_SIZE - hooks.SRTP_MAX_TRAILER
+
+_BUF, _LEN = hooks.srtp_buffer(BUFFER_SIZE)
+_VIEW = hooks.srtp_buffer_view(_BUF)
+_PROTECT = hooks.SRTP_PROTECT
+_SRTP_OK = hooks.SRTP_OK
+
+
+class PySlot:
+    """Forwarding state of one slot: header templates, offsets, counters, egress path.
+
+    ``packets``, ``octets``, ``last_rtp_timestamp`` and ``last_send_ns`` are what the slot's
+    RTCP sender reports describe (see :func:`hooks.report_forwarded`).
+    """
+
+    __slots__ = (
+        "header",
+        "last_ns",
+        "last_rtp_timestamp",
+        "last_send_ns",
+        "last_seq",
+        "last_ts",
+        "level_pos",
+        "octets",
+        "packets",
+        "path",
+        "payload_type",
+        "plain",
+        "resync",
+        "seq_offset",
+        "ts_offset",
+    )
+
+    def __init__(
+        self,
+        header: bytes,
+        plain: bytes,
+        level_pos: int,
+        payload_type: int,
+        last_seq: int,
+        last_ts: int,
+    ) -> None:
+        self.header = bytearray(header)
+        self.plain = bytearray(plain)
+        self.level_pos = level_pos
+        self.payload_type = payload_type
+        self.last_seq = last_seq
+        self.last_ts = last_ts
+        self.last_ns = 0
+        self.seq_offset = 0
+        self.ts_offset = 0
+        self.resync = True
+        self.packets = 0
+        self.octets = 0
+        self.last_rtp_timestamp = 0
+        self.last_send_ns = 0
+        self.path: EgressPath | None = None
+
+    def set_path(self, path: EgressPath | None) -> None:
+        self.path = path
+
+    def forward(
+        self, payload: bytes, seq: int, ts: int, marker: int, level: int, now_ns: int
+    ) -> int:
+        """Send one packet; returns the datagram's size, 0 if not connected, -1 on failure."""
+        path = self.path
+        if path is None:
+            return 0
+        if self.resync:
+            # Continue this slot's own sequence and timeline across a change of speaker, so
+            # the subscriber sees one stream with a pause, not a jump that looks like loss.
+            elapsed = 0
+            if self.last_ns:
+                elapsed = (now_ns - self.last_ns) * CLOCK_RATE // 1_000_000_000
+            self.seq_offset = (self.last_seq + 1 - seq) & 0xFFFF
+            self.ts_offset = (self.last_ts + max(elapsed, FRAME_SAMPLES) - ts) & 0xFFFFFFFF
+            self.resync = False
+            marker = 1
+        out_seq = (seq + self.seq_offset) & 0xFFFF
+        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        level_pos = self.level_pos
+        if level >= 0 and level_pos >= 0:
+            header = self.header
+            header[level_pos] = level
+        else:
+            header = self.plain
+        pack_into("!BHI", header, 1, (marker << 7) | self.payload_type, out_seq, out_ts)
+        hl = len(header)
+        n = hl + len(payload)
+        if n > MAX_PACKET:
+            return -1
+        view = _VIEW
+        view[:hl] = header
+        view[hl:n] = payload
+        _LEN[0] = n
+        if _PROTECT(path.srtp, _BUF, _LEN) != _SRTP_OK:
+            return -1
+        size: int = _LEN[0]
+        sock = path.sock
+        try:
+            if sock is None:
+                raise BlockingIOError
+            sock.sendto(view[:size], path.addr)
+        except OSError:
+            # Would block, relayed through TURN, or the socket is gone: the asyncio transport
+            # buffers, wraps or reports it as it would for any datagram.
+            path.sendto(bytes(view[:size]), path.addr)
+        self.last_seq = out_seq
+        self.last_ts = out_ts
+        self.last_ns = now_ns
+        self.packets += 1
+        self.octets += len(payload)
+        self.last_rtp_timestamp = out_ts
+        self.last_send_ns = now_ns
+        return size
+
+
+def py_fanout(
+    slots: list[Any],
+    payload: bytes,
+    seq: int,
+    ts: int,
+    marker: int,
+    level: int,
+    now_ns: int,
+    latency: Any,
+) -> tuple[int, int, int]:
+    """Forward one packet to every slot: (packets sent, bytes sent, failures).
+
+    With a ``latency`` histogram (1 us buckets), each send's delay since ``now_ns`` is counted.
+    """
+    sent = n = failed = 0
+    if latency is None:
+        for slot in slots:
+            size = slot.forward(payload, seq, ts, marker, level, now_ns)
+            if size > 0:
+                sent += size
+                n += 1
+            elif size < 0:
+                failed += 1
+    else:
+        last = len(latency) - 1
+        clock = time.perf_counter_ns
+        for slot in slots:
+            size = slot.forward(payload, seq, ts, marker, level, now_ns)
+            if size > 0:
+                sent += size
+                n += 1
+                latency[min(last, (clock() - now_ns) // 1000)] += 1
+            elif size < 0:
+                failed += 1
+    return n, sent, failed
+
+
+def _load_compiled() -> Any:
+    try:
+        from audio_rooms.sfu._fastpath import _fanout  # type: ignore[attr-defined]
+    except ImportError as exc:
+        logger.info("SFU fast path not built (%s): forwarding in Python", exc)
+        return None
+    _fanout.set_protect(hooks.srtp_protect_address(), _SRTP_OK)
+    return _fanout
+
+
+compiled: Any = _load_compiled()
+
+
+def fast_path_enabled() -> bool:
+    """Whether new slots use the compiled fast path (built, and not disabled by env)."""
+    return compiled is not None and os.environ.get("AUDIO_ROOMS_SFU_FASTPATH", "1") != "0"
+
+
+def new_slot(
+    header: bytes, plain: bytes, level_pos: int, payload_type: int, last_seq: int, last_ts: int
+) -> Any:
+    """A slot of the compiled fast path if enabled, else a :class:`PySlot`."""
+    cls = compiled.Slot if fast_path_enabled() else PySlot
+    return cls(header, plain, level_pos, payload_type, last_seq, last_ts)
