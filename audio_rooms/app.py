@@ -64,6 +64,9 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
+    # The last active-speaker report per room: reports go out only when the list changes, so a
+    # newcomer gets the current one when their media connects.
+    active_speakers: dict[str, dict[str, Any]] = field(default_factory=dict)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
 
     async def drain(self, deadline: float) -> None:
@@ -92,7 +95,12 @@ class Services:
         if router.on_active_speakers is None:
             router.on_active_speakers = self._active_speakers
         router.set_may_produce(user_id, me.may_speak)
-        return await router.answer(user_id, offer_sdp)
+        answer = await router.answer(user_id, offer_sdp)
+        current = self.active_speakers.get(room_id)
+        connection = self.hub.rooms.get(room_id, {}).get(user_id)
+        if current is not None and connection is not None:
+            connection.send(current)
+        return answer
 
     async def media_disconnected(self, room_id: str, user_id: str, connection: Connection) -> None:
         """A participant's WebSocket ended: end its media unless a newer connection took over."""
@@ -105,13 +113,16 @@ class Services:
 
     def _active_speakers(self, room_id: str, levels: list[SpeakerLevel]) -> None:
         speakers = [{"user_id": s.participant_id, "level": round(s.level, 3)} for s in levels]
-        self.hub.send_local(room_id, {"type": "active_speakers", "speakers": speakers})
+        message = {"type": "active_speakers", "speakers": speakers}
+        self.active_speakers[room_id] = message
+        self.hub.send_local(room_id, message)
 
     async def on_published(self, published: Published) -> None:
         """Keep the media plane and SQL in step with what happened in a room."""
         room_id = published.room_id
         kinds = {e.type for e in published.events}
         if "room_ended" in kinds:
+            self.active_speakers.pop(room_id, None)
             if self.media is not None:
                 await self.media.close_router(room_id)
             await self.rooms.ended(room_id)

@@ -15,7 +15,7 @@ import time
 from enum import IntEnum
 from typing import Any
 
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from audio_rooms.domain.events import Audience
 from audio_rooms.domain.roles import Role
@@ -123,14 +123,14 @@ class Connection:
                 if text is None:
                     break
                 await self.websocket.send_text(text)
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, WebSocketDisconnect):
             logger.debug("%r: send failed, client gone", self)
         finally:
             await self._close_socket()
 
     async def _close_socket(self) -> None:
         if self.websocket.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(OSError, RuntimeError):
+            with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
                 await self.websocket.close(self._close_code or CloseCode.NORMAL)
 
     # --- room deltas ---------------------------------------------------------------------------

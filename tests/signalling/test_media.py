@@ -113,3 +113,24 @@ async def test_leaving_closes_the_transport(
     async with asyncio.timeout(5):
         while media.stats().transports != 1:
             await asyncio.sleep(0.05)
+
+
+async def test_newcomer_sees_who_is_speaking_at_once(
+    server: RunningServer, make_account: AccountFactory, peers: list[AudioClient]
+) -> None:
+    host, early, late = (await make_account("Host"), await make_account("Early"),
+                         await make_account("Late"))
+    room_id = await create_room(server, host)
+    host_c, early_c = await join(server, room_id, host), await join(server, room_id, early)
+    speaker, first = AudioClient(mic=ToneTrack(440), decode=False), AudioClient(decode=False)
+    peers += [speaker, first]
+    await connect_media(host_c, speaker)
+    await connect_media(early_c, first)
+    await early_c.expect("active_speakers", timeout=5)
+    await asyncio.sleep(1.0)  # the speaker list is steady now: no new reports go out
+    late_c = await join(server, room_id, late)
+    second = AudioClient(decode=False)
+    peers.append(second)
+    await connect_media(late_c, second)
+    report = await late_c.expect("active_speakers", timeout=2)
+    assert [s["user_id"] for s in report["speakers"]] == [host.user_id]
