@@ -27,20 +27,6 @@ from audio_rooms.state.store import RoomStore
 
 logger = logging.getLogger(__name__)
 
-# Actions written to the moderation log: what a moderator did to someone.
-_LOGGED = {
-    "invite_to_speak",
-    "move_to_audience",
-    "make_moderator",
-    "unmake_moderator",
-    "mute",
-    "unmute",
-    "remove",
-    "ban",
-    "end_room",
-}
-
-
 class RoomService:
     def __init__(self, db: Database, store: RoomStore, secret: str, limits: Limits) -> None:
         self.db = db
@@ -139,7 +125,8 @@ class RoomService:
             target = getattr(action, "target", None)
             if isinstance(action, a.Ban) and target:
                 await self.db.add_ban(room_id, target, who.user_id, "banned by a moderator")
-            if action.name in _LOGGED and outcome.events:
+            # The moderation log: what a moderator did to someone, and ending the room.
+            if isinstance(action, a.TargetedAction | a.EndRoom) and outcome.events:
                 await self.db.log_moderation(room_id, who.user_id, action.name, target, {})
             if not outcome.state.live:
                 await self.ended(room_id)

@@ -10,19 +10,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from audio_rooms.domain.roles import Visibility as Visibility  # re-exported: rooms carry it
+
 
 class Locale(StrEnum):
     FA = "fa"
     EN = "en"
-
-
-class Visibility(StrEnum):
-    OPEN = "open"
-    """Anyone, guests included, may listen."""
-    SOCIAL = "social"
-    """Only people the host (or a speaker) follows may join."""
-    CLOSED = "closed"
-    """Invitation only."""
 
 
 class RoomStatus(StrEnum):

@@ -36,6 +36,8 @@ class Visibility(StrEnum):
     CLOSED = "closed"  # holders of an invite link only
 
 
-class RoomStatus(StrEnum):
+class LiveStatus(StrEnum):
+    """A live room's lifecycle in Redis (the durable record adds "scheduled": db.RoomStatus)."""
+
     LIVE = "live"
     ENDED = "ended"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, NewType
 
-from audio_rooms.domain.roles import Role, RoomStatus, Visibility
+from audio_rooms.domain.roles import LiveStatus, Role, Visibility
 
 UserId = NewType("UserId", str)
 RoomId = NewType("RoomId", str)
@@ -83,7 +83,7 @@ class RoomState:
     host_id: UserId
     created_at: float
     limits: Limits = Limits()
-    status: RoomStatus = RoomStatus.LIVE
+    status: LiveStatus = LiveStatus.LIVE
     version: int = 0
     participants: dict[UserId, Participant] = field(default_factory=dict)
     hand_queue: tuple[UserId, ...] = ()
@@ -93,7 +93,7 @@ class RoomState:
 
     @property
     def live(self) -> bool:
-        return self.status is RoomStatus.LIVE
+        return self.status is LiveStatus.LIVE
 
     def get(self, user_id: str) -> Participant | None:
         return self.participants.get(UserId(user_id))
@@ -163,7 +163,7 @@ class RoomState:
             host_id=UserId(meta["host_id"]),
             created_at=float(meta["created_at"]),
             limits=Limits(int(meta["max_speakers"]), int(meta["max_listeners"])),
-            status=RoomStatus(meta["status"]),
+            status=LiveStatus(meta["status"]),
             version=int(meta["version"]),
             participants={p.user_id: p for p in ordered},
             hand_queue=tuple(UserId(u) for u in meta["hand_queue"]),

@@ -27,7 +27,7 @@ from audio_rooms import errors
 from audio_rooms.domain import actions as a
 from audio_rooms.domain import events as ev
 from audio_rooms.domain.events import Event
-from audio_rooms.domain.roles import Role, RoomStatus, Visibility
+from audio_rooms.domain.roles import LiveStatus, Role, Visibility
 from audio_rooms.domain.room import Participant, RoomState, UserId
 
 
@@ -147,7 +147,7 @@ def _ensure_moderator(state: RoomState, events: list[Event], now: float) -> Resu
 def _ended(state: RoomState, reason: str) -> RoomState:
     return replace(
         state,
-        status=RoomStatus.ENDED,
+        status=LiveStatus.ENDED,
         end_reason=reason,
         participants={},
         hand_queue=(),
