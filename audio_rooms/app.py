@@ -33,7 +33,7 @@ from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.headers import SecurityHeaders
 from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.websocket import room_socket
-from audio_rooms.state.embedded import EmbeddedRedis
+from audio_rooms.state.embedded import REDIS_CONNECTIONS, EmbeddedRedis
 from audio_rooms.state.ratelimit import RateLimit
 from audio_rooms.state.store import Published, RoomStore
 from audio_rooms.turn import client_ice_servers
@@ -155,7 +155,10 @@ def media_config(settings: Settings) -> MediaConfig:
 async def start_services(settings: Settings, with_media: bool = True) -> Services:
     embedded: EmbeddedRedis | None = None
     if settings.redis_url:
-        redis = aioredis.from_url(settings.redis_url, health_check_interval=30)
+        redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=10,
+            health_check_interval=30,
+        ))
     else:
         embedded = EmbeddedRedis(settings.data_dir / "redis")
         await embedded.start()
@@ -273,7 +276,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _redis_down(request: Request, exc: Exception) -> Response:
-    logger.error("Redis error on %s %s: %s", request.method, request.url.path, exc)
+    logger.error("Redis error on %s: %s", request.url.path, exc)
     return JSONResponse(
         {"code": "service_unavailable", "message": "Live state is unreachable; try again."}, 503
     )

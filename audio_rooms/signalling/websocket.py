@@ -14,6 +14,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from audio_rooms import errors
@@ -120,6 +121,14 @@ class _Session:
                 code = CloseCode.GOING_AWAY
             await _refuse(self.websocket, exc, code)
             return False
+        except (RedisError, OSError):
+            logger.exception("room %s: live state unreachable during a join", self.room_id)
+            await _refuse(
+                self.websocket,
+                errors.ServiceUnavailable("Live state is unreachable; try again."),
+                CloseCode.GOING_AWAY,
+            )
+            return False
         me = outcome.state.get(self.identity.user_id)
         assert me is not None
         resumed = not outcome.events
@@ -200,6 +209,10 @@ class _Session:
                 await self._handle(message)
             except errors.AudioRoomsError as exc:
                 await self._error(exc, message.ref)
+            except RedisError:
+                logger.exception("room %s: live state unreachable", self.room_id)
+                unavailable = errors.ServiceUnavailable("Live state is unreachable; try again.")
+                await self._error(unavailable, message.ref)
 
     async def _handle(self, message: m.Message) -> None:
         assert self.identity is not None and self.connection is not None

