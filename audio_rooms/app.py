@@ -30,6 +30,7 @@ from audio_rooms.sfu import IceServer, MediaConfig, MediaServer, SpeakerLevel
 from audio_rooms.signalling import api
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode, Connection
+from audio_rooms.signalling.frames import ExposeProtocol
 from audio_rooms.signalling.headers import SecurityHeaders
 from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.websocket import room_socket
@@ -317,7 +318,7 @@ def create_app(
         routes.append(Mount("/", StaticFiles(directory=web), name="web"))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(ExposeProtocol), Middleware(SecurityHeaders)],
         lifespan=lifespan,
         exception_handlers={
             errors.AudioRoomsError: _app_error,

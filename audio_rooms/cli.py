@@ -15,10 +15,6 @@ from collections.abc import Sequence
 from audio_rooms.logs import configure_logging
 from audio_rooms.settings import Settings, SettingsError, load_settings
 
-# uvicorn refuses larger frames outright (closing with 1009); below this size the server answers
-# an oversized message with a message_too_large error and keeps the connection.
-WS_HARD_LIMIT_FACTOR = 16
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audio-rooms", description=__doc__.splitlines()[0])
@@ -68,24 +64,11 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def serve(settings: Settings) -> None:
-    import uvicorn
-
     from audio_rooms.app import create_app
-    from audio_rooms.drain import DrainingServer
+    from audio_rooms.server import DrainingServer, uvicorn_config
 
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        ws_max_size=settings.ws_max_message_bytes * WS_HARD_LIMIT_FACTOR,
-        log_config=None,
-        # Access logs would record room links with their invite tokens; the app logs instead.
-        access_log=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
-    )
-    DrainingServer(config, app, settings.drain_timeout).run()
+    DrainingServer(uvicorn_config(app, settings), app, settings.drain_timeout).run()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from websockets.asyncio.client import ClientConnection
 
 from audio_rooms.app import Services, create_app
 from audio_rooms.db import Database
+from audio_rooms.server import uvicorn_config
 from audio_rooms.settings import Settings, load_settings
 from audio_rooms.state.embedded import EmbeddedRedis
 
@@ -88,15 +89,7 @@ class RunningServer:
 
 async def start_server(settings: Settings) -> RunningServer:
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=settings.port,
-        log_config=None,
-        ws_max_size=settings.ws_max_message_bytes * 16,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app, settings))
     task = asyncio.create_task(server.serve())
     for _ in range(400):
         if server.started:

@@ -1,8 +1,10 @@
-"""One participant's WebSocket: an outbound queue with its own writer, and an inbound budget.
+"""One participant's WebSocket: non-blocking sends, and an inbound budget.
 
-Fan-out never awaits a client: messages go into a bounded queue that a per-connection writer
-task drains, so one slow or stalled phone cannot hold back anyone else's deltas. A client that
-falls too far behind is closed with CLOSE_TOO_SLOW and may resume, getting a fresh snapshot.
+Fan-out never awaits a client. On uvicorn's websockets protocol each message is one encoded
+frame written to the socket's transport (signalling/frames.py), shared by every recipient;
+elsewhere messages go into a bounded queue that a per-connection writer task drains. Either
+way one slow or stalled phone cannot hold back anyone else's deltas: a client that falls too
+far behind is closed with TOO_SLOW and may resume, getting a fresh snapshot.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from audio_rooms.domain.events import Audience
 from audio_rooms.domain.roles import Role
+from audio_rooms.signalling.frames import FrameWriter, frames_of, text_frame
 from audio_rooms.state.store import Published
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_LIMIT = 512
+OUTBOX_LIMIT = 512  # messages queued for a client on the ASGI path
+LAG_LIMIT_BYTES = 1 << 20  # bytes the kernel has not taken yet, on the frame path
 
 
 class CloseCode(IntEnum):
@@ -68,6 +72,7 @@ class Connection:
         self.version = 0  # deltas at or below this version are already in the client's snapshot
         self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_LIMIT)
         self._writer: asyncio.Task[None] | None = None
+        self._frames = FrameWriter.attach(websocket)
         self._close_code: int | None = None
         self._ready = False
         self._pending: list[Published] = []
@@ -77,7 +82,8 @@ class Connection:
         return f"Connection(room={self.room_id} user={self.user_id})"
 
     def start(self) -> None:
-        self._writer = asyncio.create_task(self._write(), name=f"ws-writer {self!r}")
+        if self._frames is None:
+            self._writer = asyncio.create_task(self._write(), name=f"ws-writer {self!r}")
 
     @property
     def closing(self) -> bool:
@@ -92,6 +98,9 @@ class Connection:
         self.send_text(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
 
     def send_text(self, text: str) -> None:
+        if self._frames is not None:
+            self.send_frame(text_frame(text.encode()))
+            return
         if self.closing:
             return
         try:
@@ -100,11 +109,28 @@ class Connection:
             logger.warning("%r fell %d messages behind; closing", self, OUTBOX_LIMIT)
             self.close(CloseCode.TOO_SLOW)
 
+    def send_frame(self, frame: bytes) -> None:
+        """Write one encoded text frame (the frame path only)."""
+        assert self._frames is not None
+        if self.closing:
+            return
+        if not self._frames.open:
+            self._close_code = CloseCode.NORMAL  # the client is gone; nothing more to send
+            return
+        if self._frames.buffered > LAG_LIMIT_BYTES:
+            logger.warning("%r fell %d bytes behind; closing", self, self._frames.buffered)
+            self.close(CloseCode.TOO_SLOW)
+            return
+        self._frames.write(frame)
+
     def close(self, code: int) -> None:
         """Send what is queued, then close with ``code``."""
         if self._close_code is not None:
             return
         self._close_code = code
+        if self._frames is not None:
+            self._writer = asyncio.create_task(self._close_socket(), name=f"ws-close {self!r}")
+            return
         with contextlib.suppress(asyncio.QueueFull):
             self._outbox.put_nowait(None)
         if self._outbox.full() and self._writer:
@@ -153,7 +179,8 @@ class Connection:
         ):
             return
         self.version = published.version
-        for event, text in published.wire:
+        frames = frames_of(published) if self._frames is not None else None
+        for i, (event, text) in enumerate(published.wire):
             if event.subject == self.user_id:
                 self._track_self(event.type, event.data)
             if (
@@ -161,7 +188,10 @@ class Connection:
                 or self.role.moderates
                 or event.subject == self.user_id
             ):
-                self.send_text(text)
+                if frames is not None:
+                    self.send_frame(frames[i])
+                else:
+                    self.send_text(text)
         if self.closing:
             return
         for event, _ in published.wire:

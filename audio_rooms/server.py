@@ -1,4 +1,6 @@
-"""Graceful drain: the first SIGTERM (or SIGINT) drains before uvicorn shuts down.
+"""The HTTP server process: uvicorn's configuration, and graceful drain.
+
+The first SIGTERM (or SIGINT) drains before uvicorn shuts down.
 
 Draining stops new joins, tells every connected client to reconnect, waits up to
 ``AUDIO_ROOMS_DRAIN_TIMEOUT`` seconds for them to leave, then lets uvicorn exit. A second
@@ -15,7 +17,32 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from audio_rooms.settings import Settings
+
 logger = logging.getLogger(__name__)
+
+# uvicorn refuses larger frames outright (closing with 1009); below this size the server answers
+# an oversized message with a message_too_large error and keeps the connection.
+WS_HARD_LIMIT_FACTOR = 16
+
+
+def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ws_max_size=settings.ws_max_message_bytes * WS_HARD_LIMIT_FACTOR,
+        # Deltas are a few hundred bytes: compressing each one for each listener would cost
+        # more CPU than everything else in a fan-out, and would make frames differ per client
+        # (signalling/frames.py writes one encoded frame to all of them).
+        ws_per_message_deflate=False,
+        log_config=None,
+        # Access logs would record room links with their invite tokens; the app logs instead.
+        access_log=False,
+        proxy_headers=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
 
 
 class DrainingServer(uvicorn.Server):
