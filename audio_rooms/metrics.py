@@ -94,6 +94,19 @@ class _StateCollector(Collector):
         for role in ("host", "moderator", "speaker", "listener"):
             participants.add_metric([role], by_role.get(role, 0))
         yield participants
+        paths: TallyCounter[str] = TallyCounter(
+            "frames" if c.shares_frames else "asgi"
+            for room in services.hub.rooms.values()
+            for c in room.values()
+        )
+        send_paths = GaugeMetricFamily(
+            f"{PREFIX}_connections_by_send_path",
+            "Connections by how messages are sent: shared encoded frames (fast) or ASGI.",
+            labels=["path"],
+        )
+        for path in ("frames", "asgi"):
+            send_paths.add_metric([path], paths.get(path, 0))
+        yield send_paths
         if services.media is None:
             return
         stats = services.media.stats()

@@ -86,6 +86,11 @@ class Connection:
             self._writer = asyncio.create_task(self._write(), name=f"ws-writer {self!r}")
 
     @property
+    def shares_frames(self) -> bool:
+        """Whether messages go out as shared encoded frames (the fast path)."""
+        return self._frames is not None
+
+    @property
     def closing(self) -> bool:
         return self._close_code is not None
 

@@ -86,7 +86,11 @@ class FrameWriter:
         if not all(hasattr(protocol, name) for name in _NEEDED):
             return None
         transport = protocol.transport
-        if not isinstance(transport, asyncio.WriteTransport):
+        # Duck-typed: uvloop's transports (what uvicorn runs on) are not asyncio subclasses.
+        if not all(
+            callable(getattr(transport, m, None))
+            for m in ("write", "is_closing", "get_write_buffer_size")
+        ):
             return None
         if getattr(protocol.conn, "extensions", None):
             return None  # a negotiated extension (compression) changes the frames

@@ -105,6 +105,10 @@ async def test_sigterm_drains_and_rooms_survive_a_restart(
     await host_c.send("invite_to_speak", user_id=sam.user_id)
     await sam_c.send("accept_invitation")
     await host_c.expect("role_changed", user_id=sam.user_id, role="speaker")
+    # The real server process (uvloop) sends deltas as shared frames, not through ASGI.
+    async with httpx.AsyncClient(base_url=base) as http:
+        metrics = (await http.get("/metrics")).text
+    assert 'audio_rooms_connections_by_send_path{path="frames"} 2.0' in metrics
 
     first.process.send_signal(signal.SIGTERM)
     for client in (host_c, sam_c):

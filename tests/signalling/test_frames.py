@@ -31,7 +31,7 @@ async def test_fast_path_is_taken_and_clients_read_it(
     connections = server.services.hub.rooms[room_id]
     # If an upgrade of uvicorn or websockets moved what frames.py relies on, this fails: the
     # server still works (ASGI path), but fan-out is an order of magnitude slower.
-    assert all(c._frames is not None for c in connections.values())
+    assert all(c.shares_frames for c in connections.values())
     big = "ن" * 40_000  # a multi-byte, 16-bit-length frame through the same path
     await host_c.send("reaction", emoji="🔥")
     reaction = await ana_c.expect("reaction")
