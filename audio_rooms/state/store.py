@@ -96,13 +96,23 @@ class RoomStore:
         self._cache[state.room_id] = state
 
     async def load(self, room_id: str) -> RoomState | None:
+        """The room as it is in Redis now. Only the small meta key is read when this process
+        already holds that version (it wrote it): a busy room is not re-read per join."""
+        meta_raw = await self.redis.get(keys.room_meta(room_id))
+        if meta_raw is None:
+            return None
+        cached = self._cache.get(room_id)
+        if cached is not None and cached.version == json.loads(meta_raw)["version"]:
+            return cached
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.get(keys.room_meta(room_id))
             pipe.hgetall(keys.room_people(room_id))
             meta_raw, people_raw = await pipe.execute()
         if meta_raw is None:
             return None
-        return _decode_state(meta_raw, people_raw)
+        state = _decode_state(meta_raw, people_raw)
+        self._cache[room_id] = state
+        return state
 
     async def live_room_ids(self) -> list[str]:
         members = await self.redis.smembers(keys.LIVE_ROOMS)
