@@ -104,6 +104,14 @@ async def run_sfu(port: int) -> None:
                 }
             elif op == "reset":
                 media.forwarding.reset_latency()
+                if os.environ.get("SFU_BENCH_GC") == "freeze":
+                    # What a deployment can do (docs/sfu.md): move everything alive now out of
+                    # the collector's reach and collect the young generation less often.
+                    import gc
+
+                    gc.collect()
+                    gc.freeze()
+                    gc.set_threshold(50_000, 20, 100)
             writer.write((json.dumps(reply) + "\n").encode())
             await writer.drain()
         writer.close()
@@ -489,7 +497,9 @@ def measure(
         time.sleep(1.0)  # drained
         sent_start = int(speakers.ask("count")["sent"])
         recv_start = received()
+        fwd_start = ctl.call(op="stats")["forwarded"] if ctl is not None else 0
         speakers.ask(f"resume {active}")
+        resumed = time.monotonic()
         time.sleep(2.0)  # slots mapped, streams and the encoder steady
         if ctl is not None:
             ctl.call(op="reset")
@@ -504,7 +514,9 @@ def measure(
         load = max(load, os.getloadavg()[0])
         stats = ctl.call(op="stats") if ctl is not None else {}
         speakers.ask("pause")
+        resumed = time.monotonic() - resumed
         time.sleep(1.0)  # the last packets drain
+        fwd_total = ctl.call(op="stats")["forwarded"] - fwd_start if ctl is not None else None
         sent_total = int(speakers.ask("count")["sent"]) - sent_start
         recv_total = received() - recv_start
         expected = sent_total * listeners
@@ -513,7 +525,7 @@ def measure(
         window = r1 - r0
         # A speaker starved on the client core would make the server look idle: it must send
         # its 50 packets a second.
-        speaker_rate = sent_total / active / (seconds + 2.0 + 0.0)
+        speaker_rate = sent_total / active / resumed
         valid = loss is not None and abs(loss) == 0 and speaker_rate > 45
         row = {
             "server": server,
@@ -526,6 +538,8 @@ def measure(
             "packets_per_cpu_second": round(window / cpu) if cpu > 0 else None,
             "expected_packets": expected,
             "delivered_packets": recv_total,
+            # The server's own count (ours only): tells loss in the server from loss at clients.
+            "forwarded_packets": fwd_total,
             "loss": round(loss, 5) if loss is not None else None,
             "speaker_packets_per_second": round(speaker_rate, 1),
             "latency_p50_ms": round(stats["p50"] * 1e3, 3) if stats.get("p50") else None,
