@@ -9,7 +9,8 @@ What runs (2-core machine):
   measurement on (``MediaConfig.measure_latency``);
 * load clients pinned to core 1, in processes of at most 125 peers: 3 speakers (aiortc peers
   sending a real Opus tone, ``nice -10``) and "light" listeners: real aiortc peers (ICE, DTLS,
-  SRTP unprotect, RTCP) whose received RTP is counted, never decoded;
+  SRTP, RTCP) that count RTP datagrams at the ICE layer and authenticate + decrypt 1 in 16 of
+  them through aiortc's SRTP (see LightCount), never decoding;
 * with ``--janus`` (the default when ``janus`` is installed), Debian's Janus 1.1.2 VideoRoom
   under the same load in the same run: pinned to core 0 like the SFU, ``event_loops = 2``,
   HTTP API on 127.0.0.1, RTP ports 40000-40999, one audio-only room with the same 3 publishers
@@ -153,6 +154,49 @@ def pausable_tone(frequency: float) -> Any:
     return PausableTone()
 
 
+SAMPLE_EVERY = 16
+
+
+class LightCount:
+    """What a light listener does with received RTP: count it at the ICE layer.
+
+    One Python aiortc peer spends ~20 us per packet in DTLS-SRTP and asyncio plumbing, so one
+    client core cannot take 500 listeners x 3 streams. A light listener counts every RTP
+    datagram as it comes off its ICE pair and sends 1 in SAMPLE_EVERY on through aiortc's DTLS
+    transport, which authenticates and decrypts it (SRTP); those must all come out: ``verified
+    == sampled``, else the run is invalid. RTCP, STUN (consent) and DTLS take their normal path.
+    """
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.sampled = 0
+        self.verified = 0
+
+    def install(self, pc: Any) -> None:
+        from audio_rooms.sfu import hooks
+
+        for conn in hooks.ice_connections(pc):
+            original = conn.data_received
+
+            def data_received(data: bytes, component: int, original: Any = original) -> None:
+                if len(data) > 12 and 128 <= data[0] < 192 and not 192 <= data[1] <= 223:
+                    self.received += 1
+                    if self.received % SAMPLE_EVERY:
+                        return
+                    self.sampled += 1
+                original(data, component)
+
+            conn.data_received = data_received
+        dtls = pc.getTransceivers()[0].receiver.transport
+        hooks.tap_rtp(dtls, self._verified, passthrough=False)
+
+    def _verified(self, data: bytes) -> None:
+        self.verified += 1
+
+    def counts(self) -> dict[str, int]:
+        return {"received": self.received, "sampled": self.sampled, "verified": self.verified}
+
+
 def count_sent_rtp(pc: Any, counter: list[int]) -> None:
     """Count the RTP packets (not RTCP) ``pc`` sends, at its DTLS transport."""
     from audio_rooms.sfu import hooks
@@ -209,6 +253,7 @@ async def run_sfu_clients(port: int, prefix: str, count: int, speakers: bool) ->
 
     clients: list[AudioClient] = []
     tracks = []
+    light = LightCount()
     for i in range(count):
         if speakers:
             track = pausable_tone(300 + 110 * i)
@@ -219,6 +264,8 @@ async def run_sfu_clients(port: int, prefix: str, count: int, speakers: bool) ->
             client = AudioClient(slots=3, decode=False, record_packets=False)
         answer = await call(op="answer", pid=f"{prefix}{i}", sdp=await client.offer())
         await client.accept(answer["sdp"])
+        if not speakers:
+            light.install(client.pc)
         clients.append(client)
     for client in clients:
         async with asyncio.timeout(60):
@@ -229,11 +276,7 @@ async def run_sfu_clients(port: int, prefix: str, count: int, speakers: bool) ->
             count_sent_rtp(client.pc, sent)
     writer.close()
     await client_loop(
-        lambda: {
-            "received": sum(c.packet_count for c in clients),
-            "sent": sent[0],
-            "per_speaker": [],
-        },
+        lambda: {**light.counts(), "sent": sent[0]},
         tracks,
         [c.close for c in clients],
     )
@@ -324,11 +367,8 @@ async def run_janus_clients(count: int, speakers: bool) -> None:
     await api.start()
     pcs: list[Any] = []
     tracks: list[Any] = []
-    received = [0]
+    light = LightCount()
     sent = [0]
-
-    def on_rtp(data: bytes) -> None:
-        received[0] += 1
 
     for i in range(count):
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -372,7 +412,7 @@ async def run_janus_clients(count: int, speakers: bool) -> None:
             hooks.restrict_gathering(pc, [JANUS_ADDR])
             await pc.setLocalDescription(await pc.createAnswer())
             hooks.guard_late_start(pc)
-            hooks.tap_rtp(pc.getTransceivers()[0].receiver.transport, on_rtp, passthrough=False)
+            light.install(pc)
             await api.message(
                 handle,
                 {"request": "start", "room": JANUS_ROOM},
@@ -393,7 +433,7 @@ async def run_janus_clients(count: int, speakers: bool) -> None:
             await pc.close()
         await api.close()
 
-    await client_loop(lambda: {"received": received[0], "sent": sent[0]}, tracks, [close_all])
+    await client_loop(lambda: {**light.counts(), "sent": sent[0]}, tracks, [close_all])
 
 
 # --- orchestration -----------------------------------------------------------------------------
@@ -489,6 +529,10 @@ def measure(
     def received() -> int:
         return sum(int(p.ask("count")["received"]) for p in groups)
 
+    def sampled_verified() -> tuple[int, int]:
+        counts = [p.ask("count") for p in groups]
+        return sum(c["sampled"] for c in counts), sum(c["verified"] for c in counts)
+
     for active in speaker_counts:
         speakers.ask("pause")
         if ctl is not None:
@@ -519,6 +563,7 @@ def measure(
         fwd_total = ctl.call(op="stats")["forwarded"] - fwd_start if ctl is not None else None
         sent_total = int(speakers.ask("count")["sent"]) - sent_start
         recv_total = received() - recv_start
+        sampled, verified = sampled_verified()
         expected = sent_total * listeners
         loss = 1 - recv_total / expected if expected else None
         cpu = cpu1 - cpu0
@@ -526,7 +571,7 @@ def measure(
         # A speaker starved on the client core would make the server look idle: it must send
         # its 50 packets a second.
         speaker_rate = sent_total / active / resumed
-        valid = loss is not None and abs(loss) == 0 and speaker_rate > 45
+        valid = loss is not None and abs(loss) == 0 and speaker_rate > 45 and sampled == verified
         row = {
             "server": server,
             "speakers": active,
@@ -538,6 +583,7 @@ def measure(
             "packets_per_cpu_second": round(window / cpu) if cpu > 0 else None,
             "expected_packets": expected,
             "delivered_packets": recv_total,
+            "srtp_sampled_verified": [sampled, verified],
             # The server's own count (ours only): tells loss in the server from loss at clients.
             "forwarded_packets": fwd_total,
             "loss": round(loss, 5) if loss is not None else None,

@@ -139,8 +139,12 @@ class PySlot:
                 raise BlockingIOError
             sock.sendto(view[:size], path.addr)
         except OSError:
-            # Would block, relayed through TURN, or the socket is gone: the asyncio transport
-            # buffers, wraps or reports it as it would for any datagram.
+            if sock is not None and sock.fileno() < 0:
+                # The pair's socket is closed (the peer is gone, e.g. consent expired): so is
+                # its asyncio transport. Dropped; the transport's own close follows.
+                return -1
+            # Would block, or relayed through TURN: the asyncio transport buffers, wraps or
+            # reports it as it would for any datagram.
             path.sendto(bytes(view[:size]), path.addr)
         self.last_seq = out_seq
         self.last_ts = out_ts

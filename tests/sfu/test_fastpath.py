@@ -177,3 +177,17 @@ async def test_a_listener_hears_440_hz_through_the_python_fallback(
     finally:
         await media.close()
         hooks.set_consent_timing(5, 6)
+
+
+@pytest.mark.parametrize("kind", ["python", "compiled"])
+def test_a_closed_socket_drops_the_packet_without_the_fallback(kind: str) -> None:
+    if kind == "compiled" and egress.compiled is None:
+        pytest.skip("the fast path is not built")
+    cls = egress.PySlot if kind == "python" else egress.compiled.Slot
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tx.setblocking(False)
+    slot, recorder = _slot(cls, tx, ("127.0.0.1", 9))
+    tx.close()  # the peer went away: aioice closed the pair's socket and transport
+    assert slot.forward(b"x" * 40, 1, 2, 0, 0x80, 1) == -1
+    assert recorder.sent == []
+    assert slot.packets == 0

@@ -262,13 +262,14 @@ slot_send(Slot *self, const unsigned char *payload, Py_ssize_t payload_len, unsi
     int sent = 0;
     if (self->sock) {
         int fd = PyObject_AsFileDescriptor(self->sock); /* -1 once the socket is closed */
-        if (fd >= 0) {
-            if (sendto(fd, buffer, (size_t)len, 0, (struct sockaddr *)&self->sa, self->sa_len) ==
-                len)
-                sent = 1;
-        } else {
+        if (fd < 0) {
+            /* The pair's socket is closed (the peer is gone, e.g. consent expired): so is its
+             * asyncio transport. Dropped; the transport's own close follows. */
             PyErr_Clear();
+            return -1;
         }
+        if (sendto(fd, buffer, (size_t)len, 0, (struct sockaddr *)&self->sa, self->sa_len) == len)
+            sent = 1;
     }
     if (!sent) {
         /* Would block, relayed, or the socket is gone: the asyncio transport buffers, wraps
