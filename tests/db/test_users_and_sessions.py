@@ -13,7 +13,7 @@ SERVER = "test.example"  # the server name conftest's make_user uses
 
 
 async def test_user_round_trip_keeps_persian_display_name(db: Database) -> None:
-    name = "سارا\u200cجان"  # noqa: RUF001 (Persian, with the ZWNJ Persian spelling needs)
+    name = "سارا\u200cجان"
     created = await db.create_user("sara", name, "hash", "fa", SERVER)
 
     assert created.id == f"sara@{SERVER}"
