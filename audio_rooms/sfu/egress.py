@@ -47,7 +47,7 @@ class PySlot:
     """Forwarding state of one slot: header templates, offsets, counters, egress path.
 
     ``packets``, ``octets``, ``last_rtp_timestamp`` and ``last_send_ns`` are what the slot's
-    RTCP sender reports describe (see :func:`hooks.report_forwarded`).
+    RTCP sender reports describe (see :func:`hooks.sender_report`).
     """
 
     __slots__ = (

@@ -19,6 +19,7 @@ import inspect
 import logging
 import random
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
@@ -31,7 +32,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
-from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket, RtpPacket
+from aiortc.rtp import RtcpByePacket, RtcpSdesPacket, RtcpSourceInfo, RtpPacket
 from pylibsrtp import Session as SrtpSession
 from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
@@ -131,13 +132,25 @@ def compatibility_problems() -> list[str]:
         "aioice.ice.CONSENT_INTERVAL / CONSENT_FAILURES",
     )
     need(
-        "await self._send_rtcp(packets)" in _source(RTCRtpSender._run_rtcp),
-        "RTCRtpSender._run_rtcp sends its sender report through self._send_rtcp(packets)",
+        "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())" in _source(RTCRtpSender.send),
+        "RTCRtpSender.send starts its RTCP task from self._run_rtcp()",
     )
     need(
-        "self.__lsr = " in _source(RTCRtpSender._run_rtcp),
-        "RTCRtpSender.__lsr (last sender report time, for round-trip time)",
+        "self.__rtcp_started.set()" in _source(RTCRtpSender._run_rtcp)
+        and "self.__rtcp_exited.set()" in _source(RTCRtpSender._run_rtcp)
+        and "self.__rtcp_started.wait()" in _source(RTCRtpSender.stop),
+        "RTCRtpSender.__rtcp_started / __rtcp_exited (awaited by stop())",
     )
+    need(
+        "self.__lsr = " in _source(RTCRtpSender._run_rtcp)
+        and "self.__lsr_time = " in _source(RTCRtpSender._run_rtcp),
+        "RTCRtpSender.__lsr / __lsr_time (last sender report, for round-trip time)",
+    )
+    need(
+        "self.__cname = parameters.rtcp.cname" in _source(RTCRtpSender.send),
+        "RTCRtpSender.__cname (the SDES CNAME of its reports)",
+    )
+    need(hasattr(RTCRtpSender, "_send_rtcp"), "RTCRtpSender._send_rtcp")
     need(
         "self.__packet_count" in _source(RTCRtpSender.getStats),
         "RTCRtpSender.__packet_count / __octet_count",
@@ -154,6 +167,14 @@ def compatibility_problems() -> list[str]:
     need(
         "self.__decoder_thread.start()" in _source(RTCRtpReceiver.receive),
         "RTCRtpReceiver.receive starts a decoder thread",
+    )
+    need(
+        "self.__rtcp_task = asyncio.ensure_future(self._run_rtcp())"
+        in _source(RTCRtpReceiver.receive)
+        and "self.__rtcp_started.set()" in _source(RTCRtpReceiver._run_rtcp)
+        and "self.__rtcp_exited.set()" in _source(RTCRtpReceiver._run_rtcp)
+        and "self.__rtcp_started.wait()" in _source(RTCRtpReceiver.stop),
+        "RTCRtpReceiver._run_rtcp and its __rtcp_started / __rtcp_exited events",
     )
     need(hasattr(RtpPacket, "parse"), "aiortc.rtp.RtpPacket.parse")
     need(
@@ -385,6 +406,9 @@ def feed_receiver_report(receiver: RTCRtpReceiver, packet: RtpPacket, clock_rate
     stats = streams.get(packet.ssrc)
     if stats is None:
         stats = streams[packet.ssrc] = StreamStatistics(clock_rate)
+        wake: asyncio.Event | None = getattr(receiver, _RECEIVER_WAKE, None)
+        if wake is not None:
+            wake.set()
     stats.add(packet)
 
 
@@ -392,7 +416,7 @@ def silence_receiver(receiver: RTCRtpReceiver) -> None:
     """Stop the decoder thread aiortc starts for every receiver, as soon as it is started.
 
     The SFU never decodes, so each receiving participant would otherwise hold an idle thread.
-    The receiver's RTCP task (receiver reports) keeps running.
+    Its RTCP task (receiver reports) starts with the first stream it counts.
     """
     original_receive = receiver.receive
 
@@ -401,6 +425,36 @@ def silence_receiver(receiver: RTCRtpReceiver) -> None:
         getattr(receiver, _RECEIVER_STOP_DECODER)()
 
     receiver.receive = receive  # type: ignore[method-assign]
+    _lazy_receiver_reports(receiver)
+
+
+_RECEIVER_WAKE = "_audio_rooms_rtcp_wake"
+_RECEIVER_RTCP_STARTED = "_RTCRtpReceiver__rtcp_started"
+_RECEIVER_RTCP_EXITED = "_RTCRtpReceiver__rtcp_exited"
+
+
+def _lazy_receiver_reports(receiver: RTCRtpReceiver) -> None:
+    """Start ``receiver``'s RTCP timer only once it has a stream to report on.
+
+    aiortc's receiver wakes every 0.5-1.5 s to send receiver reports, and sends nothing while no
+    stream has arrived: a listener's microphone line (which never carries audio) would keep an
+    idle timer for its whole life. Until :func:`feed_receiver_report` counts a first packet the
+    task only waits, without a timer; from then on it is aiortc's own loop.
+    """
+    original = receiver._run_rtcp
+    wake = asyncio.Event()
+    setattr(receiver, _RECEIVER_WAKE, wake)
+
+    async def run_rtcp() -> None:
+        getattr(receiver, _RECEIVER_RTCP_STARTED).set()
+        try:
+            await wake.wait()
+        except asyncio.CancelledError:
+            getattr(receiver, _RECEIVER_RTCP_EXITED).set()
+            return
+        await original()
+
+    receiver._run_rtcp = run_rtcp  # type: ignore[method-assign]
 
 
 # --- egress ------------------------------------------------------------------------------------
@@ -472,45 +526,113 @@ class SenderCounters:
         self.last_send_ns = 0  # time.perf_counter_ns() of the last packet
 
 
-def report_forwarded(sender: RTCRtpSender, counters: SenderCounters, clock_rate: int) -> None:
-    """Make ``sender``'s RTCP sender reports describe the packets we forward on its SSRC.
+_SENDER_LSR_TIME = "_RTCRtpSender__lsr_time"
+_SENDER_CNAME = "_RTCRtpSender__cname"
+_SENDER_RTCP_STARTED = "_RTCRtpSender__rtcp_started"
+_SENDER_RTCP_EXITED = "_RTCRtpSender__rtcp_exited"
+_SR_HEADER = 0x80C8_0006  # V=2, RC=0, PT=200 (SR), length 6 (28 bytes)
+_SR = struct.Struct("!IIQIII")
 
-    The sender is negotiated normally but never fed frames, so its own counters stay at zero.
-    Rather than touching its private counters per packet, its report is corrected just before
-    it is sent (about once a second), together with the statistics and the round-trip-time
-    reference derived from it.
+
+def take_over_sender_reports(sender: RTCRtpSender, counters: SenderCounters) -> None:
+    """Stop ``sender``'s own RTCP timer: the SFU's batch timer sends its reports instead.
+
+    aiortc runs one ``_run_rtcp`` task per sender, waking every 0.5-1.5 s; with several slots per
+    listener those timers are most of what an idle listener costs. Call this before the sender
+    starts (before the connection connects). Its RTCP task then only waits (no timer) until the
+    sender stops, and sends the RTCP BYE aiortc would send, if the slot ever reported. The
+    reports themselves come from :func:`sender_report`.
     """
-    original_send_rtcp = sender._send_rtcp
 
-    async def send_rtcp(packets: list[Any]) -> None:
-        if not counters.packets:
-            # A slot that has carried nothing has nothing to report (RFC 3550 6.4: only
-            # active senders send SRs); with hundreds of idle slots this is most RTCP work.
-            return
-        now = time.time()
-        elapsed = max(0.0, (time.perf_counter_ns() - counters.last_send_ns) / 1e9)
-        rtp_ts = (counters.last_rtp_timestamp + int(elapsed * clock_rate)) & 0xFFFFFFFF
-        ntp = ntp_from_unix(now)
-        for i, packet in enumerate(packets):
-            if isinstance(packet, RtcpSrPacket) and packet.ssrc == sender._ssrc:
-                packets[i] = RtcpSrPacket(
-                    ssrc=packet.ssrc,
-                    sender_info=RtcpSenderInfo(
-                        ntp_timestamp=ntp,
-                        rtp_timestamp=rtp_ts,
-                        packet_count=counters.packets & 0xFFFFFFFF,
-                        octet_count=counters.octets & 0xFFFFFFFF,
-                    ),
-                    reports=packet.reports,
-                )
-                setattr(sender, _SENDER_LSR, (ntp >> 16) & 0xFFFFFFFF)
-                setattr(sender, _SENDER_PACKETS, counters.packets)
-                setattr(sender, _SENDER_OCTETS, counters.octets)
-                setattr(sender, _SENDER_NTP, ntp)
-                setattr(sender, _SENDER_RTP_TS, rtp_ts)
-        await original_send_rtcp(packets)
+    async def run_rtcp() -> None:
+        getattr(sender, _SENDER_RTCP_STARTED).set()
+        try:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            pass
+        try:
+            if counters.packets:
+                await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
+        finally:
+            getattr(sender, _SENDER_RTCP_EXITED).set()
 
-    sender._send_rtcp = send_rtcp  # type: ignore[method-assign]
+    sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
+def sender_report(sender: RTCRtpSender, counters: SenderCounters, clock_rate: int) -> bytes | None:
+    """An RTCP SR + SDES (plain, not yet protected) describing what was forwarded on ``sender``.
+
+    None when the slot has carried nothing (RFC 3550 6.4: only active senders send SRs) or the
+    sender has not started. The packet and octet counts are the forwarded stream's; the RTP
+    timestamp is the last forwarded one advanced by the wall time since it was sent, paired
+    with now's NTP time. The sender's own statistics and round-trip-time reference (what aiortc
+    would have set when sending its report) are updated to match.
+    """
+    if not counters.packets:
+        return None
+    cname: str | None = getattr(sender, _SENDER_CNAME)
+    if cname is None:
+        return None
+    now = time.time()
+    elapsed = max(0.0, (time.perf_counter_ns() - counters.last_send_ns) / 1e9)
+    rtp_ts = (counters.last_rtp_timestamp + int(elapsed * clock_rate)) & 0xFFFFFFFF
+    ntp = ntp_from_unix(now)
+    ssrc = sender._ssrc
+    sr = _SR.pack(
+        _SR_HEADER,
+        ssrc,
+        ntp,
+        rtp_ts,
+        counters.packets & 0xFFFFFFFF,
+        counters.octets & 0xFFFFFFFF,
+    )
+    setattr(sender, _SENDER_LSR, (ntp >> 16) & 0xFFFFFFFF)
+    setattr(sender, _SENDER_LSR_TIME, now)
+    setattr(sender, _SENDER_PACKETS, counters.packets)
+    setattr(sender, _SENDER_OCTETS, counters.octets)
+    setattr(sender, _SENDER_NTP, ntp)
+    setattr(sender, _SENDER_RTP_TS, rtp_ts)
+    return sr + _sdes(ssrc, cname)
+
+
+_SDES_CACHE: dict[tuple[int, str], bytes] = {}
+
+
+def _sdes(ssrc: int, cname: str) -> bytes:
+    key = (ssrc, cname)
+    data = _SDES_CACHE.get(key)
+    if data is None:
+        if len(_SDES_CACHE) > 100_000:
+            _SDES_CACHE.clear()
+        data = _SDES_CACHE[key] = bytes(
+            RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=ssrc, items=[(1, cname.encode())])])
+        )
+    return data
+
+
+def send_rtcp(path: EgressPath, data: bytes) -> bool:
+    """Protect a plain RTCP packet with the subscriber's SRTCP context and send it."""
+    session = path.session
+    if session is None:
+        return False
+    try:
+        datagram = session.protect_rtcp(data)
+    except Exception:  # pylibsrtp raises its own Error for a context in a bad state
+        return False
+    sock = path.sock
+    if sock is not None:
+        try:
+            sock.sendto(datagram, path.addr)
+            return True
+        except BlockingIOError:
+            pass
+        except OSError:
+            return False
+    try:
+        path.sendto(datagram, path.addr)
+    except Exception:
+        return False
+    return True
 
 
 def ntp_from_unix(t: float) -> int:
@@ -540,6 +662,17 @@ def tap_rtp(
             await original(data, arrival_time_ms)
 
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+
+
+def tap_rtcp(dtls: RTCDtlsTransport, callback: Callable[[bytes], None]) -> None:
+    """Show every decrypted RTCP datagram of ``dtls`` to ``callback``, then handle it (tests)."""
+    original = dtls._handle_rtcp_data
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        callback(data)
+        await original(data)
+
+    dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
 
 
 def filter_outgoing(dtls: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:

@@ -18,6 +18,7 @@ from audio_rooms.sfu.config import MediaConfig
 from audio_rooms.sfu.consumer import Consumer
 from audio_rooms.sfu.errors import OfferSuperseded, RouterClosed
 from audio_rooms.sfu.offer import Offer
+from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.slots import SpeakerSelector, assign, wanted_for
 from audio_rooms.sfu.stats import ForwardingStats
 from audio_rooms.sfu.transport import Transport, TransportState
@@ -35,6 +36,7 @@ class Router:
         config: MediaConfig,
         stats: ForwardingStats,
         on_close: Callable[[Router], None] | None = None,
+        reports: SenderReports | None = None,
     ) -> None:
         self.room_id = room_id
         self.on_active_speakers: ActiveSpeakersCallback | None = None
@@ -42,6 +44,7 @@ class Router:
         self._config = config
         self._stats = stats
         self._on_close = on_close
+        self._reports = reports if reports is not None else SenderReports()
         self._transports: dict[str, Transport] = {}
         self._may_produce: dict[str, bool] = {}
         # One more than a listener's slots: a selected speaker hears the other `slots`.
@@ -82,6 +85,7 @@ class Router:
             allowed=self._may_produce.get(participant_id, False),
             on_connected=self._transport_connected,
             on_lost=self._transport_lost,
+            reports=self._reports,
         )
         self._transports[participant_id] = transport
         try:

@@ -8,6 +8,7 @@ import logging
 from audio_rooms.sfu import hooks
 from audio_rooms.sfu.config import MediaConfig
 from audio_rooms.sfu.router import Router
+from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.stats import ForwardingStats, MediaStats
 
 logger = logging.getLogger(__name__)
@@ -21,12 +22,20 @@ class MediaServer:
         self.config = config
         self.forwarding = ForwardingStats(measure_latency=config.measure_latency)
         self._routers: dict[str, Router] = {}
+        # One timer sends every forwarded slot's RTCP sender reports (rtcp.py).
+        self.sender_reports = SenderReports()
 
     def router(self, room_id: str) -> Router:
         """The room's router, created on first use."""
         router = self._routers.get(room_id)
         if router is None:
-            router = Router(room_id, self.config, self.forwarding, on_close=self._router_closed)
+            router = Router(
+                room_id,
+                self.config,
+                self.forwarding,
+                on_close=self._router_closed,
+                reports=self.sender_reports,
+            )
             self._routers[room_id] = router
             logger.info("MediaServer created %r", router)
         return router
@@ -43,6 +52,7 @@ class MediaServer:
         routers = list(self._routers.values())
         self._routers.clear()
         await asyncio.gather(*(r.close() for r in routers), return_exceptions=True)
+        self.sender_reports.close()
 
     def stats(self) -> MediaStats:
         transports = producers = consumers = 0

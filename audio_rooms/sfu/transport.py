@@ -34,6 +34,7 @@ from audio_rooms.sfu.consumer import CLOCK_RATE, Consumer
 from audio_rooms.sfu.errors import MalformedSdp, NoOpus
 from audio_rooms.sfu.offer import Offer
 from audio_rooms.sfu.producer import Producer
+from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.stats import ForwardingStats
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class Transport:
         allowed: bool,
         on_connected: Callable[[Transport], None],
         on_lost: Callable[[Transport], None],
+        reports: SenderReports | None = None,
     ) -> None:
         self.participant_id = participant_id
         self.name = f"{owner}/{participant_id}"
@@ -87,6 +89,9 @@ class Transport:
         self._on_lost = on_lost
         self._pc: RTCPeerConnection | None = None
         self._closed = asyncio.Event()
+        # The server's one sender-report timer (a private one for a transport made alone).
+        self._reports = reports if reports is not None else SenderReports()
+        self._senders: list[RTCRtpSender] = []
 
     def __repr__(self) -> str:
         return f"Transport({self.name}, {self.state.value})"
@@ -181,9 +186,9 @@ class Transport:
                     level_ext_id=ext_ids.get(AUDIO_LEVEL_URI),
                     mid_ext_id=ext_ids.get(MID_URI),
                 )
-                hooks.report_forwarded(
-                    transceivers[line.index].sender, consumer.counters, CLOCK_RATE
-                )
+                sender = transceivers[line.index].sender
+                hooks.take_over_sender_reports(sender, consumer.counters)
+                self._senders.append(sender)
                 self.consumers.append(consumer)
         self.producer = Producer(
             participant_id=self.participant_id,
@@ -208,8 +213,9 @@ class Transport:
             if path is None:
                 logger.warning("%r connected without an SRTP path", self)
                 return
-            for consumer in self.consumers:
+            for consumer, sender in zip(self.consumers, self._senders, strict=True):
                 consumer.path = path
+                self._reports.add(sender, consumer, CLOCK_RATE)
             self.state = TransportState.CONNECTED
             logger.info("%r connected", self)
             self._on_connected(self)
@@ -226,6 +232,7 @@ class Transport:
         if self.producer is not None:
             self.producer.close()
         for consumer in self.consumers:
+            self._reports.remove(consumer)
             consumer.close()
         pc, self._pc = self._pc, None
         try:

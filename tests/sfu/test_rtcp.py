@@ -1,0 +1,94 @@
+"""Sender reports come from one batch timer (rtcp.py), and they stay true."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiortc.rtp import RtcpPacket, RtcpSrPacket
+
+from audio_rooms.sfu import MediaServer, hooks
+from audio_rooms.sfu.rtcp import SenderReports
+from audio_rooms.sfu.testing import ToneTrack
+
+from .conftest import Join, eventually
+
+CLOCK_RATE = 48_000
+
+
+async def test_batched_sender_reports_are_true(media: MediaServer, join: Join) -> None:
+    router = media.router("room")
+    router.set_may_produce("speaker", True)
+    await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
+    # Decoding, so that its receiver sees the packets and answers with receiver reports.
+    listener = await join(router, "listener", slots=3, decode=True)
+    reports: list[tuple[float, RtcpSrPacket]] = []
+
+    def on_rtcp(data: bytes) -> None:
+        now = time.monotonic()
+        for packet in RtcpPacket.parse(data):
+            if isinstance(packet, RtcpSrPacket):
+                reports.append((now, packet))
+
+    hooks.tap_rtcp(listener.pc.getTransceivers()[0].receiver.transport, on_rtcp)
+    await asyncio.sleep(3.2)
+
+    slot = listener.slots[0]
+    assert slot.ssrc is not None and slot.packets
+    # Only the slot that carries the speaker reports (idle slots are not active senders), and
+    # about once a second.
+    assert reports and {sr.ssrc for _, sr in reports} == {slot.ssrc}
+    assert 2 <= len(reports) <= 5
+    for at, sr in reports:
+        received = [p for p in slot.packets if p.arrival <= at]
+        # The counts are what was forwarded on this SSRC (a packet may still be in flight).
+        assert len(received) - 2 <= sr.sender_info.packet_count <= len(received) + 2
+        assert sr.sender_info.octet_count > 0
+        # The RTP timestamp is on the forwarded stream's timeline, advanced to the report's time.
+        last = received[-1]
+        expected = last.timestamp + (at - last.arrival) * CLOCK_RATE
+        assert abs(((sr.sender_info.rtp_timestamp - expected + 2**31) % 2**32) - 2**31) < 0.1 * (
+            CLOCK_RATE
+        )
+    # NTP timestamps follow wall time.
+    (t0, first), (t1, last_sr) = reports[0], reports[-1]
+    ntp_elapsed = (last_sr.sender_info.ntp_timestamp - first.sender_info.ntp_timestamp) / 2**32
+    assert abs(ntp_elapsed - (t1 - t0)) < 0.05
+
+    # The listener's receiver reports answer them: the SFU's sender gets a round-trip time,
+    # which needs the report's NTP reference to be the one it remembers.
+    transport = router.transports["listener"]
+    sender = transport._pc.getTransceivers()[0].sender  # type: ignore[union-attr]
+    stats = await sender.getStats()
+    remote_inbound = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
+    assert remote_inbound and remote_inbound[0].roundTripTime is not None
+    assert 0 <= remote_inbound[0].roundTripTime < 0.5
+    assert media.sender_reports.sent >= len(reports)
+
+
+async def test_slots_leave_the_timer_with_their_transport(media: MediaServer, join: Join) -> None:
+    router = media.router("room")
+    router.set_may_produce("speaker", True)
+    await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
+    await join(router, "listener", slots=3, decode=False)
+    await eventually(lambda: len(media.sender_reports) == 4)
+    await router.disconnect("listener")
+    assert len(media.sender_reports) == 1
+    await media.close_router("room")
+    assert len(media.sender_reports) == 0
+
+
+async def test_an_empty_wheel_stops_its_timer() -> None:
+    reports = SenderReports(tick=0.01, buckets=4)
+
+    class Idle:
+        closed = False
+        path = None
+
+    reports.add(object(), Idle(), CLOCK_RATE)
+    assert reports._handle is not None
+    consumer = Idle()
+    reports.add(object(), consumer, CLOCK_RATE)
+    assert len(reports) == 2
+    reports.close()
+    assert reports._handle is None and len(reports) == 0
