@@ -176,6 +176,10 @@ def compatibility_problems() -> list[str]:
         and "self.__rtcp_started.wait()" in _source(RTCRtpReceiver.stop),
         "RTCRtpReceiver._run_rtcp and its __rtcp_started / __rtcp_exited events",
     )
+    need(
+        "await self._handle_rtcp_data(data)" in _source(RTCDtlsTransport._recv_next),
+        "RTCDtlsTransport._recv_next awaits self._handle_rtcp_data(data) with plain RTCP",
+    )
     need(hasattr(RtpPacket, "parse"), "aiortc.rtp.RtpPacket.parse")
     need(
         "self._srtp = " in _source(SrtpSession.__init__),
@@ -455,6 +459,83 @@ def _lazy_receiver_reports(receiver: RTCRtpReceiver) -> None:
         await original()
 
     receiver._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
+# --- incoming RTCP ----------------------------------------------------------------------------
+
+RTCP_SR = 200
+RTCP_RR = 201
+RTCP_SDES = 202
+
+
+def scan_rtcp(data: bytes) -> tuple[bool, bool, bool]:
+    """Look at a plain compound RTCP packet without parsing it into objects.
+
+    Returns ``(only_reports, has_sr, has_lsr)``: whether it holds nothing but sender reports,
+    receiver reports and SDES (well formed), whether one is a sender report, and whether a
+    report block refers to a sender report (a non-zero LSR: round-trip time can be measured).
+    """
+    pos, end = 0, len(data)
+    has_sr = has_lsr = False
+    if end < 4:
+        return False, False, False
+    while pos < end:
+        if end - pos < 4 or data[pos] >> 6 != 2:
+            return False, has_sr, has_lsr
+        pt = data[pos + 1]
+        nxt = pos + 4 + 4 * ((data[pos + 2] << 8) | data[pos + 3])
+        if nxt > end:
+            return False, has_sr, has_lsr
+        if pt in (RTCP_SR, RTCP_RR):
+            blocks = pos + (28 if pt == RTCP_SR else 8)
+            count = data[pos] & 0x1F
+            if blocks + 24 * count > nxt:
+                return False, has_sr, has_lsr
+            has_sr = has_sr or pt == RTCP_SR
+            for i in range(count):
+                lsr = blocks + 24 * i + 16
+                if data[lsr : lsr + 4] != b"\0\0\0\0":
+                    has_lsr = True
+        elif pt != RTCP_SDES:
+            return False, has_sr, has_lsr
+        pos = nxt
+    return True, has_sr, has_lsr
+
+
+def thin_incoming_rtcp(
+    dtls: RTCDtlsTransport, mic_receiver: RTCRtpReceiver | None, interval: float = 5.0
+) -> None:
+    """Hand a peer's routine RTCP reports to aiortc at most every ``interval`` seconds.
+
+    A listener sends a compound report about every second (receiver reports on its slots, a
+    sender report for its silent microphone, SDES). aiortc parses each into objects and builds
+    statistics nobody in the SFU reads, per listener per second. Kept in full: anything that is
+    not SR/RR/SDES (BYE, NACK, PLI, REMB, ...), malformed packets (aiortc rejects them as
+    before), every packet with a sender report while the peer's microphone stream is being
+    received (its NTP time is what the SFU's receiver reports answer with, for the publisher's
+    round-trip time). Routine reports otherwise reach aiortc once per ``interval``, and one
+    whose report blocks can give a round-trip time (non-zero LSR) once per ``interval`` too, so
+    the slots' senders keep measuring it.
+    """
+    original = dtls._handle_rtcp_data
+    streams: dict[int, StreamStatistics] | None = (
+        getattr(mic_receiver, _RECEIVER_STREAMS) if mic_receiver is not None else None
+    )
+    last = [-interval, -interval]  # last handed over: any, with an LSR
+    clock = time.monotonic
+
+    async def handle_rtcp_data(data: bytes) -> None:
+        only_reports, has_sr, has_lsr = scan_rtcp(data)
+        if only_reports and not (has_sr and streams):
+            now = clock()
+            if has_lsr and now - last[1] >= interval:
+                last[1] = now
+            elif now - last[0] < interval:
+                return
+            last[0] = now
+        await original(data)
+
+    dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
 
 
 # --- egress ------------------------------------------------------------------------------------

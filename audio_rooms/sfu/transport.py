@@ -155,6 +155,7 @@ class Transport:
         dtls = transceivers[offer.lines[0].index].receiver.transport
         assert self.producer is not None
         hooks.install_ingress(dtls, self.producer.handle_rtp)
+        hooks.thin_incoming_rtcp(dtls, mic_receiver)
         logger.info(
             "%r answered: mic=%s slots=%d", self, offer.mic is not None, len(self.consumers)
         )

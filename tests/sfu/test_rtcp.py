@@ -5,7 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aiortc.rtp import RtcpPacket, RtcpSrPacket
+from aiortc.rtp import (
+    RtcpByePacket,
+    RtcpPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSdesPacket,
+    RtcpSenderInfo,
+    RtcpSourceInfo,
+    RtcpSrPacket,
+)
 
 from audio_rooms.sfu import MediaServer, hooks
 from audio_rooms.sfu.rtcp import SenderReports
@@ -92,3 +101,51 @@ async def test_an_empty_wheel_stops_its_timer() -> None:
     assert len(reports) == 2
     reports.close()
     assert reports._handle is None and len(reports) == 0
+
+
+def _rr(lsr: int) -> bytes:
+    block = RtcpReceiverInfo(
+        ssrc=1, fraction_lost=0, packets_lost=0, highest_sequence=5, jitter=0, lsr=lsr, dlsr=0
+    )
+    return bytes(RtcpRrPacket(ssrc=7, reports=[block]))
+
+
+def _sr() -> bytes:
+    info = RtcpSenderInfo(ntp_timestamp=1 << 40, rtp_timestamp=3, packet_count=0, octet_count=0)
+    return bytes(RtcpSrPacket(ssrc=7, sender_info=info))
+
+
+def _sdes() -> bytes:
+    return bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=7, items=[(1, b"cname")])]))
+
+
+def test_scan_rtcp_tells_routine_reports_from_the_rest() -> None:
+    assert hooks.scan_rtcp(_rr(0) + _sdes()) == (True, False, False)
+    assert hooks.scan_rtcp(_rr(0x12345678) + _sdes()) == (True, False, True)
+    assert hooks.scan_rtcp(_sr() + _sdes()) == (True, True, False)
+    bye = bytes(RtcpByePacket(sources=[7]))
+    assert hooks.scan_rtcp(_rr(0) + bye)[0] is False
+    assert hooks.scan_rtcp((_rr(0) + _sdes())[:-2])[0] is False  # truncated
+    assert hooks.scan_rtcp(b"")[0] is False
+    assert hooks.scan_rtcp(b"\x00" * 8)[0] is False  # not version 2
+
+
+async def test_routine_reports_reach_aiortc_at_most_every_interval() -> None:
+    handed: list[bytes] = []
+
+    class Dtls:
+        async def _handle_rtcp_data(self, data: bytes) -> None:
+            handed.append(data)
+
+    dtls = Dtls()
+    hooks.thin_incoming_rtcp(dtls, None, interval=0.3)  # type: ignore[arg-type]
+    routine, with_lsr = _sr() + _sdes(), _rr(0x12345678)
+    bye = bytes(RtcpByePacket(sources=[7]))
+    for data in (routine, routine, with_lsr, with_lsr, bye, routine):
+        await dtls._handle_rtcp_data(data)
+    # The first routine one, the first that can give a round-trip time, every BYE.
+    assert handed == [routine, with_lsr, bye]
+    await asyncio.sleep(0.35)
+    await dtls._handle_rtcp_data(routine)
+    await dtls._handle_rtcp_data(with_lsr)
+    assert handed[3:] == [routine, with_lsr]
