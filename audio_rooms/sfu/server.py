@@ -19,6 +19,7 @@ class MediaServer:
         # Fail at start-up, not on the first packet, if aiortc moved what the hooks rely on.
         hooks.check_compatibility()
         hooks.set_consent_timing(config.consent_interval, config.consent_failures)
+        hooks.speed_up_stun()
         self.config = config
         self.forwarding = ForwardingStats(measure_latency=config.measure_latency)
         self._routers: dict[str, Router] = {}
