@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import math
@@ -56,6 +57,7 @@ class Listener:
     received: dict[int, float] = field(default_factory=dict)  # role_changed version -> arrival
     closed_code: int | None = None
     task: asyncio.Task[None] | None = None
+    transport: asyncio.Transport | None = None  # the light client's
 
 
 async def _listen(listener: Listener, target: str) -> None:
@@ -72,9 +74,132 @@ async def _listen(listener: Listener, target: str) -> None:
         listener.closed_code = listener.ws.close_code
 
 
+class LightSocket(asyncio.Protocol):
+    """A minimal real WebSocket client: HTTP upgrade, masked client frames, ping/pong, close.
+
+    It JSON-decodes only the frames that mention the measured delta, so a thousand of them on
+    one core measure the server's fan-out rather than the clients' own decoding (the same idea
+    as the SFU benchmark's light subscribers). ``--client full`` uses the websockets library.
+    """
+
+    def __init__(self, listener: Listener, target: str) -> None:
+        self.listener = listener
+        self.target = target.encode()
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.upgraded = asyncio.get_running_loop().create_future()
+        self.welcome = asyncio.get_running_loop().create_future()
+        self.handshake_done = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send_text(self, text: str) -> None:
+        payload = text.encode()
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        length = len(payload)
+        if length < 126:
+            header = bytes([0x81, 0x80 | length])
+        else:
+            header = bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big")
+        assert self.transport is not None
+        self.transport.write(header + mask + masked)
+
+    def _control(self, opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        assert self.transport is not None
+        self.transport.write(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+
+    def data_received(self, data: bytes) -> None:
+        arrived = time.time()
+        self.buffer += data
+        if not self.handshake_done:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end])
+            del self.buffer[: end + 4]
+            self.handshake_done = True
+            if not self.upgraded.done():
+                if head.startswith(b"HTTP/1.1 101"):
+                    self.upgraded.set_result(None)
+                else:
+                    self.upgraded.set_exception(ConnectionError(head.split(b"\r\n")[0].decode()))
+                    return
+        while len(self.buffer) >= 2:
+            first, second = self.buffer[0], self.buffer[1] & 0x7F
+            offset = 2
+            if second == 126:
+                if len(self.buffer) < 4:
+                    return
+                second, offset = int.from_bytes(self.buffer[2:4], "big"), 4
+            elif second == 127:
+                if len(self.buffer) < 10:
+                    return
+                second, offset = int.from_bytes(self.buffer[2:10], "big"), 10
+            if len(self.buffer) < offset + second:
+                return
+            payload = bytes(self.buffer[offset : offset + second])
+            del self.buffer[: offset + second]
+            opcode = first & 0x0F
+            if opcode == 0x1:
+                self._text(payload, arrived)
+            elif opcode == 0x9:
+                self._control(0xA, payload)  # pong, or the server drops us after its timeout
+            elif opcode == 0x8:
+                self.listener.closed_code = int.from_bytes(payload[:2], "big") if payload else 1005
+
+    def _text(self, payload: bytes, arrived: float) -> None:
+        if not self.welcome.done():
+            message = json.loads(payload)
+            if message["type"] == "welcome":
+                self.welcome.set_result("joined")
+            elif message["type"] == "error":
+                self.welcome.set_result(f"error {message['code']}")
+            return
+        if b'"role_changed"' in payload and self.target in payload:
+            message = json.loads(payload)
+            target = self.target.decode()
+            if message.get("type") == "role_changed" and message.get("user_id") == target:
+                self.listener.received[int(message["version"])] = arrived
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.listener.closed_code is None:
+            self.listener.closed_code = 1006
+        for future in (self.upgraded, self.welcome):
+            if not future.done():
+                future.set_exception(ConnectionError("connection lost"))
+
+
+async def _join_light(listener: Listener, ws_url: str, target: str) -> str:
+    host_port, _, path = ws_url.removeprefix("ws://").partition("/")
+    host, _, port = host_port.partition(":")
+    loop = asyncio.get_running_loop()
+    try:
+        transport, protocol = await loop.create_connection(
+            lambda: LightSocket(listener, target), host, int(port)
+        )
+        key = base64.b64encode(os.urandom(16)).decode()
+        transport.write(
+            f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        await asyncio.wait_for(protocol.upgraded, 60)
+        protocol.send_text(json.dumps({"type": "join", "token": listener.token}))
+        outcome: str = await asyncio.wait_for(protocol.welcome, 60)
+    except (OSError, TimeoutError, ConnectionError) as exc:
+        return type(exc).__name__
+    listener.transport = transport
+    return outcome
+
+
 async def _worker(pipe: Pipe) -> None:
     loop = asyncio.get_running_loop()
-    command, base_url, room_id, count, target, compress = await loop.run_in_executor(
+    command, base_url, room_id, count, target, light = await loop.run_in_executor(
         None, pipe.recv
     )
     assert command == "setup"
@@ -95,11 +220,14 @@ async def _worker(pipe: Pipe) -> None:
 
     async def join(listener: Listener) -> str:
         """"joined", or why not."""
+        if light:
+            async with limit:
+                return await _join_light(listener, ws_url, target)
         async with limit:
             try:
                 ws = await websockets.connect(
                     ws_url, max_size=2**24, max_queue=None, open_timeout=60, ping_interval=None,
-                    compression="deflate" if compress else None,
+                    compression=None,
                 )
                 await ws.send(json.dumps({"type": "join", "token": listener.token}))
                 while True:
@@ -127,6 +255,8 @@ async def _worker(pipe: Pipe) -> None:
         )
     )
     for listener in listeners:
+        if listener.transport is not None:
+            listener.transport.close()
         if listener.ws is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(listener.ws.close(), 2)
@@ -353,7 +483,7 @@ async def _recv(pipe: Pipe, timeout: float = PHASE_TIMEOUT) -> Any:
 
 async def run_round(
     server: Server, n: int, processes: int, actions: int, cpu: int | None, round_no: int,
-    compress: bool,
+    light: bool,
 ) -> Result:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
         host_id, host_token = await _account(http, f"host{round_no}")
@@ -381,7 +511,7 @@ async def run_round(
             worker.start()
             if cpu is not None and worker.pid is not None:
                 os.sched_setaffinity(worker.pid, {cpu})
-            mine.send(("setup", server.base_url, room_id, share, speaker_id, compress))
+            mine.send(("setup", server.base_url, room_id, share, speaker_id, light))
             pipes.append(mine)
             workers.append(worker)
         for pipe in pipes:
@@ -498,13 +628,12 @@ async def main_async(args: argparse.Namespace) -> int:
                 print(f"{n} clients in {processes} client process(es)...", flush=True)
                 result = await asyncio.wait_for(
                     run_round(server, n, processes, args.actions, client_cpu, round_no,
-                              args.compression),
+                              args.client == "light"),
                     PHASE_TIMEOUT * 3,
                 )
                 results.append(result)
             print()
-            print(f"{args.actions} role changes per round; permessage-deflate "
-                  f"{'on' if args.compression else 'off'}; "
+            print(f"{args.actions} role changes per round; {args.client} clients; "
                   + (f"server on CPU {server_cpu}, clients on CPU {client_cpu}; " if pin else "")
                   + f"load average before: {load_before:.1f}")
             print(report(results, args.actions))
@@ -522,8 +651,9 @@ def main() -> int:
     parser.add_argument("--redis-url", help="use this Redis instead of the embedded one")
     parser.add_argument("--processes", type=int, default=0,
                         help="client processes (default: one per 250 clients)")
-    parser.add_argument("--no-compression", dest="compression", action="store_false",
-                        help="clients do not offer permessage-deflate (browsers do)")
+    parser.add_argument("--client", choices=("light", "full"), default="light",
+                        help="light: minimal WebSocket clients that decode only the measured "
+                        "delta; full: the websockets library, decoding everything")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="do not pin the server to CPU 0 and the clients to CPU 1")
     args = parser.parse_args()

@@ -49,6 +49,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._channel_lock = asyncio.Lock()
         self._emptied = asyncio.Event()
+        self._snapshots: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._tasks = [
@@ -102,7 +103,11 @@ class Hub:
     async def resend_snapshot(self, connection: Connection) -> None:
         """Send a fresh ``snapshot``; deltas that arrive meanwhile follow it in order."""
         connection.hold()
-        state = await self.store.load(connection.room_id)
+        try:
+            state = await self.store.load(connection.room_id)
+        except (aioredis.RedisError, OSError):
+            logger.warning("%r: no snapshot, Redis unreachable; deltas go on", connection)
+            state = None
         if state is not None and state.get(connection.user_id) is not None:
             connection.send(
                 {
@@ -180,11 +185,19 @@ class Hub:
                 await self._dispatch(published)
 
     async def _dispatch(self, published: Published) -> None:
+        promoted: list[Connection] = []
         for connection in list(self.rooms.get(published.room_id, {}).values()):
             connection.deliver(published)
             if connection.needs_snapshot:
                 connection.needs_snapshot = False
-                await self.resend_snapshot(connection)
+                connection.hold()  # later deltas wait for the snapshot, in order
+                promoted.append(connection)
+        for connection in promoted:
+            # Reading and encoding a big room's snapshot takes tens of ms: not in the fan-out
+            # path of everyone else, nor in the way of the next published message.
+            task = asyncio.create_task(self.resend_snapshot(connection), name="snapshot")
+            self._snapshots.add(task)
+            task.add_done_callback(self._snapshots.discard)
         for listener in self.listeners:
             try:
                 await listener(published)
