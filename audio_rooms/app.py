@@ -131,12 +131,16 @@ class Services:
         router = self.media.get_router(room_id) if self.media is not None else None
         if router is None:
             return
-        for user_id in self.hub.rooms.get(room_id, {}):
-            router.set_may_produce(user_id, user_id in published.may_speak)
+        # Only the participant an event is about can have gained or lost the right to speak.
         for event in published.events:
-            if event.subject and event.type in ("participant_left", "participant_removed"):
+            if event.subject is None:
+                continue
+            if event.type in ("participant_left", "participant_removed"):
                 router.set_may_produce(event.subject, False)
                 await router.disconnect(event.subject)
+                router.forget(event.subject)
+            elif event.type in ("role_changed", "mute_changed"):
+                router.set_may_produce(event.subject, event.subject in published.may_speak)
 
 
 def media_config(settings: Settings) -> MediaConfig:

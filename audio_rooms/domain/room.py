@@ -7,7 +7,7 @@ participants whose object changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NewType
 
 from audio_rooms.domain.roles import LiveStatus, Role, Visibility
@@ -103,9 +103,6 @@ class RoomState:
 
     def moderators(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.role.moderates]
-
-    def with_changes(self, **changes: Any) -> RoomState:
-        return replace(self, **changes)
 
     def snapshot(self, viewer: str | None) -> dict[str, Any]:
         """What ``viewer`` may see: the hand queue is for moderators (and your own hand)."""

@@ -101,8 +101,8 @@ class Hub:
             await self._unsubscribe(connection.room_id)
 
     async def resend_snapshot(self, connection: Connection) -> None:
-        """Send a fresh ``snapshot``; deltas that arrive meanwhile follow it in order."""
-        connection.hold()
+        """Send a fresh ``snapshot`` to a connection put on :meth:`Connection.hold`; deltas
+        that arrived meanwhile follow it in order."""
         try:
             state = await self.store.load(connection.room_id)
         except (aioredis.RedisError, OSError):

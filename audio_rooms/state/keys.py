@@ -42,9 +42,6 @@ def room_events(room_id: str) -> str:
     return f"{PREFIX}room:{room_id}:events"
 
 
-ROOM_EVENTS_PATTERN = PREFIX + "room:*:events"
-
-
 def room_id_from_events_channel(channel: str) -> str:
     return channel[len(PREFIX + "room:") : -len(":events")]
 

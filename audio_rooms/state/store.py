@@ -53,15 +53,13 @@ class Published:
         return [(e, _dump(e.to_wire(self.version))) for e in self.events]
 
     def encode(self) -> str:
-        return json.dumps(
+        return _dump(
             {
                 "v": self.version,
                 "c": self.changed,
                 "e": [e.to_record() for e in self.events],
                 "p": sorted(self.may_speak),
-            },
-            ensure_ascii=False,
-            separators=(",", ":"),
+            }
         )
 
     @classmethod
