@@ -200,15 +200,28 @@ def _load_compiled() -> Any:
         logger.info("SFU fast path not built (%s): forwarding in Python", exc)
         return None
     _fanout.set_protect(hooks.srtp_protect_address(), _SRTP_OK)
+    global _own_srtp
+    _own_srtp = _fanout.set_own_srtp(os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1") != "0")
+    logger.debug("SFU fast path: AES-GCM protected %s", "in place" if _own_srtp else "by libsrtp")
     return _fanout
 
 
+_own_srtp = False
 compiled: Any = _load_compiled()
 
 
 def fast_path_enabled() -> bool:
     """Whether new slots use the compiled fast path (built, and not disabled by env)."""
     return compiled is not None and os.environ.get("AUDIO_ROOMS_SFU_FASTPATH", "1") != "0"
+
+
+def own_srtp_enabled() -> bool:
+    """Whether compiled slots protect AES-GCM sessions themselves (``srtp_gcm.c``).
+
+    Needs the fast path, a CPU with AES-NI and PCLMULQDQ, and ``AUDIO_ROOMS_SFU_OWN_SRTP`` not
+    set to ``0`` when the module loads; otherwise libsrtp protects every packet.
+    """
+    return fast_path_enabled() and _own_srtp
 
 
 def new_slot(

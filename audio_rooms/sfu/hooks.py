@@ -22,7 +22,6 @@ import random
 import socket
 import struct
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
@@ -32,7 +31,6 @@ import aioice.turn
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtcicetransport import RTCIceTransport
 from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtcpByePacket, RtcpSdesPacket, RtcpSourceInfo, RtpPacket
 from pylibsrtp import Session as SrtpSession
@@ -113,9 +111,28 @@ def compatibility_problems() -> list[str]:
         "_tx_srtp" in _source(RTCDtlsTransport._setup_srtp),
         "RTCDtlsTransport._tx_srtp (the SRTP sender context)",
     )
+    setup = _source(RTCDtlsTransport._setup_srtp)
     need(
-        "self._recv = self._connection.recv" in _source(RTCIceTransport.__init__),
-        "RTCIceTransport._recv bound to aioice Connection.recv",
+        'self._ssl.export_keying_material(\n            b"EXTRACTOR-dtls_srtp"' in setup
+        and 'if self._role == "server":\n            srtp_tx_key = srtp_profile.get_key_and_salt('
+        "view, 1)" in setup,
+        "RTCDtlsTransport._ssl / _role (the DTLS-SRTP keys, RFC 5764 4.2)",
+    )
+    need(
+        "elif first_byte > 127 and first_byte < 192 and self._rx_srtp:"
+        in _source(RTCDtlsTransport._recv_next)
+        and "self._rx_srtp.unprotect_rtcp(data)" in _source(RTCDtlsTransport._recv_next),
+        "RTCDtlsTransport._rx_srtp (the SRTP receiver context, set by the handshake)",
+    )
+    need(
+        "self._protocols += host_protocols"
+        in _source(aioice.ice.Connection.get_component_candidates),
+        "aioice Connection._protocols (one StunProtocol per local candidate)",
+    )
+    need(
+        "self.receiver.data_received(data, self.local_candidate.component)"
+        in _source(aioice.ice.StunProtocol.datagram_received),
+        "aioice StunProtocol.datagram_received hands non-STUN data on unchecked",
     )
     need(
         "self.receiver.data_received(" in _source(aioice.ice.StunProtocol.datagram_received),
@@ -416,37 +433,103 @@ def speed_up_stun() -> None:
 # --- ingress -----------------------------------------------------------------------------------
 
 
-def install_ingress(dtls: RTCDtlsTransport, handler: RtpHandler) -> None:
-    """Route ``dtls``'s decrypted RTP to ``handler`` instead of aiortc's receivers.
+# Decrypting ingress in place: one buffer for the whole process (one event loop, no
+# concurrency). A datagram larger than this is no RTP the SFU accepts.
+RX_BUFFER_SIZE = 2048
+_RX_BUF, _RX_LEN = srtp_buffer(RX_BUFFER_SIZE)
+_RX_VIEW = srtp_buffer_view(_RX_BUF)
+_UNPROTECT: Any = _srtp_lib.srtp_unprotect
+_UNPROTECT_RTCP: Any = _srtp_lib.srtp_unprotect_rtcp
 
-    The handler gets the packet bytes and the time the datagram came off the socket (so that
-    forwarding latency includes the time it waited in the event loop). RTCP, DTLS and STUN keep
-    their normal paths, so receiver reports, sender reports and consent keep working.
+
+def _unprotect(fn: Any, ctx: Any, data: bytes) -> bytes | None:
+    """``data`` authenticated and decrypted by libsrtp's ``fn`` with ``ctx``, or None."""
+    n = len(data)
+    _RX_VIEW[:n] = data
+    _RX_LEN[0] = n
+    if fn(ctx, _RX_BUF, _RX_LEN) != SRTP_OK:
+        return None
+    return bytes(_RX_VIEW[: _RX_LEN[0]])
+
+
+def _is_srtp(data: bytes) -> bool:
+    """RTP or RTCP by its first byte (RFC 7983: 128-191), as aiortc tells them apart."""
+    return len(data) >= 12 and 127 < data[0] < 192
+
+
+def install_ingress(
+    dtls: RTCDtlsTransport,
+    handler: RtpHandler,
+    rtcp: RtcpThinner,
+    dropped: Callable[[str], None],
+) -> None:
+    """Decrypt ``dtls``'s SRTP as each datagram comes off its socket; RTP goes to ``handler``.
+
+    aiortc would queue every datagram, wake the DTLS transport's task for it, decrypt it through
+    pylibsrtp and only then look at it. Here RTP and RTCP are handled synchronously in the
+    datagram callback, with libsrtp called on a shared buffer: RTP goes to ``handler`` (which
+    replaces aiortc's receivers) with the time it came off the socket, RTCP is first shown to
+    ``rtcp`` (:class:`RtcpThinner`) and only what it wants reaches aiortc's RTCP handling (in a
+    task of its own, as aiortc's is asynchronous). DTLS and STUN keep aiortc's and aioice's
+    paths, as does SRTP that arrives before the DTLS handshake has given keys. ``dropped`` is
+    told why a datagram went nowhere: ``oversized``, ``srtp_unprotect_failed`` (forged,
+    replayed or corrupt: aiortc drops those silently).
     """
     ice = dtls.transport
     conn = ice._connection
-    arrivals: deque[int] = deque()
     original_data_received = conn.data_received
-    original_recv = ice._recv
+    original_rtcp = dtls._handle_rtcp_data
     clock = time.perf_counter_ns
-    current = [0]
+    tasks: set[asyncio.Task[None]] = set()
+    session: list[Any] = [None, None]  # the receiving pylibsrtp Session, its srtp_t
 
     def data_received(data: bytes, component: int) -> None:
-        arrivals.append(clock())
-        original_data_received(data, component)
-
-    async def recv() -> bytes:
-        data: bytes = await original_recv()
-        # aioice's queue is FIFO and this is its only reader, so the oldest timestamp belongs to
-        # this datagram.
-        current[0] = arrivals.popleft() if arrivals else clock()
-        return data
+        rx = dtls._rx_srtp
+        if rx is None or not _is_srtp(data):
+            original_data_received(data, component)
+            return
+        now = clock()
+        if len(data) > RX_BUFFER_SIZE:
+            dropped("oversized")
+            return
+        if session[0] is not rx:
+            session[0], session[1] = rx, rx._srtp[0]
+        if 192 <= data[1] <= 208:  # aiortc's is_rtcp()
+            plain = _unprotect(_UNPROTECT_RTCP, session[1], data)
+            if plain is None:
+                dropped("srtp_unprotect_failed")
+            elif rtcp.wanted(plain):
+                task = asyncio.ensure_future(original_rtcp(plain))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            return
+        plain = _unprotect(_UNPROTECT, session[1], data)
+        if plain is None:
+            dropped("srtp_unprotect_failed")
+            return
+        handler(plain, now)
 
     async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
-        handler(data, current[0])
+        # SRTP queued before the handshake finished, decrypted later by aiortc.
+        handler(data, clock())
+
+    def bypass(protocol: Any) -> None:
+        # aioice tries to parse every datagram as STUN and hands what fails on unchecked; RTP
+        # and RTCP never are STUN (RFC 7983), so they skip the attempt.
+        original = protocol.datagram_received
+        component = protocol.local_candidate.component
+
+        def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+            if _is_srtp(data):
+                data_received(data, component)
+            else:
+                original(data, addr)
+
+        protocol.datagram_received = datagram_received
 
     conn.data_received = data_received  # type: ignore[method-assign]
-    ice._recv = recv
+    for protocol in conn._protocols:
+        bypass(protocol)
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
 
 
@@ -557,10 +640,8 @@ def scan_rtcp(data: bytes) -> tuple[bool, bool, bool]:
     return True, has_sr, has_lsr
 
 
-def thin_incoming_rtcp(
-    dtls: RTCDtlsTransport, mic_receiver: RTCRtpReceiver | None, interval: float = 5.0
-) -> None:
-    """Hand a peer's routine RTCP reports to aiortc at most every ``interval`` seconds.
+class RtcpThinner:
+    """Which of a peer's incoming RTCP compounds aiortc gets to see.
 
     A listener sends a compound report about every second (receiver reports on its slots, a
     sender report for its silent microphone, SDES). aiortc parses each into objects and builds
@@ -572,25 +653,27 @@ def thin_incoming_rtcp(
     whose report blocks can give a round-trip time (non-zero LSR) once per ``interval`` too, so
     the slots' senders keep measuring it.
     """
-    original = dtls._handle_rtcp_data
-    streams: dict[int, StreamStatistics] | None = (
-        getattr(mic_receiver, _RECEIVER_STREAMS) if mic_receiver is not None else None
-    )
-    last = [-interval, -interval]  # last handed over: any, with an LSR
-    clock = time.monotonic
 
-    async def handle_rtcp_data(data: bytes) -> None:
+    def __init__(self, mic_receiver: RTCRtpReceiver | None, interval: float = 5.0) -> None:
+        self._streams: dict[int, StreamStatistics] | None = (
+            getattr(mic_receiver, _RECEIVER_STREAMS) if mic_receiver is not None else None
+        )
+        self._interval = interval
+        self._last_any = self._last_lsr = -interval
+        self.thinned = 0
+
+    def wanted(self, data: bytes) -> bool:
+        """Whether the plain compound ``data`` should reach aiortc (counts those that don't)."""
         only_reports, has_sr, has_lsr = scan_rtcp(data)
-        if only_reports and not (has_sr and streams):
-            now = clock()
-            if has_lsr and now - last[1] >= interval:
-                last[1] = now
-            elif now - last[0] < interval:
-                return
-            last[0] = now
-        await original(data)
-
-    dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
+        if only_reports and not (has_sr and self._streams):
+            now = time.monotonic()
+            if has_lsr and now - self._last_lsr >= self._interval:
+                self._last_lsr = now
+            elif now - self._last_any < self._interval:
+                self.thinned += 1
+                return False
+            self._last_any = now
+        return True
 
 
 # --- egress ------------------------------------------------------------------------------------
@@ -608,7 +691,16 @@ class EgressPath:
     ``sendto``). ``session`` keeps the pylibsrtp session, and so the context, alive.
     """
 
-    __slots__ = ("addr", "protect", "sendto", "session", "sock", "srtp", "srtp_address")
+    __slots__ = (
+        "addr",
+        "protect",
+        "sendto",
+        "session",
+        "sock",
+        "srtp",
+        "srtp_address",
+        "srtp_master",
+    )
 
     def __init__(
         self,
@@ -617,12 +709,16 @@ class EgressPath:
         addr: tuple[str, int],
         session: Any = None,
         sock: socket.socket | None = None,
+        srtp_master: bytes | None = None,
     ) -> None:
         self.protect = protect
         self.sendto = sendto
         self.addr = addr
         self.session = session
         self.sock = sock
+        # The sending master key || salt of an AES-GCM session: the compiled fast path
+        # protects with its own context derived from it (srtp_gcm.c) instead of libsrtp's.
+        self.srtp_master = srtp_master
         self.srtp: Any = None
         self.srtp_address = 0
         if session is not None:
@@ -646,8 +742,36 @@ def egress_path(dtls: RTCDtlsTransport) -> EgressPath | None:
         if isinstance(raw, socket.socket) and raw.type == socket.SOCK_DGRAM:
             sock = raw
     return EgressPath(
-        dtls._tx_srtp.protect, transport.sendto, pair.remote_addr, dtls._tx_srtp, sock
+        dtls._tx_srtp.protect,
+        transport.sendto,
+        pair.remote_addr,
+        dtls._tx_srtp,
+        sock,
+        gcm_master_key(dtls),
     )
+
+
+_GCM_PROFILES = {b"SRTP_AEAD_AES_128_GCM": 16, b"SRTP_AEAD_AES_256_GCM": 32}
+_GCM_SALT = 12
+
+
+def gcm_master_key(dtls: RTCDtlsTransport) -> bytes | None:
+    """The sending master key || salt of ``dtls``'s SRTP session if it is AES-GCM, else None.
+
+    Exported again from the DTLS session exactly as aiortc's ``_setup_srtp`` does (RFC 5764
+    4.2: client key, server key, client salt, server salt; a client sends with the client's).
+    """
+    ssl = dtls._ssl
+    if ssl is None:
+        return None
+    key_len = _GCM_PROFILES.get(ssl.get_selected_srtp_profile())
+    if key_len is None:
+        return None
+    view = ssl.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (key_len + _GCM_SALT))
+    idx = 1 if dtls._role == "server" else 0
+    key = view[idx * key_len : (idx + 1) * key_len]
+    salt = view[2 * key_len + idx * _GCM_SALT : 2 * key_len + (idx + 1) * _GCM_SALT]
+    return bytes(key + salt)
 
 
 class SenderCounters:

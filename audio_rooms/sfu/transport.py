@@ -154,8 +154,9 @@ class Transport:
         self._build(offer, answer, mic_receiver)
         dtls = transceivers[offer.lines[0].index].receiver.transport
         assert self.producer is not None
-        hooks.install_ingress(dtls, self.producer.handle_rtp)
-        hooks.thin_incoming_rtcp(dtls, mic_receiver)
+        hooks.install_ingress(
+            dtls, self.producer.handle_rtp, hooks.RtcpThinner(mic_receiver), self._stats.drop
+        )
         logger.info(
             "%r answered: mic=%s slots=%d", self, offer.mic is not None, len(self.consumers)
         )

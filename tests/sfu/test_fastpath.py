@@ -160,6 +160,8 @@ async def test_a_listener_hears_440_hz_through_the_compiled_path(join: Join) -> 
     try:
         slot = await _hear_440(media, join)
         assert type(slot) is egress.compiled.Slot
+        # aiortc negotiates AES-GCM: the listener decrypted what srtp_gcm.c protected.
+        assert slot.own_srtp == egress.own_srtp_enabled()
     finally:
         await media.close()
         hooks.set_consent_timing(5, 6)

@@ -132,24 +132,20 @@ def test_scan_rtcp_tells_routine_reports_from_the_rest() -> None:
 
 
 async def test_routine_reports_reach_aiortc_at_most_every_interval() -> None:
-    handed: list[bytes] = []
-
-    class Dtls:
-        async def _handle_rtcp_data(self, data: bytes) -> None:
-            handed.append(data)
-
-    dtls = Dtls()
-    hooks.thin_incoming_rtcp(dtls, None, interval=0.3)  # type: ignore[arg-type]
+    thinner = hooks.RtcpThinner(None, interval=0.3)
     routine, with_lsr = _sr() + _sdes(), _rr(0x12345678)
     bye = bytes(RtcpByePacket(sources=[7]))
-    for data in (routine, routine, with_lsr, with_lsr, bye, routine):
-        await dtls._handle_rtcp_data(data)
+    handed = [
+        data
+        for data in (routine, routine, with_lsr, with_lsr, bye, routine)
+        if thinner.wanted(data)
+    ]
     # The first routine one, the first that can give a round-trip time, every BYE.
     assert handed == [routine, with_lsr, bye]
+    assert thinner.thinned == 3
     await asyncio.sleep(0.35)
-    await dtls._handle_rtcp_data(routine)
-    await dtls._handle_rtcp_data(with_lsr)
-    assert handed[3:] == [routine, with_lsr]
+    assert thinner.wanted(routine)
+    assert thinner.wanted(with_lsr)
 
 
 def test_cheaper_stun_encoding_gives_the_same_bytes() -> None:

@@ -5,7 +5,9 @@
  * audio_rooms/sfu/egress.py (PySlot, py_fanout); this file must do exactly the same.
  *
  * libsrtp is not linked: pylibsrtp (the copy aiortc uses) hands us srtp_protect's address and
- * each session's srtp_t pointer as integers (see audio_rooms/sfu/hooks.py).
+ * each session's srtp_t pointer as integers (see audio_rooms/sfu/hooks.py). For the AES-GCM
+ * profiles the slot protects with its own inline context instead (srtp_gcm.c), when the CPU
+ * has AES-NI and the egress path carries the session's master key.
  *
  * Runs with the GIL held, on the event loop's thread: one static buffer is enough.
  */
@@ -21,6 +23,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "srtp_gcm.h"
+
 #define HEADER_MAX 64
 #define BUFFER_SIZE 2048
 #define SRTP_MAX_TRAILER 144
@@ -32,6 +36,7 @@ typedef int (*srtp_protect_fn)(void *ctx, void *rtp, int *len);
 
 static srtp_protect_fn protect_fn = NULL;
 static int srtp_ok = 0;
+static int own_gcm = 0; /* set_own_srtp(): the CPU can, and the environment did not refuse */
 static uint32_t buffer[BUFFER_SIZE / 4]; /* 32-bit aligned for libsrtp */
 
 typedef struct {
@@ -60,6 +65,11 @@ typedef struct {
     PyObject *addr;     /* (host, port) */
     struct sockaddr_storage sa;
     socklen_t sa_len;
+    /* AES-GCM sessions: protected here, not by libsrtp (see srtp_gcm.c) */
+    int use_gcm;
+    uint8_t gcm_master[64]; /* the master key || salt the context was derived from */
+    Py_ssize_t gcm_master_len;
+    srtp_gcm_ctx gcm;
 } Slot;
 
 static int
@@ -104,6 +114,7 @@ static void
 slot_clear_egress(Slot *self)
 {
     self->srtp = NULL;
+    self->use_gcm = 0;
     Py_CLEAR(self->sock);
     Py_CLEAR(self->fallback);
     Py_CLEAR(self->addr);
@@ -139,7 +150,7 @@ slot_dealloc(Slot *self)
 static PyObject *
 slot_set_path(Slot *self, PyObject *path)
 {
-    PyObject *srtp_address = NULL, *sock = NULL, *fallback = NULL, *addr = NULL;
+    PyObject *srtp_address = NULL, *sock = NULL, *fallback = NULL, *addr = NULL, *master = NULL;
     unsigned long long srtp = 0;
 
     if (path == Py_None) {
@@ -151,8 +162,13 @@ slot_set_path(Slot *self, PyObject *path)
     if (!(srtp_address = PyObject_GetAttrString(path, "srtp_address")) ||
         !(sock = PyObject_GetAttrString(path, "sock")) ||
         !(fallback = PyObject_GetAttrString(path, "sendto")) ||
-        !(addr = PyObject_GetAttrString(path, "addr")))
+        !(addr = PyObject_GetAttrString(path, "addr")) ||
+        !(master = PyObject_GetAttrString(path, "srtp_master")))
         goto error;
+    if (master != Py_None && !PyBytes_Check(master)) {
+        PyErr_SetString(PyExc_TypeError, "srtp_master must be bytes or None");
+        goto error;
+    }
     srtp = PyLong_AsUnsignedLongLong(srtp_address);
     if (PyErr_Occurred())
         goto error;
@@ -160,7 +176,22 @@ slot_set_path(Slot *self, PyObject *path)
         PyErr_SetString(PyExc_ValueError, "egress path without an SRTP context");
         goto error;
     }
-    slot_clear_egress(self);
+    {
+        /* The same keys again keep the context, and with it the highest index sent: a nonce
+         * is never re-used. New keys (a new DTLS session) start a new context. */
+        const char *mk = master != Py_None ? PyBytes_AS_STRING(master) : NULL;
+        Py_ssize_t mk_len = mk ? PyBytes_GET_SIZE(master) : 0;
+        int same = self->gcm_master_len && mk_len == self->gcm_master_len &&
+                   memcmp(mk, self->gcm_master, (size_t)mk_len) == 0;
+        slot_clear_egress(self);
+        if (mk && own_gcm && mk_len <= (Py_ssize_t)sizeof(self->gcm_master)) {
+            if (same || srtp_gcm_init(&self->gcm, (const uint8_t *)mk, (size_t)mk_len) == 0) {
+                memcpy(self->gcm_master, mk, (size_t)mk_len);
+                self->gcm_master_len = mk_len;
+                self->use_gcm = 1;
+            }
+        }
+    }
     self->srtp = (void *)(uintptr_t)srtp;
     self->fallback = fallback;
     self->addr = addr;
@@ -198,6 +229,7 @@ slot_set_path(Slot *self, PyObject *path)
     }
     Py_XDECREF(sock);
     Py_DECREF(srtp_address);
+    Py_DECREF(master);
     Py_INCREF(path);
     Py_XSETREF(self->path, path);
     Py_RETURN_NONE;
@@ -206,6 +238,7 @@ error:
     Py_XDECREF(sock);
     Py_XDECREF(fallback);
     Py_XDECREF(addr);
+    Py_XDECREF(master);
     return NULL;
 }
 
@@ -256,8 +289,15 @@ slot_send(Slot *self, const unsigned char *payload, Py_ssize_t payload_len, unsi
     memcpy(buffer, hdr, hl);
     memcpy((unsigned char *)buffer + hl, payload, payload_len);
     len = (int)n;
-    if (protect_fn(self->srtp, buffer, &len) != srtp_ok)
+    if (self->use_gcm) {
+        int64_t index = srtp_gcm_index(&self->gcm, (uint16_t)out_seq);
+        if (index < 0)
+            return -1;
+        len = (int)srtp_gcm_seal(&self->gcm, (uint8_t *)buffer, (size_t)hl, (size_t)payload_len,
+                                 (uint64_t)index);
+    } else if (protect_fn(self->srtp, buffer, &len) != srtp_ok) {
         return -1;
+    }
 
     int sent = 0;
     if (self->sock) {
@@ -337,7 +377,14 @@ slot_set_resync(Slot *self, PyObject *value, void *closure)
     return 0;
 }
 
+static PyObject *
+slot_get_own_srtp(Slot *self, void *closure)
+{
+    return PyBool_FromLong(self->use_gcm);
+}
+
 static PyGetSetDef slot_getset[] = {
+    {"own_srtp", (getter)slot_get_own_srtp, NULL, "protected by srtp_gcm.c, not libsrtp", NULL},
     {"path", (getter)slot_get_path, NULL, "the EgressPath, or None", NULL},
     {"resync", (getter)slot_get_resync, (setter)slot_set_resync, "recompute offsets", NULL},
     {NULL},
@@ -493,7 +540,19 @@ set_protect(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *
+set_own_srtp(PyObject *module, PyObject *arg)
+{
+    int want = PyObject_IsTrue(arg);
+    if (want < 0)
+        return NULL;
+    own_gcm = want && srtp_gcm_supported();
+    return PyBool_FromLong(own_gcm);
+}
+
 static PyMethodDef module_methods[] = {
+    {"set_own_srtp", set_own_srtp, METH_O,
+     "set_own_srtp(bool) -> whether slots protect AES-GCM themselves (needs AES-NI)"},
     {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
      "fanout(slots, payload, seq, ts, marker, level, now_ns, latency) -> (n, bytes, failed)"},
     {"set_protect", set_protect, METH_VARARGS,
