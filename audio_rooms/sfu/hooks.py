@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.trsock
+import hmac
 import inspect
 import ipaddress
 import logging
@@ -207,6 +208,14 @@ def compatibility_problems() -> list[str]:
         and "ipaddress.ip_address(value[0])" in _source(_ORIGINAL_PACK_ADDRESS),
         "aioice.stun pack_xor_address -> pack_address / xor_data (module globals)",
     )
+    need(
+        "= message_integrity(" in _source(aioice.stun.Message.add_message_integrity)
+        and "message_integrity(self._integrity_data, key)"
+        in _source(aioice.stun.Message.check_message_integrity)
+        and "set_body_length(data, len(data) - HEADER_LENGTH + INTEGRITY_LENGTH)"
+        in _source(_ORIGINAL_MESSAGE_INTEGRITY),
+        "aioice.stun.message_integrity (a module global, HMAC-SHA1 with the length adjusted)",
+    )
     need(hasattr(RtpPacket, "parse"), "aiortc.rtp.RtpPacket.parse")
     need(
         "self._srtp = " in _source(SrtpSession.__init__),
@@ -387,6 +396,7 @@ def set_consent_timing(interval: float, failures: int) -> None:
 
 _ORIGINAL_XOR_DATA = aioice.stun.xor_data
 _ORIGINAL_PACK_ADDRESS = aioice.stun.pack_address
+_ORIGINAL_MESSAGE_INTEGRITY = aioice.stun.message_integrity
 _XOR_PAD = struct.pack("!HI", aioice.stun.COOKIE >> 16, aioice.stun.COOKIE)
 _ADDRESSES: dict[str, tuple[int, bytes]] = {}
 
@@ -424,10 +434,19 @@ def speed_up_stun() -> None:
     Every consent check (RFC 7675, each peer every ~5 s both ways) builds a STUN message with an
     XOR-MAPPED-ADDRESS: aioice XORs it byte by byte in Python and parses the IP address string
     each time. The replacements compute the same bytes (``tests/sfu/test_rtcp.py`` compares
-    them); aioice's ``pack_xor_address`` looks both names up in its module at each call.
+    them); aioice's ``pack_xor_address`` looks both names up in its module at each call. Each
+    message's HMAC-SHA1 (MESSAGE-INTEGRITY, made or checked for every STUN message) is computed
+    by the one-shot ``hmac.digest`` rather than through an ``hmac.HMAC`` object.
     """
     aioice.stun.xor_data = _xor_data
     aioice.stun.pack_address = _pack_address
+    aioice.stun.message_integrity = _message_integrity
+
+
+def _message_integrity(data: bytes, key: bytes) -> bytes:
+    """aioice's ``message_integrity``: HMAC-SHA1 over the message with its length adjusted."""
+    length = len(data) - aioice.stun.HEADER_LENGTH + aioice.stun.INTEGRITY_LENGTH
+    return hmac.digest(key, data[:2] + length.to_bytes(2, "big") + data[4:], "sha1")
 
 
 # --- ingress -----------------------------------------------------------------------------------

@@ -153,7 +153,11 @@ def test_cheaper_stun_encoding_gives_the_same_bytes() -> None:
 
     import aioice.stun
 
-    from audio_rooms.sfu.hooks import _ORIGINAL_PACK_ADDRESS, _ORIGINAL_XOR_DATA
+    from audio_rooms.sfu.hooks import (
+        _ORIGINAL_MESSAGE_INTEGRITY,
+        _ORIGINAL_PACK_ADDRESS,
+        _ORIGINAL_XOR_DATA,
+    )
 
     hooks.speed_up_stun()
     for address in (("127.0.0.1", 1), ("192.0.2.7", 65535), ("2001:db8::1", 443), ("::1", 9)):
@@ -166,6 +170,9 @@ def test_cheaper_stun_encoding_gives_the_same_bytes() -> None:
     for size in (0, 1, 6, 18):
         data, tid = os.urandom(size), os.urandom(12)
         assert aioice.stun.xor_data(data, tid) == _ORIGINAL_XOR_DATA(data, tid)
+    for size in (20, 48, 100):
+        data, key = os.urandom(size), os.urandom(22)
+        assert aioice.stun.message_integrity(data, key) == _ORIGINAL_MESSAGE_INTEGRITY(data, key)
     message = aioice.stun.Message(
         message_method=aioice.stun.Method.BINDING,
         message_class=aioice.stun.Class.RESPONSE,

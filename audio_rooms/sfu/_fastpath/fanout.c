@@ -37,6 +37,21 @@ typedef int (*srtp_protect_fn)(void *ctx, void *rtp, int *len);
 static srtp_protect_fn protect_fn = NULL;
 static int srtp_ok = 0;
 static int own_gcm = 0; /* set_own_srtp(): the CPU can, and the environment did not refuse */
+
+/* The start of CPython's socket object (Modules/socketmodule.h, PySocketSockObject): the
+ * descriptor, -1 once closed, is what fileno() returns. Reading it directly spares a method
+ * call per packet; set_path() checks it against fileno() before a slot relies on it. */
+typedef struct {
+    PyObject_HEAD
+    int sock_fd;
+} SocketHead;
+static PyTypeObject *socket_type = NULL; /* _socket.socket */
+
+static inline int
+socket_fd(PyObject *sock, int direct)
+{
+    return direct ? ((SocketHead *)sock)->sock_fd : PyObject_AsFileDescriptor(sock);
+}
 static uint32_t buffer[BUFFER_SIZE / 4]; /* 32-bit aligned for libsrtp */
 
 typedef struct {
@@ -61,6 +76,7 @@ typedef struct {
     PyObject *path;     /* EgressPath or None (keeps the SRTP session alive) */
     void *srtp;         /* srtp_t */
     PyObject *sock;     /* socket.socket or NULL (then always `fallback`) */
+    int sock_direct;    /* its descriptor can be read from the object (SocketHead) */
     PyObject *fallback; /* the asyncio transport's sendto(data, addr) */
     PyObject *addr;     /* (host, port) */
     struct sockaddr_storage sa;
@@ -224,6 +240,13 @@ slot_set_path(Slot *self, PyObject *path)
         }
         if (self->sa_len) {
             self->sock = sock;
+            self->sock_direct = 0;
+            if (socket_type && PyObject_TypeCheck(sock, socket_type)) {
+                int fd = PyObject_AsFileDescriptor(sock);
+                if (fd < 0)
+                    PyErr_Clear();
+                self->sock_direct = fd >= 0 && fd == ((SocketHead *)sock)->sock_fd;
+            }
             sock = NULL;
         }
     }
@@ -301,7 +324,7 @@ slot_send(Slot *self, const unsigned char *payload, Py_ssize_t payload_len, unsi
 
     int sent = 0;
     if (self->sock) {
-        int fd = PyObject_AsFileDescriptor(self->sock); /* -1 once the socket is closed */
+        int fd = socket_fd(self->sock, self->sock_direct); /* -1 once the socket is closed */
         if (fd < 0) {
             /* The pair's socket is closed (the peer is gone, e.g. consent expired): so is its
              * asyncio transport. Dropped; the transport's own close follows. */
@@ -569,6 +592,16 @@ PyInit__fanout(void)
 {
     if (PyType_Ready(&SlotType) < 0)
         return NULL;
+    PyObject *sockmod = PyImport_ImportModule("_socket");
+    if (sockmod) {
+        PyObject *t = PyObject_GetAttrString(sockmod, "socket");
+        if (t && PyType_Check(t))
+            socket_type = (PyTypeObject *)t; /* kept for the module's life */
+        else
+            Py_XDECREF(t);
+        Py_DECREF(sockmod);
+    }
+    PyErr_Clear();
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
