@@ -14,6 +14,7 @@ aioice object.
 from __future__ import annotations
 
 import asyncio
+import asyncio.selector_events
 import asyncio.trsock
 import hmac
 import inspect
@@ -23,7 +24,7 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 import aioice.ice
@@ -207,6 +208,31 @@ def compatibility_problems() -> list[str]:
         in _source(_ORIGINAL_XOR_DATA)
         and "ipaddress.ip_address(value[0])" in _source(_ORIGINAL_PACK_ADDRESS),
         "aioice.stun pack_xor_address -> pack_address / xor_data (module globals)",
+    )
+    consent = _source(aioice.ice.Connection.query_consent)
+    need(
+        "await asyncio.sleep(CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))" in consent
+        and "request = self.build_request(pair, nominate=False)" in consent
+        and "retransmissions=0," in consent
+        and "if failures >= CONSENT_FAILURES:" in consent
+        and "self._query_consent_task = None" in consent
+        and "return await self.close()" in consent
+        and "self._query_consent_task = asyncio.create_task(self.query_consent())"
+        in _source(aioice.ice.Connection.connect),
+        "aioice Connection.query_consent (the consent loop align_consent() copies)",
+    )
+    need(
+        hasattr(asyncio.BaseEventLoop, "_add_reader") or hasattr(
+            asyncio.selector_events.BaseSelectorEventLoop, "_add_reader"
+        ),
+        "asyncio selector loop _add_reader / _remove_reader",
+    )
+    need(
+        "def _read_ready(self):"
+        in _source(getattr(asyncio.selector_events, "_SelectorDatagramTransport", None))
+        and "self._sock_fd = sock.fileno()"
+        in _source(getattr(asyncio.selector_events, "_SelectorTransport", None)),
+        "asyncio _SelectorDatagramTransport._read_ready / _sock_fd",
     )
     need(
         "= message_integrity(" in _source(aioice.stun.Message.add_message_integrity)
@@ -616,6 +642,71 @@ def _lazy_receiver_reports(receiver: RTCRtpReceiver) -> None:
         await original()
 
     receiver._run_rtcp = run_rtcp  # type: ignore[method-assign]
+
+
+# --- the event loop: deferred reads, aligned consent timers ------------------------------------
+
+
+def deferrable_readers(pc: RTCPeerConnection) -> list[tuple[int, Callable[[], None]]]:
+    """``(fd, read_ready)`` of each UDP socket of ``pc`` that asyncio reads (not TURN ones).
+
+    ``read_ready`` is the asyncio datagram transport's own reader callback: whoever calls it
+    when the socket is readable reads one datagram into aioice, as the event loop would.
+    """
+    readers = []
+    for conn in ice_connections(pc):
+        for protocol in conn._protocols:
+            transport = protocol.transport
+            fd = getattr(transport, "_sock_fd", None)
+            read_ready = getattr(transport, "_read_ready", None)
+            if isinstance(fd, int) and fd >= 0 and callable(read_ready):
+                readers.append((fd, read_ready))
+    return readers
+
+
+def loop_remove_reader(fd: int) -> None:
+    """Stop the running event loop's selector watching ``fd`` (a transport's socket)."""
+    asyncio.get_running_loop()._remove_reader(fd)  # type: ignore[attr-defined]
+
+
+def loop_add_reader(fd: int, callback: Callable[[], None]) -> None:
+    """Watch ``fd`` in the running event loop's selector again, with ``callback``."""
+    asyncio.get_running_loop()._add_reader(fd, callback)  # type: ignore[attr-defined]
+
+
+_CONN_LOG_INFO = "_Connection__log_info"
+
+
+def align_consent(conn: aioice.ice.Connection, sleep: Callable[[float], Awaitable[None]]) -> None:
+    """Make ``conn``'s RFC 7675 consent checks wait with ``sleep`` (a beat-aligned sleep).
+
+    The same loop as aioice's ``Connection.query_consent``; only its timer differs, so that
+    every connection's check shares a wake-up with the others due on the same beat.
+    """
+
+    async def query_consent() -> None:
+        assert conn.remote_password is not None
+        failures = 0
+        while True:
+            await sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+            for pair in conn._nominated.values():
+                request = conn.build_request(pair, nominate=False)
+                try:
+                    await pair.protocol.request(
+                        request,
+                        pair.remote_addr,
+                        integrity_key=conn.remote_password.encode("utf8"),
+                        retransmissions=0,
+                    )
+                    failures = 0
+                except aioice.stun.TransactionError:
+                    failures += 1
+                if failures >= aioice.ice.CONSENT_FAILURES:
+                    getattr(conn, _CONN_LOG_INFO)("Consent to send expired")
+                    conn._query_consent_task = None
+                    return await conn.close()
+
+    conn.query_consent = query_consent  # type: ignore[method-assign]
 
 
 # --- incoming RTCP ----------------------------------------------------------------------------

@@ -109,8 +109,8 @@ class Router:
         """Allow or stop forwarding a participant's microphone, from its very next packet."""
         self._may_produce[participant_id] = allowed
         transport = self._transports.get(participant_id)
-        if transport is not None and transport.producer is not None:
-            transport.producer.allowed = allowed
+        if transport is not None:
+            transport.set_allowed(allowed)
         logger.info("%r %s may produce: %s", self, participant_id, allowed)
         self._reselect()
 
@@ -201,7 +201,7 @@ class Router:
     async def _tick(self) -> None:
         interval = self._config.active_speaker_interval
         while True:
-            await asyncio.sleep(interval)
+            await self._reports.beat.sleep(interval)
             now = time.monotonic()
             levels = self._levels(now)
             if self._selector.update(levels, now):

@@ -1,13 +1,13 @@
-"""One timer for the RTCP sender reports of every forwarded slot of a media server.
+"""The RTCP sender reports of every forwarded slot of a media server, sent on its beat.
 
 aiortc gives every RTCRtpSender its own RTCP task that wakes every 0.5-1.5 s, builds report
 objects and sends them through coroutines. With several slots per listener those timers were
 most of what an idle listener cost the SFU. Instead, each slot's sender is registered here when
-its transport connects (:func:`hooks.take_over_sender_reports` stops its own timer), and one
-timer walks a wheel of ``BUCKETS`` buckets, one bucket per ``TICK``: every slot sits in a random
-bucket, so it reports once per ``BUCKETS * TICK`` (1 s, aiortc's mean interval) at a random
-phase, and the work is spread evenly over the second instead of arriving as one burst (which
-would delay forwarding).
+its transport connects (:func:`hooks.take_over_sender_reports` stops its own timer), and the
+media server's :class:`~audio_rooms.sfu.beat.Beat` walks a wheel of one bucket per beat: every
+slot sits in a random bucket, so it reports once per ``PERIOD`` (1 s, aiortc's mean interval)
+at a random phase, and the work is spread evenly over the second instead of arriving as one
+burst (which would delay forwarding).
 
 A report is what aiortc's would be (SR + SDES CNAME), with the forwarded stream's packet and
 octet counts and a true NTP/RTP timestamp pair (:func:`hooks.sender_report`); a slot that has
@@ -16,17 +16,16 @@ carried nothing sends none.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from typing import Any
 
 from audio_rooms.sfu import hooks
+from audio_rooms.sfu.beat import Beat
 
 logger = logging.getLogger(__name__)
 
-TICK = 0.05
-BUCKETS = 20
+PERIOD = 1.0
 
 
 class _Entry:
@@ -39,15 +38,15 @@ class _Entry:
 
 
 class SenderReports:
-    """Sends the sender reports of registered slots, each about once a second."""
+    """Sends the sender reports of registered slots, each about once a ``PERIOD``."""
 
-    def __init__(self, tick: float = TICK, buckets: int = BUCKETS) -> None:
-        self._tick = tick
+    def __init__(self, beat: Beat | None = None) -> None:
+        self.beat = beat if beat is not None else Beat()
+        buckets = max(1, round(PERIOD / self.beat.interval))
         self._wheel: list[dict[int, _Entry]] = [{} for _ in range(buckets)]
         self._where: dict[int, int] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        self._on_beat = False
         self._position = 0
-        self._next_at = 0.0
         self.sent = 0
 
     def __len__(self) -> int:
@@ -60,10 +59,9 @@ class SenderReports:
         bucket = random.randrange(len(self._wheel))
         self._wheel[bucket][key] = _Entry(sender, consumer, clock_rate)
         self._where[key] = bucket
-        if self._handle is None:
-            loop = asyncio.get_running_loop()
-            self._next_at = loop.time() + self._tick
-            self._handle = loop.call_at(self._next_at, self._run)
+        if not self._on_beat:
+            self._on_beat = True
+            self.beat.every_beat(self._step)
 
     def remove(self, consumer: Any) -> None:
         bucket = self._where.pop(id(consumer), None)
@@ -71,30 +69,22 @@ class SenderReports:
             self._wheel[bucket].pop(id(consumer), None)
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
         for bucket in self._wheel:
             bucket.clear()
         self._where.clear()
 
-    def _run(self) -> None:
-        self._handle = None
+    def _step(self) -> bool:
+        """One beat: report the slots of the next bucket. False once no slot is left."""
         bucket = self._wheel[self._position]
         self._position = (self._position + 1) % len(self._wheel)
-        try:
-            for entry in list(bucket.values()):
+        for entry in list(bucket.values()):
+            try:
                 self._report(entry)
-        except Exception:  # never let one slot stop everyone's reports
-            logger.exception("sender reports failed")
+            except Exception:  # never let one slot stop everyone's reports
+                logger.exception("sender report for %r failed", entry.consumer)
         if not self._where:
-            return
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        self._next_at += self._tick
-        if self._next_at < now:  # a stalled loop: do not try to catch up with a burst
-            self._next_at = now + self._tick
-        self._handle = loop.call_at(self._next_at, self._run)
+            self._on_beat = False
+        return self._on_beat
 
     def _report(self, entry: _Entry) -> None:
         consumer = entry.consumer

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 from audio_rooms.sfu import hooks
+from audio_rooms.sfu.beat import Beat
 from audio_rooms.sfu.config import MediaConfig
 from audio_rooms.sfu.router import Router
 from audio_rooms.sfu.rtcp import SenderReports
@@ -23,8 +24,11 @@ class MediaServer:
         self.config = config
         self.forwarding = ForwardingStats(measure_latency=config.measure_latency)
         self._routers: dict[str, Router] = {}
-        # One timer sends every forwarded slot's RTCP sender reports (rtcp.py).
-        self.sender_reports = SenderReports()
+        # One coarse clock for everything that may wait a little (beat.py): deferred reads of
+        # listeners' sockets, consent timers, active-speaker ticks, and the RTCP sender reports
+        # of every forwarded slot (rtcp.py).
+        self.beat = Beat()
+        self.sender_reports = SenderReports(self.beat)
 
     def router(self, room_id: str) -> Router:
         """The room's router, created on first use."""
@@ -54,6 +58,7 @@ class MediaServer:
         self._routers.clear()
         await asyncio.gather(*(r.close() for r in routers), return_exceptions=True)
         self.sender_reports.close()
+        self.beat.close()
 
     def stats(self) -> MediaStats:
         transports = producers = consumers = 0

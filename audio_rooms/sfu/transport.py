@@ -92,6 +92,9 @@ class Transport:
         # The server's one sender-report timer (a private one for a transport made alone).
         self._reports = reports if reports is not None else SenderReports()
         self._senders: list[RTCRtpSender] = []
+        self._beat = self._reports.beat
+        # The transport's sockets, read on the beat while its participant may not speak.
+        self._readers: list[tuple[int, Callable[[], None]]] = []
 
     def __repr__(self) -> str:
         return f"Transport({self.name}, {self.state.value})"
@@ -150,6 +153,8 @@ class Transport:
 
         # aiortc gathers every candidate before setLocalDescription returns (no trickle).
         await pc.setLocalDescription(await pc.createAnswer())
+        for conn in hooks.ice_connections(pc):
+            hooks.align_consent(conn, self._beat.sleep)
         answer = pc.localDescription.sdp
         self._build(offer, answer, mic_receiver)
         dtls = transceivers[offer.lines[0].index].receiver.transport
@@ -219,11 +224,29 @@ class Transport:
                 consumer.path = path
                 self._reports.add(sender, consumer, CLOCK_RATE)
             self.state = TransportState.CONNECTED
+            self._readers = hooks.deferrable_readers(pc)
+            if not self._allowed:
+                self._beat.defer_reads(self._readers)
             logger.info("%r connected", self)
             self._on_connected(self)
         elif state in ("failed", "closed"):
             logger.info("%r lost its peer (%s)", self, state)
             self._on_lost(self)
+
+    def set_allowed(self, allowed: bool) -> None:
+        """Forward (or stop forwarding) this participant's microphone from its next packet.
+
+        A participant who may speak has its sockets read at once; one who may not is read on
+        the beat (it sends nothing that needs an answer within a beat).
+        """
+        self._allowed = allowed
+        if self.producer is not None:
+            self.producer.allowed = allowed
+        if self.state is TransportState.CONNECTED:
+            if allowed:
+                self._beat.read_now(self._readers)
+            else:
+                self._beat.defer_reads(self._readers)
 
     async def close(self) -> None:
         """Close the producer, the consumers and the peer connection (idempotent)."""
@@ -231,6 +254,7 @@ class Transport:
             await self._closed.wait()
             return
         self.state = TransportState.CLOSED
+        self._beat.forget(self._readers)
         if self.producer is not None:
             self.producer.close()
         for consumer in self.consumers:
