@@ -34,6 +34,9 @@ class MediaConfig:
     # is gone. aioice applies this process-wide (see hooks.set_consent_timing).
     consent_interval: float = 5.0
     consent_failures: int = 6
+    # How often each forwarded slot sends an RTCP sender report. libwebrtc's audio default:
+    # receivers of audio only need it for round-trip time and A/V sync (no video here).
+    sender_report_interval: float = 5.0
     # Record every forwarded packet's in-process latency in a histogram (benchmarks).
     measure_latency: bool = False
 
@@ -48,6 +51,8 @@ class MediaConfig:
             and not 1 <= self.port_min <= self.port_max <= 65535
         ):
             raise ValueError("invalid UDP port range")
+        if not 0.5 <= self.sender_report_interval <= 30:
+            raise ValueError("sender_report_interval must be 0.5-30 s")
         if self.active_speaker_interval < 0.2:
             raise ValueError("active speakers are reported at most 5 times a second")
 

@@ -5,9 +5,10 @@ objects and sends them through coroutines. With several slots per listener those
 most of what an idle listener cost the SFU. Instead, each slot's sender is registered here when
 its transport connects (:func:`hooks.take_over_sender_reports` stops its own timer), and the
 media server's :class:`~audio_rooms.sfu.beat.Beat` walks a wheel of one bucket per beat: every
-slot sits in a random bucket, so it reports once per ``PERIOD`` (1 s, aiortc's mean interval)
-at a random phase, and the work is spread evenly over the second instead of arriving as one
-burst (which would delay forwarding).
+slot sits in a random bucket, so it reports once per ``period`` (``MediaConfig.
+sender_report_interval``, 5 s: libwebrtc's interval for audio; aiortc's is 1 s) at a random
+phase, and the work is spread evenly instead of arriving as one burst (which would delay
+forwarding).
 
 A report is what aiortc's would be (SR + SDES CNAME), with the forwarded stream's packet and
 octet counts and a true NTP/RTP timestamp pair (:func:`hooks.sender_report`); a slot that has
@@ -25,7 +26,7 @@ from audio_rooms.sfu.beat import Beat
 
 logger = logging.getLogger(__name__)
 
-PERIOD = 1.0
+PERIOD = 5.0
 
 
 class _Entry:
@@ -38,11 +39,11 @@ class _Entry:
 
 
 class SenderReports:
-    """Sends the sender reports of registered slots, each about once a ``PERIOD``."""
+    """Sends the sender reports of registered slots, each about once a ``period``."""
 
-    def __init__(self, beat: Beat | None = None) -> None:
+    def __init__(self, beat: Beat | None = None, period: float = PERIOD) -> None:
         self.beat = beat if beat is not None else Beat()
-        buckets = max(1, round(PERIOD / self.beat.interval))
+        buckets = max(1, round(period / self.beat.interval))
         self._wheel: list[dict[int, _Entry]] = [{} for _ in range(buckets)]
         self._where: dict[int, int] = {}
         self._on_beat = False

@@ -28,7 +28,7 @@ class MediaServer:
         # listeners' sockets, consent timers, active-speaker ticks, and the RTCP sender reports
         # of every forwarded slot (rtcp.py).
         self.beat = Beat()
-        self.sender_reports = SenderReports(self.beat)
+        self.sender_reports = SenderReports(self.beat, config.sender_report_interval)
 
     def router(self, room_id: str) -> Router:
         """The room's router, created on first use."""
