@@ -518,7 +518,8 @@ def install_ingress(
     task of its own, as aiortc's is asynchronous). DTLS and STUN keep aiortc's and aioice's
     paths, as does SRTP that arrives before the DTLS handshake has given keys. ``dropped`` is
     told why a datagram went nowhere: ``oversized``, ``srtp_unprotect_failed`` (forged,
-    replayed or corrupt: aiortc drops those silently).
+    replayed or corrupt: aiortc drops those silently), ``malformed_stun`` (aioice's parser
+    would have raised out of the event loop's callback).
     """
     ice = dtls.transport
     conn = ice._connection
@@ -567,8 +568,13 @@ def install_ingress(
         def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
             if _is_srtp(data):
                 data_received(data, component)
-            else:
+                return
+            try:
                 original(data, addr)
+            except (ValueError, struct.error, IndexError, KeyError, UnicodeDecodeError):
+                # aioice's STUN parser raises these on a malformed attribute (an ICE-CONTROLLING
+                # that is not 8 bytes, say) out of the event loop's callback.
+                dropped("malformed_stun")
 
         protocol.datagram_received = datagram_received
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import struct
 
 import pytest
@@ -16,12 +17,13 @@ from audio_rooms.sfu import (
     NoOpus,
     TooManyTracks,
     UnsupportedMedia,
+    hooks,
 )
 from audio_rooms.sfu.producer import Producer
 from audio_rooms.sfu.stats import ForwardingStats
 from audio_rooms.sfu.testing import AudioClient, ToneTrack
 
-from .conftest import Join
+from .conftest import Join, eventually
 
 
 async def _offer(slots: int = 3) -> str:
@@ -71,6 +73,40 @@ async def test_router_still_works_after_bad_offers(media: MediaServer, join: Joi
     listener = await join(router, "listener", decode=False)
     await asyncio.sleep(0.4)
     assert listener.received() > 5
+
+
+async def test_junk_datagrams_at_the_sfu_port_are_counted_drops(
+    media: MediaServer, join: Join, caplog: pytest.LogCaptureFixture
+) -> None:
+    router = media.router("room")
+    router.set_may_produce("speaker", True)
+    await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
+    listener = await join(router, "listener", decode=False)
+    pc = router.transports["listener"]._pc
+    assert pc is not None
+    local = hooks.ice_connections(pc)[0]._nominated[1].local_candidate
+    # A STUN binding request whose ICE-CONTROLLING attribute is 4 bytes instead of 8.
+    stun = struct.pack("!HHI12s", 0x0001, 8, 0x2112A442, b"x" * 12) + struct.pack(
+        "!HHI", 0x802A, 4, 7
+    )
+    forged_srtp = _rtp(111, 1234) + b"\x00" * 16
+    oversized = b"\x80" + b"\x00" * 3000
+    junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        for data in (stun, forged_srtp, oversized):
+            junk.sendto(data, (local.host, local.port))
+        await eventually(
+            lambda: all(
+                media.stats().drops.get(reason, 0) >= 1
+                for reason in ("malformed_stun", "srtp_unprotect_failed", "oversized")
+            )
+        )
+    finally:
+        junk.close()
+    before = listener.received()
+    await asyncio.sleep(0.4)
+    assert listener.received() > before + 10  # the listener still hears the speaker
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
 
 
 def _rtp(pt: int, ssrc: int, seq: int = 1, payload: bytes = b"\x00" * 40) -> bytes:
