@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -15,15 +16,27 @@ LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",))
 Join = Callable[..., Awaitable[AudioClient]]
 
 
-@pytest.fixture
-async def media() -> AsyncIterator[MediaServer]:
-    server = MediaServer(LOOPBACK)
+async def _media(config: MediaConfig) -> AsyncIterator[MediaServer]:
+    server = MediaServer(config)
     try:
         yield server
     finally:
         await server.close()
         # MediaServer sets aioice's consent timing process-wide; leave the defaults behind.
         hooks.set_consent_timing(5, 6)
+
+
+@pytest.fixture
+async def media() -> AsyncIterator[MediaServer]:
+    async for server in _media(LOOPBACK):
+        yield server
+
+
+@pytest.fixture
+async def media_1s_reports() -> AsyncIterator[MediaServer]:
+    """A media server whose slots send sender reports every second (5 s by default)."""
+    async for server in _media(dataclasses.replace(LOOPBACK, sender_report_interval=1.0)):
+        yield server
 
 
 @pytest.fixture

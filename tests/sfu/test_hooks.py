@@ -52,8 +52,10 @@ async def test_ingress_and_egress_hooks_carry_packets(media: MediaServer, join: 
     assert media.stats().forwarded_packets >= listener.received()
 
 
-async def test_receiver_and_sender_reports_stay_true(media: MediaServer, join: Join) -> None:
-    router = media.router("room")
+async def test_receiver_and_sender_reports_stay_true(
+    media_1s_reports: MediaServer, join: Join
+) -> None:
+    router = media_1s_reports.router("room")
     router.set_may_produce("speaker", True)
     speaker = await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
     listener = await join(router, "listener", slots=1, decode=False)

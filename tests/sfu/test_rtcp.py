@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 
 import pytest
@@ -23,21 +22,13 @@ from audio_rooms.sfu.beat import Beat
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.testing import ToneTrack
 
-from .conftest import LOOPBACK, Join, eventually
+from .conftest import Join, eventually
 
 CLOCK_RATE = 48_000
 
 
-async def test_batched_sender_reports_are_true(join: Join) -> None:
-    # Reports every second (5 s by default) so that a few arrive within the test.
-    media = MediaServer(dataclasses.replace(LOOPBACK, sender_report_interval=1.0))
-    try:
-        await _reports_are_true(media, join)
-    finally:
-        await media.close()
-
-
-async def _reports_are_true(media: MediaServer, join: Join) -> None:
+async def test_batched_sender_reports_are_true(media_1s_reports: MediaServer, join: Join) -> None:
+    media = media_1s_reports
     router = media.router("room")
     router.set_may_produce("speaker", True)
     await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
