@@ -245,20 +245,38 @@ srtp_gcm_seal(const srtp_gcm_ctx *ctx, uint8_t *packet, size_t header_len, size_
     j0[15] = 1;
 
     uint8_t *text = packet + header_len;
-    uint32_t counter = 1;
-    for (size_t off = 0; off < payload_len; off += 16) {
-        uint8_t cb[16], ks[16];
-        memcpy(cb, j0, 12);
-        counter++;
-        cb[12] = (uint8_t)(counter >> 24);
-        cb[13] = (uint8_t)(counter >> 16);
-        cb[14] = (uint8_t)(counter >> 8);
-        cb[15] = (uint8_t)counter;
-        _mm_storeu_si128((__m128i *)ks,
-                         aes_encrypt(rk, rounds, _mm_loadu_si128((const __m128i *)cb)));
-        size_t n = payload_len - off < 16 ? payload_len - off : 16;
-        for (size_t i = 0; i < n; i++)
-            text[off + i] ^= ks[i];
+    /* Counter blocks J0 + 2, J0 + 3, ...: four encrypted side by side, so that the AES rounds
+     * of independent blocks overlap instead of waiting for each other. */
+    const __m128i iv = _mm_loadu_si128((const __m128i *)j0);
+    const __m128i one = _mm_set_epi32(0, 0, 0, 1);
+    __m128i ctr = bswap128(iv); /* counter in the low 32 bits, little-endian: add to it */
+    size_t off = 0;
+    while (off < payload_len) {
+        __m128i ks[4];
+        int lanes = 0;
+        for (; lanes < 4 && off + 16 * (size_t)lanes < payload_len; lanes++) {
+            ctr = _mm_add_epi32(ctr, one);
+            ks[lanes] = _mm_xor_si128(bswap128(ctr), _mm_loadu_si128(rk));
+        }
+        for (int r = 1; r < rounds; r++) {
+            __m128i key = _mm_loadu_si128(rk + r);
+            for (int l = 0; l < lanes; l++)
+                ks[l] = _mm_aesenc_si128(ks[l], key);
+        }
+        __m128i last = _mm_loadu_si128(rk + rounds);
+        for (int l = 0; l < lanes; l++, off += 16) {
+            __m128i stream = _mm_aesenclast_si128(ks[l], last);
+            if (payload_len - off >= 16) {
+                __m128i *p = (__m128i *)(text + off);
+                _mm_storeu_si128(p, _mm_xor_si128(_mm_loadu_si128(p), stream));
+            } else {
+                uint8_t block[16];
+                size_t n = payload_len - off;
+                _mm_storeu_si128((__m128i *)block, stream);
+                for (size_t i = 0; i < n; i++)
+                    text[off + i] ^= block[i];
+            }
+        }
     }
 
     __m128i h = _mm_loadu_si128((const __m128i *)ctx->h);
