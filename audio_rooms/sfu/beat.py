@@ -41,6 +41,9 @@ INTERVAL = 0.1
 # Ready sockets are drained in at most this many polls per beat (a socket that keeps receiving
 # is read again on the next beat, so one peer cannot hold the loop).
 DRAIN_ROUNDS = 4
+# read_now() reads at most this many queued datagrams per socket before handing it back (a
+# socket buffer holds a few hundred).
+DRAIN_LIMIT = 10_000
 
 
 class Beat:
@@ -102,7 +105,13 @@ class Beat:
         self._arm()
 
     def read_now(self, readers: list[tuple[int, Callable[[], None]]]) -> None:
-        """Give these sockets back to the event loop (or forget them, if they are closed)."""
+        """Read what is queued on these sockets, then give them back to the event loop.
+
+        Everything that arrived while they were deferred is read here, before this returns,
+        so the caller can change what such datagrams mean afterwards: a participant allowed
+        to speak must not have the packets it sent while muted forwarded once it is not.
+        Closed sockets are forgotten.
+        """
         for fd, read_ready in readers:
             if self._readers.pop(fd, None) is None:
                 continue
@@ -111,6 +120,7 @@ class Beat:
                     self._epoll.unregister(fd)
                 except OSError:  # already closed: the kernel dropped it from the set
                     continue
+            _drain(fd, read_ready)
             hooks.loop_add_reader(fd, read_ready)
 
     def forget(self, readers: list[tuple[int, Callable[[], None]]]) -> None:
@@ -180,6 +190,15 @@ class Beat:
                         pass
                     continue
                 read_ready()
+
+
+def _drain(fd: int, read_ready: Callable[[], None]) -> None:
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    for _ in range(DRAIN_LIMIT):
+        if not poll.poll(0):
+            return
+        read_ready()
 
 
 def _wake(future: asyncio.Future[None]) -> None:

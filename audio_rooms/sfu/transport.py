@@ -239,14 +239,16 @@ class Transport:
         A participant who may speak has its sockets read at once; one who may not is read on
         the beat (it sends nothing that needs an answer within a beat).
         """
+        connected = self.state is TransportState.CONNECTED
+        if connected and allowed:
+            # Still not allowed while this reads what the client sent before: a muted speaker's
+            # queued packets are dropped, not forwarded after the unmute.
+            self._beat.read_now(self._readers)
         self._allowed = allowed
         if self.producer is not None:
             self.producer.allowed = allowed
-        if self.state is TransportState.CONNECTED:
-            if allowed:
-                self._beat.read_now(self._readers)
-            else:
-                self._beat.defer_reads(self._readers)
+        if connected and not allowed:
+            self._beat.defer_reads(self._readers)
 
     async def close(self) -> None:
         """Close the producer, the consumers and the peer connection (idempotent)."""

@@ -40,7 +40,13 @@ async def test_deferred_sockets_are_read_on_the_beat_and_at_once_again_after() -
         assert all(_off_grid(at, 0.2) < 0.01 for at, _ in inbox.got)
         assert inbox.got[0][0] - sent_at <= 0.2 + 0.02
 
+        # Queued while deferred: read_now() reads them before it returns.
+        for i in range(20):
+            sender.sendto(b"queued %d" % i, addr)
+        await asyncio.sleep(0.01)
+        before = len(inbox.got)
         beat.read_now(readers)
+        assert [d for _, d in inbox.got[before:]] == [b"queued %d" % i for i in range(20)]
         sender.sendto(b"at once", addr)
         await asyncio.sleep(0.02)
         assert inbox.got[-1][1] == b"at once"

@@ -91,3 +91,22 @@ async def test_a_listener_that_sends_with_no_permission_is_counted(
     await asyncio.sleep(0.5)
     assert client.received() == 0
     assert media.stats().drops["not_permitted"] > 10
+
+
+async def test_what_a_muted_speaker_sent_is_not_forwarded_after_the_unmute(
+    media: MediaServer, join: Join
+) -> None:
+    router = media.router("room")
+    router.set_may_produce("speaker", True)
+    await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
+    listener = await join(router, "listener", slots=3, decode=False)
+    await asyncio.sleep(0.5)
+    router.set_may_produce("speaker", False)  # a moderator's mute; the client keeps sending
+    dropped = media.stats().drops.get("not_permitted", 0)
+    await asyncio.sleep(3.0)
+    assert media.stats().drops["not_permitted"] - dropped > 100
+    before = listener.received()
+    router.set_may_produce("speaker", True)
+    await asyncio.sleep(0.3)
+    # Only what was sent after the unmute (50 packets a second), no burst of muted audio.
+    assert 5 < listener.received() - before <= 0.3 * 50 + 5
