@@ -27,6 +27,12 @@ PROFILES = {
 }
 
 
+def _key(name: str) -> tuple[int, bytes]:
+    """The libsrtp profile of ``name`` and a fresh master key || salt for it."""
+    profile, key_len = PROFILES[name]
+    return profile, os.urandom(key_len + 12)
+
+
 def _slot(kind: type, profile: int, master: bytes, start_seq: int) -> tuple[Any, list[bytes]]:
     header, level_pos = _header_template(0x5EED1234, 1, 3, "0")
     plain, _ = _header_template(0x5EED1234, None, 3, "0")
@@ -46,8 +52,7 @@ def _slot(kind: type, profile: int, master: bytes, start_seq: int) -> tuple[Any,
 @own
 @pytest.mark.parametrize("name", PROFILES)
 def test_own_gcm_sends_what_libsrtp_sends_across_a_wrap(name: str) -> None:
-    profile, key_len = PROFILES[name]
-    master = os.urandom(key_len + 12)
+    profile, master = _key(name)
     c_slot, c_sent = _slot(egress.compiled.Slot, profile, master, 30_000)
     py_slot, py_sent = _slot(egress.PySlot, profile, master, 30_000)
     assert c_slot.own_srtp and not getattr(py_slot, "own_srtp", False)
@@ -70,8 +75,7 @@ def test_own_gcm_sends_what_libsrtp_sends_across_a_wrap(name: str) -> None:
 @own
 @pytest.mark.parametrize("name", PROFILES)
 def test_a_packet_index_is_never_protected_twice(name: str) -> None:
-    profile, key_len = PROFILES[name]
-    master = os.urandom(key_len + 12)
+    profile, master = _key(name)
     slot, sent = _slot(egress.compiled.Slot, profile, master, 1000)
     assert slot.forward(b"a" * 40, 50, 0, 0, -1, 1) > 0
     assert slot.forward(b"b" * 40, 51, 960, 0, -1, 2) > 0
