@@ -21,11 +21,12 @@ import inspect
 import ipaddress
 import logging
 import random
+import re
 import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, cast
 
 import aioice.ice
 import aioice.stun
@@ -40,6 +41,7 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from audio_rooms.sfu.errors import HookIncompatible
+from audio_rooms.sfu.rtpheader import RtpHeader
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +183,11 @@ def compatibility_problems() -> list[str]:
         "RTCRtpReceiver.__stop_decoder",
     )
     need(
+        set(re.findall(r"packet\.(\w+)", _source(StreamStatistics.add)))
+        == {"sequence_number", "timestamp"},
+        "aiortc StreamStatistics.add reads only packet.sequence_number and packet.timestamp",
+    )
+    need(
         "self.__remote_streams[packet.ssrc].add(packet)"
         in _source(RTCRtpReceiver._handle_rtp_packet),
         "RTCRtpReceiver.__remote_streams (StreamStatistics per SSRC, read by receiver reports)",
@@ -242,7 +249,6 @@ def compatibility_problems() -> list[str]:
         in _source(_ORIGINAL_MESSAGE_INTEGRITY),
         "aioice.stun.message_integrity (a module global, HMAC-SHA1 with the length adjusted)",
     )
-    need(hasattr(RtpPacket, "parse"), "aiortc.rtp.RtpPacket.parse")
     need(
         "self._srtp = " in _source(SrtpSession.__init__),
         "pylibsrtp Session._srtp (pointer to the srtp_t context)",
@@ -584,12 +590,7 @@ def install_ingress(
     dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
 
 
-def parse_rtp(data: bytes, extensions: Any) -> RtpPacket:
-    """Parse RTP with aiortc's parser (ingress only: ~50 packets/s per speaker)."""
-    return RtpPacket.parse(data, extensions)
-
-
-def feed_receiver_report(receiver: RTCRtpReceiver, packet: RtpPacket, clock_rate: int) -> None:
+def feed_receiver_report(receiver: RTCRtpReceiver, packet: RtpHeader, clock_rate: int) -> None:
     """Count ``packet`` in the statistics ``receiver``'s RTCP receiver reports are built from.
 
     Forwarded packets never reach ``_handle_rtp_packet``, so without this the publisher would
@@ -602,7 +603,8 @@ def feed_receiver_report(receiver: RTCRtpReceiver, packet: RtpPacket, clock_rate
         wake: asyncio.Event | None = getattr(receiver, _RECEIVER_WAKE, None)
         if wake is not None:
             wake.set()
-    stats.add(packet)
+    # StreamStatistics.add reads only the sequence number and timestamp (checked at start-up).
+    stats.add(cast(RtpPacket, packet))
 
 
 def silence_receiver(receiver: RTCRtpReceiver) -> None:

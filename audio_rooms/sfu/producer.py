@@ -14,9 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import RTCRtpReceiver
-from aiortc.rtp import HeaderExtensionsMap
 
-from audio_rooms.sfu import egress, hooks
+from audio_rooms.sfu import egress, hooks, rtpheader
 from audio_rooms.sfu.audiolevel import LevelMeter
 from audio_rooms.sfu.consumer import CLOCK_RATE, Consumer
 from audio_rooms.sfu.stats import ForwardingStats
@@ -32,7 +31,7 @@ class Producer:
         participant_id: str,
         payload_type: int | None,
         ssrc: int | None,
-        extensions: HeaderExtensionsMap,
+        audio_level_id: int | None,
         receiver: RTCRtpReceiver | None,
         stats: ForwardingStats,
         max_rtp_size: int,
@@ -51,7 +50,7 @@ class Producer:
         self.closed = False
         self.packets_received = 0
         self.on_first_packet: Callable[[Producer], None] | None = None
-        self._extensions = extensions
+        self._audio_level_id = audio_level_id
         self._receiver = receiver
         self._stats = stats
         self._max_rtp_size = max_rtp_size
@@ -69,7 +68,7 @@ class Producer:
             stats.drop("oversized")
             return
         try:
-            packet: Any = hooks.parse_rtp(data, self._extensions)
+            packet = rtpheader.parse(data, self._audio_level_id)
         except ValueError:
             stats.drop("malformed_rtp")
             return
@@ -92,12 +91,9 @@ class Producer:
             stats.drop("not_permitted")
             return
 
-        level_ext = packet.extensions.audio_level
-        level = -1
-        if level_ext is not None:
-            vad, dbov = level_ext
-            level = (0x80 if vad else 0) | (dbov & 0x7F)
-            self.meter.add(dbov, time.monotonic())
+        level = packet.audio_level  # the RFC 6464 byte (voice flag | -dBov), or -1
+        if level >= 0:
+            self.meter.add(level & 0x7F, time.monotonic())
         self.packets_received += 1
         if self.packets_received == 1 and self.on_first_packet is not None:
             self.on_first_packet(self)

@@ -24,8 +24,6 @@ from aiortc import (
 )
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
-from aiortc.rtcrtpparameters import RTCRtpParameters
-from aiortc.rtp import HeaderExtensionsMap
 from av.frame import Frame
 
 from audio_rooms.sfu import hooks
@@ -171,7 +169,7 @@ class Transport:
         description = aiortc_sdp.SessionDescription.parse(answer)
         transceivers = self._pc.getTransceivers() if self._pc else []
         mic_pt: int | None = None
-        extensions = HeaderExtensionsMap()
+        mic_level_id: int | None = None
         for line in offer.lines:
             media = description.media[line.index]
             if media.direction == "inactive" or not media.rtp.codecs:
@@ -180,9 +178,7 @@ class Transport:
             ext_ids = {ext.uri: ext.id for ext in media.rtp.headerExtensions}
             if line.is_mic:
                 mic_pt = payload_type
-                extensions.configure(
-                    RTCRtpParameters(headerExtensions=list(media.rtp.headerExtensions))
-                )
+                mic_level_id = ext_ids.get(AUDIO_LEVEL_URI)
             if line.is_slot and media.ssrc:
                 consumer = Consumer(
                     name=self.name,
@@ -201,7 +197,7 @@ class Transport:
             participant_id=self.participant_id,
             payload_type=mic_pt,
             ssrc=offer.mic.ssrc if offer.mic else None,
-            extensions=extensions,
+            audio_level_id=mic_level_id,
             receiver=mic_receiver,
             stats=self._stats,
             max_rtp_size=self._config.max_rtp_size,

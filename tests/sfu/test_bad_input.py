@@ -8,7 +8,6 @@ import socket
 import struct
 
 import pytest
-from aiortc.rtp import HeaderExtensionsMap
 
 from audio_rooms.errors import MediaError
 from audio_rooms.sfu import (
@@ -119,7 +118,7 @@ def test_bad_packets_are_counted_drops() -> None:
         participant_id="p",
         payload_type=111,
         ssrc=1234,
-        extensions=HeaderExtensionsMap(),
+        audio_level_id=1,
         receiver=None,
         stats=stats,
         max_rtp_size=1200,
@@ -127,6 +126,10 @@ def test_bad_packets_are_counted_drops() -> None:
     )
     producer.handle_rtp(_rtp(111, 1234, payload=b"\x00" * 1300), 0)
     producer.handle_rtp(b"\x80\x6f", 0)
+    # An audio level element two bytes long (RFC 6464 says one): aiortc's parser raised
+    # struct.error out of the packet handler on this.
+    long_level = struct.pack("!BBHII", 0x90, 111, 1, 960, 1234) + bytes.fromhex("bede0001118501")
+    producer.handle_rtp(long_level + b"\x00" + b"opus", 0)
     producer.handle_rtp(_rtp(0, 1234), 0)
     producer.handle_rtp(_rtp(111, 999), 0)
     producer.handle_rtp(_rtp(111, 1234), 0)
@@ -134,7 +137,7 @@ def test_bad_packets_are_counted_drops() -> None:
     producer.handle_rtp(_rtp(111, 1234, seq=2), 0)
     assert dict(stats.drops) == {
         "oversized": 1,
-        "malformed_rtp": 1,
+        "malformed_rtp": 2,
         "unknown_payload_type": 1,
         "unknown_ssrc": 1,
         "not_permitted": 1,
