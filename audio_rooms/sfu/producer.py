@@ -123,6 +123,19 @@ class Producer:
         self._consumers = consumers
         self._slots = [c.slot for c in consumers]
 
+    def add_consumer(self, consumer: Consumer) -> None:
+        """Map one more slot onto this speaker (a listener joined)."""
+        self._consumers.append(consumer)
+        self._slots.append(consumer.slot)
+
+    def remove_consumer(self, consumer: Consumer) -> None:
+        """Stop feeding one slot (its listener left, or it now carries someone else)."""
+        for i, c in enumerate(self._consumers):
+            if c is consumer:
+                del self._consumers[i]
+                del self._slots[i]
+                return
+
     def close(self) -> None:
         self.closed = True
         self.consumers = []

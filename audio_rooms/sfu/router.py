@@ -18,6 +18,7 @@ from audio_rooms.sfu.config import MediaConfig
 from audio_rooms.sfu.consumer import Consumer
 from audio_rooms.sfu.errors import OfferSuperseded, RouterClosed
 from audio_rooms.sfu.offer import Offer
+from audio_rooms.sfu.producer import Producer
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.slots import SpeakerSelector, assign, wanted_for
 from audio_rooms.sfu.stats import ForwardingStats
@@ -74,7 +75,8 @@ class Router:
         old = self._transports.pop(participant_id, None)
         if old is not None:
             logger.info("%r replacing %r", self, old)
-            self._reselect(force=True)
+            self._unmap(old)
+            self._reselect()
             await old.close()
         self._check_open()
         transport = Transport(
@@ -102,7 +104,7 @@ class Router:
             await transport.close()
             raise OfferSuperseded()
         self._ensure_ticker()
-        self._reselect(force=True)
+        self._reselect(joined=transport)
         return answer
 
     def set_may_produce(self, participant_id: str, allowed: bool) -> None:
@@ -121,6 +123,7 @@ class Router:
     async def disconnect(self, participant_id: str) -> None:
         transport = self._transports.pop(participant_id, None)
         if transport is not None:
+            self._unmap(transport)
             self._reselect()
             await transport.close()
 
@@ -146,13 +149,14 @@ class Router:
     # --- transports' events --------------------------------------------------------------------
 
     def _transport_connected(self, transport: Transport) -> None:
-        self._reselect(force=True)
+        self._reselect(joined=transport)
 
     def _transport_lost(self, transport: Transport) -> None:
         pid = transport.participant_id
         if self._transports.get(pid) is not transport:
             return
         del self._transports[pid]
+        self._unmap(transport)
         self._reselect()
         task = asyncio.ensure_future(transport.close())
         self._closing.add(task)
@@ -172,10 +176,49 @@ class Router:
             if t.producer is not None and t.has_mic and t.producer.allowed
         }
 
-    def _reselect(self, force: bool = False) -> None:
+    def _reselect(self, joined: Transport | None = None) -> None:
+        """Update the selection; remap everyone if it changed, else only ``joined``.
+
+        A join or leave that does not change who is forwarded touches only that participant's
+        slots (O(1) per join instead of O(listeners), which made filling a room quadratic).
+        """
         changed = self._selector.update(self._levels(time.monotonic()), time.monotonic())
-        if changed or force:
+        if changed or (joined is not None and joined.participant_id in self._selector.selected):
             self._remap()
+        elif joined is not None and self._transports.get(joined.participant_id) is joined:
+            self._map(joined)
+
+    def _map(self, transport: Transport) -> None:
+        """Map one transport's slots onto the current selection (everyone else unchanged)."""
+        if not transport.consumers:
+            return
+        selected = self._selector.selected
+        wanted = wanted_for(selected, transport.participant_id, len(transport.consumers))
+        mapping = assign([c.producer_id for c in transport.consumers], wanted)
+        for consumer, speaker in zip(transport.consumers, mapping, strict=True):
+            if consumer.producer_id == speaker:
+                continue
+            self._detach(consumer)
+            consumer.attach(speaker)
+            producer = self._producer(speaker)
+            if producer is not None:
+                producer.add_consumer(consumer)
+
+    def _unmap(self, transport: Transport) -> None:
+        """Take a departing transport's slots out of the speakers' feeds."""
+        for consumer in transport.consumers:
+            self._detach(consumer)
+
+    def _detach(self, consumer: Consumer) -> None:
+        producer = self._producer(consumer.producer_id)
+        if producer is not None:
+            producer.remove_consumer(consumer)
+
+    def _producer(self, participant_id: str | None) -> Producer | None:
+        if participant_id is None:
+            return None
+        transport = self._transports.get(participant_id)
+        return transport.producer if transport is not None else None
 
     def _remap(self) -> None:
         selected = self._selector.selected

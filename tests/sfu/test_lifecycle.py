@@ -54,6 +54,9 @@ async def test_leaving_and_rejoining_100_times_leaks_nothing(media: MediaServer)
     assert _open_fds() <= fds + 4, os.listdir("/proc/self/fd")
     stats = media.stats()
     assert (stats.transports, stats.producers, stats.consumers) == (1, 1, 1)
+    # The speaker feeds no slot of a listener who left (each join maps only its own slots).
+    producer = router.transports["speaker"].producer
+    assert producer is not None and producer.consumers == []
     await speaker.close()
 
 
