@@ -166,6 +166,11 @@ class RoomService:
 
     async def summary(self, record: RoomRecord) -> dict[str, Any]:
         state = await self.store.load(record.id) if record.status is RoomStatus.LIVE else None
+        status = record.status
+        if state is not None and not state.live:
+            # Ended in the live state (the authority), which SQL records just after the
+            # room_ended event went out: a client that asks at once must not read "live".
+            status, state = RoomStatus.ENDED, None
         host = await self.db.get_user(record.host_id)
         speakers = (
             [
@@ -185,7 +190,7 @@ class RoomService:
                 "id": record.host_id,
                 "display_name": host.display_name if host else record.host_id,
             },
-            "status": record.status.value,
+            "status": status.value,
             "scheduled_start": _iso(record.scheduled_start),
             "started_at": _iso(record.started_at),
             "ended_at": _iso(record.ended_at),
