@@ -42,7 +42,7 @@ def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
         proxy_headers=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
-        # The media plane's fast paths (sfu/hooks.py: direct SRTP sends on each pair's socket,
+        # The media plane's fast paths (sfu/hooks/: direct SRTP sends on each pair's socket,
         # listeners' sockets read on the beat) work on asyncio's selector transports; uvloop's
         # are opaque C objects, where every forwarded copy would take aioice's slow path.
         loop="asyncio",

@@ -1,6 +1,6 @@
 """The aiortc internals the SFU hooks. These fail loudly when an aiortc upgrade moves them.
 
-If one of these fails after changing the aiortc pin, read audio_rooms/sfu/hooks.py against the
+If one of these fails after changing the aiortc pin, read audio_rooms/sfu/hooks/ against the
 new aiortc source before touching anything else: forwarding, receiver reports, sender reports
 or leak-free closing is broken.
 """
@@ -20,7 +20,7 @@ from .conftest import Join
 
 def test_aiortc_is_the_pinned_version() -> None:
     assert aiortc.__version__ == "1.16.0", (
-        "aiortc changed: audit audio_rooms/sfu/hooks.py against the new release, "
+        "aiortc changed: audit audio_rooms/sfu/hooks/ against the new release, "
         "then update the pin in pyproject.toml and this test"
     )
 

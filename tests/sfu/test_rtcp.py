@@ -158,7 +158,7 @@ def test_cheaper_stun_encoding_gives_the_same_bytes() -> None:
 
     import aioice.stun
 
-    from audio_rooms.sfu.hooks import (
+    from audio_rooms.sfu.hooks.stun import (
         _ORIGINAL_MESSAGE_INTEGRITY,
         _ORIGINAL_PACK_ADDRESS,
         _ORIGINAL_XOR_DATA,

@@ -5,7 +5,7 @@
  * audio_rooms/sfu/egress.py (PySlot, py_fanout); this file must do exactly the same.
  *
  * libsrtp is not linked: pylibsrtp (the copy aiortc uses) hands us srtp_protect's address and
- * each session's srtp_t pointer as integers (see audio_rooms/sfu/hooks.py). For the AES-GCM
+ * each session's srtp_t pointer as integers (see audio_rooms/sfu/hooks/). For the AES-GCM
  * profiles the slot protects with its own inline context instead (srtp_gcm.c), when the CPU
  * has AES-NI and the egress path carries the session's master key.
  *
