@@ -63,8 +63,15 @@ def install_ingress(
     session: list[Any] = [None, None]  # the receiving pylibsrtp Session, its srtp_t
 
     def data_received(data: bytes, component: int) -> None:
+        # aioice's route: TURN-relayed data, and anything a bypass below does not take.
+        if _is_srtp(data):
+            srtp_received(data, component)
+        else:
+            original_data_received(data, component)
+
+    def srtp_received(data: bytes, component: int) -> None:
         rx = dtls._rx_srtp
-        if rx is None or not _is_srtp(data):
+        if rx is None:  # before the handshake gave keys: aiortc's queue, as before
             original_data_received(data, component)
             return
         now = clock()
@@ -100,7 +107,7 @@ def install_ingress(
 
         def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
             if _is_srtp(data):
-                data_received(data, component)
+                srtp_received(data, component)
                 return
             try:
                 original(data, addr)
