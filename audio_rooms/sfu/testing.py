@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import fractions
 import math
-import struct
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame
 
-from audio_rooms.sfu import hooks
+from audio_rooms.sfu import hooks, rtpheader
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960
@@ -116,30 +115,6 @@ class Slot:
         return np.concatenate(frames)
 
 
-def parse_rtp_header(
-    data: bytes, level_ext_id: int | None
-) -> tuple[int, int, int, int, int | None]:
-    """(ssrc, payload type, sequence number, timestamp, audio level byte or None)."""
-    pt = data[1] & 0x7F
-    seq, ts, ssrc = struct.unpack_from("!HII", data, 2)
-    level = None
-    offset = 12 + 4 * (data[0] & 0x0F)
-    if data[0] & 0x10 and len(data) >= offset + 4:
-        profile, length = struct.unpack_from("!HH", data, offset)
-        pos, end = offset + 4, offset + 4 + 4 * length
-        while profile == 0xBEDE and pos < end:
-            if data[pos] == 0:
-                pos += 1
-                continue
-            ext_id, ext_len = data[pos] >> 4, (data[pos] & 0x0F) + 1
-            if ext_id == 15:
-                break
-            if ext_len == 1 and ext_id == level_ext_id:
-                level = data[pos + 1]
-            pos += 1 + ext_len
-    return ssrc, pt, seq, ts, level
-
-
 class AudioClient:
     """A real aiortc peer talking to the SFU the way the web client does.
 
@@ -214,10 +189,16 @@ class AudioClient:
         self.packet_count += 1
         if not self.record_packets:
             return
-        ssrc, pt, seq, ts, level = parse_rtp_header(data, self._level_ext_id)
-        slot = self._by_ssrc.get(ssrc)
+        # The SFU's own ingress parser: what it forwards must pass what it accepts.
+        h = rtpheader.parse(data, self._level_ext_id)
+        slot = self._by_ssrc.get(h.ssrc)
         if slot is not None:
-            slot.packets.append(ReceivedPacket(ssrc, pt, seq, ts, level, time.monotonic()))
+            level = h.audio_level if h.audio_level >= 0 else None
+            slot.packets.append(
+                ReceivedPacket(
+                    h.ssrc, h.payload_type, h.sequence_number, h.timestamp, level, time.monotonic()
+                )
+            )
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         for transceiver in self.pc.getTransceivers():
