@@ -10,7 +10,10 @@ its own SRTP session (AES-CM-128 + HMAC-SHA1-80, like a browser's) and its own U
 * ``before``: the forwarder as it was (per slot: header rewrite, bytes concatenation,
   pylibsrtp ``Session.protect``, asyncio ``DatagramTransport.sendto``);
 * ``python``: ``egress.py_fanout`` over ``PySlot``s (protect in place, socket ``sendto``);
-* ``compiled``: the C fan-out loop (``audio_rooms/sfu/_fastpath``), if built.
+* ``compiled``: the C fan-out loop (``audio_rooms/sfu/_fastpath``), if built, with libsrtp
+  (AES-CM-128 + HMAC-SHA1-80);
+* ``compiled, own AES-GCM``: the same loop on AEAD_AES_128_GCM sessions, sealed by the
+  loop itself (``srtp_gcm.c``), where the CPU allows.
 
 Prints CPU microseconds per forwarded packet (process CPU time, best of --repeat) and packets
 per CPU-second. Kernel time of the loopback send (which also delivers into the sink's socket)
@@ -54,6 +57,7 @@ async def measure(
 
     loop = asyncio.get_running_loop()
     key = os.urandom(30)
+    gcm_key = os.urandom(28)
     transports = []
     for _ in range(slots):
         transport, _ = await loop.create_datagram_endpoint(
@@ -61,14 +65,29 @@ async def measure(
         )
         transports.append(transport)
 
-    def fresh_paths() -> list[Any]:
+    def fresh_paths(gcm: bool = False) -> list[Any]:
         # Fresh SRTP sessions per variant: libsrtp refuses to protect an index it already used.
+        # With gcm, AEAD_AES_128_GCM and its master key: the compiled slot seals it itself.
         paths = []
         for transport in transports:
-            session = Session(policy=Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+            policy = Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND)
+            if gcm:
+                policy = Policy(
+                    key=gcm_key,
+                    ssrc_type=Policy.SSRC_ANY_OUTBOUND,
+                    srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+                )
+            session = Session(policy=policy)
             sock = transport.get_extra_info("socket")._sock
             paths.append(
-                hooks.EgressPath(session.protect, transport.sendto, sink_addr, session, sock)
+                hooks.EgressPath(
+                    session.protect,
+                    transport.sendto,
+                    sink_addr,
+                    session,
+                    sock,
+                    gcm_key if gcm else None,
+                )
             )
         return paths
 
@@ -94,9 +113,9 @@ async def measure(
 
     variants: dict[str, Any] = {"before": before}
 
-    def make_fanout(kind: Any, fan: Any) -> Any:
+    def make_fanout(kind: Any, fan: Any, gcm: bool = False) -> Any:
         objs = []
-        paths = fresh_paths()
+        paths = fresh_paths(gcm)
         for i in range(slots):
             h, p, lp = templates(i)
             slot = kind(h, p, lp, 111, 100, 1000)
@@ -113,6 +132,10 @@ async def measure(
     variants["python"] = make_fanout(egress.PySlot, egress.py_fanout)
     if egress.compiled is not None:
         variants["compiled"] = make_fanout(egress.compiled.Slot, egress.compiled.fanout)
+        if egress.own_srtp_enabled():
+            variants["compiled, own AES-GCM"] = make_fanout(
+                egress.compiled.Slot, egress.compiled.fanout, gcm=True
+            )
 
     seq = ts = 0
     for name, fn in variants.items():
@@ -171,7 +194,7 @@ def main() -> None:
     print(json.dumps({"slots": args.slots, "load": [round(x, 2) for x in load], **results}))
     for name, r in results.items():
         us, pps = r["us_per_packet"], r["packets_per_cpu_second"]
-        print(f"{name:>9}: {us:6.2f} us/packet  {pps:>8} pkts/CPU-s")
+        print(f"{name:>22}: {us:6.2f} us/packet  {pps:>8} pkts/CPU-s")
 
 
 if __name__ == "__main__":
