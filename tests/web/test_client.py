@@ -1,5 +1,6 @@
 """The client's own rules in headless Chromium against the real server: the language choice, a
-new moderator seeing the hand queue (the server's `snapshot`), and the pure room-state reducer."""
+new moderator seeing the hand queue (the server's `snapshot`), what a guest is (not) offered,
+batched reactions, and the pure room-state reducer."""
 
 from __future__ import annotations
 
