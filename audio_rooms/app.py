@@ -62,6 +62,7 @@ class Services:
     login_limit: RateLimit
     signup_limit: RateLimit
     room_create_limit: RateLimit
+    room_address_limit: RateLimit
     metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -173,10 +174,12 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
     store = RoomStore(redis)
     signer = signer_for(settings)
     limits = Limits(settings.max_speakers, settings.max_listeners)
-    rooms = RoomService(db, store, settings.resolved_secret_key(), limits)
+    rooms = RoomService(
+        db, store, settings.resolved_secret_key(), limits, settings.max_rooms_per_account
+    )
     hub = Hub(
         redis, store, settings.heartbeat_interval, settings.grace_period,
-        settings.empty_room_timeout,
+        settings.empty_room_timeout, settings.reaction_tick,
     )
     services = Services(
         settings=settings,
@@ -190,6 +193,9 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
         login_limit=RateLimit(redis, "login", settings.login_attempts_per_minute, 60),
         signup_limit=RateLimit(redis, "signup", settings.login_attempts_per_minute, 60),
         room_create_limit=RateLimit(redis, "room-create", 30, 60),
+        room_address_limit=RateLimit(
+            redis, "room-create-address", settings.rooms_per_address_per_hour, 3600
+        ),
         embedded_redis=embedded,
     )
     hub.listeners.append(services.on_published)

@@ -158,6 +158,19 @@ class NotAllowedIn(RoomError):
     http_status = 403
 
 
+class GuestsOnlyListen(RoomError):
+    """Guests have no account to answer for what they say: they listen, never go on stage."""
+
+    code = "guests_only_listen"
+    http_status = 403
+
+
+class TooManyRooms(RoomError):
+    """The host already has as many live and scheduled rooms as one account may hold."""
+
+    code = "too_many_rooms"
+
+
 class InvalidTarget(RoomError):
     """The action does not apply to that participant in their current state."""
 

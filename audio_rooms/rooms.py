@@ -1,9 +1,10 @@
 """Rooms as the application sees them: durable records in SQL, live state in Redis.
 
 ``RoomService`` is where a request becomes a transition: it gathers the facts the pure domain
-needs (is this user banned, do they follow a moderator, is their invite link genuine), runs the
-transition atomically in Redis, then writes what must outlive the live room (bans, the
-moderation log, the end time) to SQL.
+needs (is this user banned, does a moderator follow them, is their invite link current), runs
+the transition atomically in Redis, then writes what must outlive the live room (bans, the
+moderation log, the end time) to SQL. It also decides who may see a room that not everyone may
+join, and reads the lobby a page at a time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,17 +24,36 @@ from audio_rooms.db.records import RoomRecord, RoomStatus
 from audio_rooms.domain import actions as a
 from audio_rooms.domain.roles import Visibility
 from audio_rooms.domain.room import Limits, RoomState, new_room
-from audio_rooms.domain.transitions import Outcome
+from audio_rooms.domain.transitions import Outcome, host_rotate_invite
 from audio_rooms.state.store import RoomStore
 
 logger = logging.getLogger(__name__)
 
+# A lobby page of live rooms skips rooms the viewer may not see; it reads at most this many
+# batches before answering with what it found (and a cursor to read on).
+LOBBY_BATCHES = 4
+
+
+@dataclass(frozen=True, slots=True)
+class LobbyPage:
+    rooms: list[dict[str, Any]]
+    next_cursor: str | None
+
+
 class RoomService:
-    def __init__(self, db: Database, store: RoomStore, secret: str, limits: Limits) -> None:
+    def __init__(
+        self,
+        db: Database,
+        store: RoomStore,
+        secret: str,
+        limits: Limits,
+        max_rooms_per_account: int = 10,
+    ) -> None:
         self.db = db
         self.store = store
         self._secret = secret.encode()
         self.limits = limits
+        self.max_rooms_per_account = max_rooms_per_account
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -46,6 +67,11 @@ class RoomService:
     ) -> RoomRecord:
         if host.is_guest:
             raise errors.AccountRequired("Sign in to host a room.")
+        if await self.db.open_rooms_count(host.user_id) >= self.max_rooms_per_account:
+            raise errors.TooManyRooms(
+                f"You already have {self.max_rooms_per_account} live or scheduled rooms; "
+                "end one first.", limit=self.max_rooms_per_account,
+            )
         if scheduled_start is not None and scheduled_start <= datetime.now(UTC):
             scheduled_start = None  # a start time in the past means now
         record = await self.db.create_room(
@@ -91,28 +117,42 @@ class RoomService:
 
     # --- participation -------------------------------------------------------------------------
 
-    async def join(self, who: Identity, room_id: str, invite: str | None) -> Outcome:
+    async def join(
+        self, who: Identity, room_id: str, invite: str | None, address: str
+    ) -> Outcome:
         state = await self.live_state(room_id)
-        moderator_ids: list[str] = [p.user_id for p in state.moderators()]
-        if state.host_id not in moderator_ids:
-            moderator_ids.append(state.host_id)
         banned = await self.db.is_banned(room_id, who.user_id)
-        follows = (
+        tag = self.address_tag(address)
+        if who.is_guest:
+            # A guest token costs nothing to mint, so a guest is kept out by where they
+            # connect from as well (docs/rooms.md weighs what that costs shared addresses).
+            door = await self.store.door_for(room_id, tag)
+            if door == "removed":
+                raise errors.RemovedFromRoom("A moderator removed you from this room.")
+            banned = banned or door == "banned"
+        followed = (
             not who.is_guest
             and state.visibility is Visibility.SOCIAL
-            and await self.db.follows_any(who.user_id, moderator_ids)
+            and bool(await self.db.followers_among(who.user_id, _moderator_ids(state)))
         )
         action = a.Join(
             display_name=who.display_name,
             is_guest=who.is_guest,
-            follows_moderator=follows,
-            has_invite=invite is not None and self.check_invite(room_id, invite),
+            followed_by_moderator=followed,
+            has_invite=invite is not None and self.check_invite(state, invite),
             banned=banned,
         )
-        return await self.store.transition(room_id, who.user_id, action)
+        outcome = await self.store.transition(room_id, who.user_id, action)
+        if who.is_guest:
+            await self.store.remember_address(room_id, who.user_id, tag)
+        return outcome
 
     async def act(self, who: Identity, room_id: str, action: a.Action) -> Outcome:
         outcome = await self.store.transition(room_id, who.user_id, action)
+        if isinstance(action, a.Remove | a.Ban) and outcome.events:
+            await self.store.shut_door(
+                room_id, action.target, "banned" if isinstance(action, a.Ban) else "removed"
+            )
         await self._record(who, room_id, action, outcome)
         return outcome
 
@@ -153,51 +193,153 @@ class RoomService:
             raise errors.RoomEnded("This room has ended.")
         return state
 
-    # --- invite links --------------------------------------------------------------------------
+    # --- invite links and addresses -----------------------------------------------------------
 
-    def invite_token(self, room_id: str) -> str:
-        digest = hmac.new(self._secret, f"invite:{room_id}".encode(), hashlib.sha256)
+    def invite_token(self, room_id: str, epoch: int) -> str:
+        digest = hmac.new(self._secret, f"invite:{room_id}:{epoch}".encode(), hashlib.sha256)
         return digest.hexdigest()[:32]
 
-    def check_invite(self, room_id: str, token: str) -> bool:
-        return hmac.compare_digest(self.invite_token(room_id), token)
+    def check_invite(self, state: RoomState, token: str) -> bool:
+        return hmac.compare_digest(self.invite_token(state.room_id, state.invite_epoch), token)
+
+    async def rotate_invite(self, who: Identity, room_id: str) -> str:
+        """Void every invite link of the room so far; return the new link's token."""
+        state = await self.live_state(room_id)
+        if state.get(who.user_id) is not None:
+            outcome = await self.store.transition(room_id, who.user_id, a.RotateInvite())
+        else:
+            outcome = await self.store.change(
+                room_id, lambda s, now: host_rotate_invite(s, who.user_id, now)
+            )
+        return self.invite_token(room_id, outcome.state.invite_epoch)
+
+    def address_tag(self, address: str) -> str:
+        """A client address as kept in Redis: keyed, so the store holds no addresses."""
+        digest = hmac.new(self._secret, f"address:{address}".encode(), hashlib.sha256)
+        return digest.hexdigest()[:32]
+
+    # --- who may see a room ----------------------------------------------------------------------
+
+    async def visible_summary(
+        self, viewer: Identity | None, room_id: str, invite: str | None
+    ) -> dict[str, Any]:
+        """A room's summary, or ``room_not_found`` for anyone who may not join it: a social or
+        closed room is not described to outsiders, not even by a different error."""
+        record = await self.get(room_id)
+        state = await self.store.load(room_id) if record.status is RoomStatus.LIVE else None
+        if state is not None and not state.live:
+            state = None
+        has_invite = invite is not None and state is not None and self.check_invite(state, invite)
+        followers = await self._followers(viewer, [(record, state)])
+        if not has_invite and not _may_see(viewer, record, state, followers):
+            raise errors.RoomNotFound("No such room.")
+        return await self.summary(record)
+
+    async def _followers(
+        self, viewer: Identity | None, rooms: list[tuple[RoomRecord, RoomState | None]]
+    ) -> set[str]:
+        """The hosts and moderators of these social rooms who follow ``viewer``: one query."""
+        if viewer is None or viewer.is_guest:
+            return set()
+        candidates: set[str] = set()
+        for record, state in rooms:
+            if record.visibility.value == Visibility.SOCIAL.value:
+                candidates.add(record.host_id)
+                if state is not None:
+                    candidates.update(_moderator_ids(state))
+        return await self.db.followers_among(viewer.user_id, sorted(candidates))
 
     # --- lobby ---------------------------------------------------------------------------------
 
     async def summary(self, record: RoomRecord) -> dict[str, Any]:
         state = await self.store.load(record.id) if record.status is RoomStatus.LIVE else None
-        status = record.status
-        if state is not None and not state.live:
-            # Ended in the live state (the authority), which SQL records just after the
-            # room_ended event went out: a client that asks at once must not read "live".
-            status, state = RoomStatus.ENDED, None
         host = await self.db.get_user(record.host_id)
-        speakers = (
-            [
-                {"user_id": p.user_id, "display_name": p.display_name, "role": p.role.value}
-                for p in state.participants.values()
-                if p.role.on_stage
-            ]
-            if state
-            else []
-        )
-        return {
-            "id": record.id,
-            "title": record.title,
-            "description": record.description,
-            "visibility": record.visibility.value,
-            "host": {
-                "id": record.host_id,
-                "display_name": host.display_name if host else record.host_id,
-            },
-            "status": status.value,
-            "scheduled_start": _iso(record.scheduled_start),
-            "started_at": _iso(record.started_at),
-            "ended_at": _iso(record.ended_at),
-            "speakers": speakers,
-            "speaker_count": len(speakers),
-            "listener_count": state.count(on_stage=False) if state else 0,
-        }
+        return _summary(record, host.display_name if host else record.host_id, state)
+
+    async def live_page(self, viewer: Identity | None, offset: int, limit: int) -> LobbyPage:
+        """Live rooms the viewer may see, busiest first: each batch is one Redis pipeline and
+        two SQL queries, however many rooms it holds."""
+        rooms: list[dict[str, Any]] = []
+        position = offset
+        for _ in range(LOBBY_BATCHES):
+            ids = await self.store.ranked_live_rooms(position, limit)
+            states = await self.store.load_many(ids)
+            records = await self.db.rooms_with_hosts(ids)
+            followers = await self._followers(
+                viewer, [(records[i][0], states.get(i)) for i in ids if i in records]
+            )
+            for room_id in ids:
+                position += 1
+                state = states.get(room_id)
+                if room_id not in records or state is None or not state.live:
+                    continue  # ended between the ranking and this read
+                record, host_name = records[room_id]
+                if not _may_see(viewer, record, state, followers):
+                    continue
+                rooms.append(_summary(record, host_name, state))
+                if len(rooms) == limit:
+                    return LobbyPage(rooms, str(position))
+            if len(ids) < limit:
+                return LobbyPage(rooms, None)
+        return LobbyPage(rooms, str(position))
+
+    async def scheduled_page(self, viewer: Identity | None, offset: int, limit: int) -> LobbyPage:
+        viewer_id = viewer.user_id if viewer and not viewer.is_guest else None
+        rows = await self.db.scheduled_page(viewer_id, offset, limit + 1)
+        rooms = [_summary(record, host_name, None) for record, host_name in rows[:limit]]
+        return LobbyPage(rooms, str(offset + limit) if len(rows) > limit else None)
+
+
+def _moderator_ids(state: RoomState) -> list[str]:
+    ids: list[str] = [p.user_id for p in state.moderators()]
+    return ids if state.host_id in ids else [*ids, state.host_id]
+
+
+def _may_see(
+    viewer: Identity | None, record: RoomRecord, state: RoomState | None, followers: set[str]
+) -> bool:
+    """Whether ``viewer`` may join (so may see) the room, invite links aside."""
+    if record.visibility.value == Visibility.OPEN.value:
+        return True
+    if viewer is None:
+        return False
+    if viewer.user_id == record.host_id or (state and state.get(viewer.user_id)):
+        return True
+    if viewer.is_guest or record.visibility.value != Visibility.SOCIAL.value:
+        return False
+    deciders = set(_moderator_ids(state)) if state else {record.host_id}
+    return bool(deciders & followers)
+
+
+def _summary(record: RoomRecord, host_name: str, state: RoomState | None) -> dict[str, Any]:
+    status = record.status
+    if state is not None and not state.live:
+        # Ended in the live state (the authority), which SQL records just after the
+        # room_ended event went out: a client that asks at once must not read "live".
+        status, state = RoomStatus.ENDED, None
+    speakers = (
+        [
+            {"user_id": p.user_id, "display_name": p.display_name, "role": p.role.value}
+            for p in state.participants.values()
+            if p.role.on_stage
+        ]
+        if state
+        else []
+    )
+    return {
+        "id": record.id,
+        "title": record.title,
+        "description": record.description,
+        "visibility": record.visibility.value,
+        "host": {"id": record.host_id, "display_name": host_name},
+        "status": status.value,
+        "scheduled_start": _iso(record.scheduled_start),
+        "started_at": _iso(record.started_at),
+        "ended_at": _iso(record.ended_at),
+        "speakers": speakers,
+        "speaker_count": len(speakers),
+        "listener_count": state.count(on_stage=False) if state else 0,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     grace_period: float = Field(30.0, gt=0, le=3600)
     heartbeat_interval: float = Field(10.0, gt=0, le=600)
     empty_room_timeout: float = Field(600.0, gt=0)
+    # Rooms and the lobby under abuse: creation caps, reaction batching, lobby page size.
+    max_rooms_per_account: int = Field(10, ge=1, le=10_000)
+    rooms_per_address_per_hour: int = Field(30, ge=1, le=1_000_000)
+    reaction_tick: float = Field(0.2, ge=0.05, le=5.0)
+    lobby_max_page_size: int = Field(50, ge=1, le=500)
 
     # --- signalling ---
     ws_max_message_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)

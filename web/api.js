@@ -78,15 +78,18 @@ export async function signOut() {
   await request("POST", "/api/auth/signout");
 }
 
-export async function listRooms(status) {
-  return (await request("GET", `/api/rooms?status=${encodeURIComponent(status)}`)).rooms;
+/** One page of the lobby: `{rooms, next_cursor}` (null when there is no more). */
+export async function listRooms(status, cursor = null) {
+  const more = cursor ? `&cursor=${encodeURIComponent(cursor)}` : "";
+  return request("GET", `/api/rooms?status=${encodeURIComponent(status)}${more}`);
 }
 
-export const getRoom = async (id) => (await request("GET", `/api/rooms/${enc(id)}`)).room;
+export const getRoom = async (id, invite = null) => (await request("GET",
+  `/api/rooms/${enc(id)}${invite ? `?invite=${enc(invite)}` : ""}`)).room;
 export const createRoom = async (fields) => (await request("POST", "/api/rooms", fields)).room;
 export const startRoom = async (id) => (await request("POST", `/api/rooms/${enc(id)}/start`)).room;
-export const inviteLink = async (id) =>
-  (await request("POST", `/api/rooms/${enc(id)}/invite-link`)).url;
+export const inviteLink = async (id, rotate = false) =>
+  (await request("POST", `/api/rooms/${enc(id)}/invite-link`, { rotate })).url;
 export const follow = (userId) => request("POST", `/api/users/${enc(userId)}/follow`);
 export const unfollow = (userId) => request("DELETE", `/api/users/${enc(userId)}/follow`);
 

@@ -23,6 +23,7 @@ export function fromWelcome(welcome) {
     participants,
     handQueue: [...(room.hand_queue || [])],
     invited: Boolean(room.invited),
+    accountsOnly: Boolean(room.accounts_only),
     ended: null,
   };
 }
@@ -159,6 +160,13 @@ export function applyDelta(state, msg) {
       }
       next.participants.delete(msg.user_id);
       next.handQueue = next.handQueue.filter((id) => id !== msg.user_id);
+      break;
+    case "accounts_only_changed":
+      next.accountsOnly = Boolean(msg.enabled);
+      notices.push({ key: msg.enabled ? "notice.accounts_only_on" : "notice.accounts_only_off" });
+      break;
+    case "invite_rotated":
+      notices.push({ key: "notice.invite_rotated", params: { name: name(msg.by) } });
       break;
     case "room_ended":
       next.status = "ended";

@@ -254,6 +254,68 @@ class Database:
         with self._session() as session:
             return [_room(row) for row in session.exec(query.limit(limit))]
 
+    # The lobby reads a page of rooms in a constant number of queries, whatever the page size.
+
+    async def rooms_with_hosts(self, room_ids: list[str]) -> dict[str, tuple[RoomRecord, str]]:
+        """Rooms by id with their host's display name, in one query; missing ids are absent."""
+        if not room_ids:
+            return {}
+        return await self._run(self._rooms_with_hosts, list(room_ids))
+
+    def _rooms_with_hosts(self, room_ids: list[str]) -> dict[str, tuple[RoomRecord, str]]:
+        query = (
+            select(Room, User.display_name)
+            .join(User, col(User.id) == col(Room.host_id))
+            .where(col(Room.id).in_(room_ids))
+        )
+        with self._session() as session:
+            return {room.id: (_room(room), name) for room, name in session.exec(query)}
+
+    async def scheduled_page(
+        self, viewer_id: str | None, offset: int, limit: int
+    ) -> list[tuple[RoomRecord, str]]:
+        """Scheduled rooms ``viewer_id`` may see (soonest first) with their host's name: open
+        ones, their own, and social ones whose host follows them. Closed ones only to the host."""
+        return await self._run(self._scheduled_page, viewer_id, max(0, offset), max(0, limit))
+
+    def _scheduled_page(
+        self, viewer_id: str | None, offset: int, limit: int
+    ) -> list[tuple[RoomRecord, str]]:
+        visible: ColumnElement[bool] = col(Room.visibility) == Visibility.OPEN.value
+        if viewer_id is not None:
+            followed_by = select(Follow.follower_id).where(col(Follow.followee_id) == viewer_id)
+            visible = or_(
+                visible,
+                col(Room.host_id) == viewer_id,
+                (col(Room.visibility) == Visibility.SOCIAL.value)
+                & col(Room.host_id).in_(followed_by),
+            )
+        query = (
+            select(Room, User.display_name)
+            .join(User, col(User.id) == col(Room.host_id))
+            .where(col(Room.started_at).is_(None), col(Room.ended_at).is_(None), visible)
+            .order_by(
+                col(Room.scheduled_start).asc().nulls_last(), col(Room.created_at), col(Room.id)
+            )
+            .offset(offset)
+            .limit(limit)
+        )
+        with self._session() as session:
+            return [(_room(room), name) for room, name in session.exec(query)]
+
+    async def open_rooms_count(self, host_id: str) -> int:
+        """Rooms of ``host_id`` that are live or scheduled (not ended)."""
+        return await self._run(self._open_rooms_count, host_id)
+
+    def _open_rooms_count(self, host_id: str) -> int:
+        query = (
+            select(func.count())
+            .select_from(Room)
+            .where(col(Room.host_id) == host_id, col(Room.ended_at).is_(None))
+        )
+        with self._session() as session:
+            return session.exec(query).one()
+
     async def mark_room_started(self, room_id: str, at: datetime) -> RoomRecord:
         """Record the start; a second call keeps the first time (a host who reconnects)."""
         return await self._run(self._mark_room, room_id, "started_at", _aware_utc(at))
@@ -412,22 +474,19 @@ class Database:
             session.commit()
             return bool(_rowcount(result))
 
-    async def follows_any(self, follower_id: str, followee_ids: list[str]) -> bool:
-        """Does ``follower_id`` follow at least one of ``followee_ids``? (Social rooms ask this.)"""
-        if not followee_ids:
-            return False
-        return await self._run(self._follows_any, follower_id, list(followee_ids))
+    async def followers_among(self, user_id: str, candidate_ids: list[str]) -> set[str]:
+        """Which of ``candidate_ids`` follow ``user_id``? (Social rooms admit and show
+        themselves to people the host or a moderator follows.)"""
+        if not candidate_ids:
+            return set()
+        return await self._run(self._followers_among, user_id, list(candidate_ids))
 
-    def _follows_any(self, follower_id: str, followee_ids: list[str]) -> bool:
-        query = (
-            select(Follow.followee_id)
-            .where(
-                col(Follow.follower_id) == follower_id, col(Follow.followee_id).in_(followee_ids)
-            )
-            .limit(1)
+    def _followers_among(self, user_id: str, candidate_ids: list[str]) -> set[str]:
+        query = select(Follow.follower_id).where(
+            col(Follow.followee_id) == user_id, col(Follow.follower_id).in_(candidate_ids)
         )
         with self._session() as session:
-            return session.exec(query).first() is not None
+            return set(session.exec(query))
 
     async def following(self, user_id: str) -> list[str]:
         """Ids of the users ``user_id`` follows, in the order they were followed."""

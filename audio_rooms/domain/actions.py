@@ -1,7 +1,8 @@
 """Everything a participant can ask of a room, as values.
 
-``Join`` carries facts the domain cannot look up itself (it does no I/O): whether the joiner
-follows one of the room's moderators, holds an invite link, or is banned in durable storage. The
+``Join`` carries facts the domain cannot look up itself (it does no I/O): whether the host or
+one of the room's moderators follows the joiner, whether they hold a current invite link, and
+whether they are banned (in durable storage, or, for a guest, by address for this live room). The
 signalling layer gathers them; the rules that use them live in :mod:`transitions`.
 """
 
@@ -29,7 +30,7 @@ class Join(Action):
     name: ClassVar[str] = "join"
     display_name: str
     is_guest: bool
-    follows_moderator: bool = False
+    followed_by_moderator: bool = False
     has_invite: bool = False
     banned: bool = False
 
@@ -109,6 +110,15 @@ class EndRoom(Action):
 
 
 @dataclass(frozen=True, slots=True)
-class React(Action):
-    name: ClassVar[str] = "reaction"
-    emoji: str
+class SetAccountsOnly(Action):
+    """Keep guests out of this live room from now on (or let them in again)."""
+
+    name: ClassVar[str] = "set_accounts_only"
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RotateInvite(Action):
+    """Invalidate every invite link handed out so far; a new one must be fetched."""
+
+    name: ClassVar[str] = "rotate_invite"

@@ -79,8 +79,12 @@ def participant_removed(user_id: str, by: str, banned: bool) -> Event:
     return Event("participant_removed", user_id, {"by": by, "banned": banned})
 
 
-def reaction(user_id: str, emoji: str) -> Event:
-    return Event("reaction", user_id, {"emoji": emoji})
+def accounts_only_changed(enabled: bool, by: str) -> Event:
+    return Event("accounts_only_changed", None, {"enabled": enabled, "by": by})
+
+
+def invite_rotated(by: str) -> Event:
+    return Event("invite_rotated", None, {"by": by}, Audience.MODERATORS)
 
 
 def room_ended(reason: str, by: str | None) -> Event:

@@ -90,6 +90,8 @@ class RoomState:
     invitations: frozenset[UserId] = frozenset()
     removed: frozenset[UserId] = frozenset()  # removed or banned: may not rejoin this room
     end_reason: str | None = None
+    accounts_only: bool = False  # a moderator closed the door to guests
+    invite_epoch: int = 0  # part of every invite link's MAC: rotating it voids older links
 
     @property
     def live(self) -> bool:
@@ -124,6 +126,7 @@ class RoomState:
             ],
             "hand_queue": list(self.hand_queue) if moderator_view else [],
             "invited": bool(viewer and viewer in self.invitations),
+            "accounts_only": self.accounts_only,
             "limits": {
                 "max_speakers": self.limits.max_speakers,
                 "max_listeners": self.limits.max_listeners,
@@ -146,6 +149,8 @@ class RoomState:
             "invitations": sorted(self.invitations),
             "removed": sorted(self.removed),
             "end_reason": self.end_reason,
+            "accounts_only": self.accounts_only,
+            "invite_epoch": self.invite_epoch,
         }
 
     @classmethod
@@ -167,6 +172,9 @@ class RoomState:
             invitations=frozenset(UserId(u) for u in meta["invitations"]),
             removed=frozenset(UserId(u) for u in meta["removed"]),
             end_reason=meta.get("end_reason"),
+            # Absent in rooms that went live before these fields existed.
+            accounts_only=bool(meta.get("accounts_only", False)),
+            invite_epoch=int(meta.get("invite_epoch", 0)),
         )
 
 

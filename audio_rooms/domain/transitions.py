@@ -5,6 +5,7 @@ Rules in brief (docs/rooms.md has the full table):
 - Ranks: host > moderator > speaker > listener. Moderation acts only on lower ranks, so a
   moderator cannot mute, demote, remove or ban another moderator or the host.
 - The room's creator takes the host role whenever they are in the room.
+- Guests only listen: they raise no hand, are never invited, promoted or made moderators.
 - Hands are for listeners; inviting keeps the hand up until the invitation is answered.
 - New speakers come on stage muted; the host opens the room unmuted.
 - A moderator's mute can only be lifted by a moderator; the speaker's own mic toggle is separate.
@@ -13,8 +14,8 @@ Rules in brief (docs/rooms.md has the full table):
 - When the last moderator leaves, the longest-serving speaker becomes a moderator; with no
   speaker left the room ends.
 
-The version increases by one for every transition that changes state; a reaction changes
-nothing and keeps the version.
+The version increases by one for every transition that changes state. Reactions are not
+transitions: they are tallied per room and sent in batches (:mod:`reactions`).
 """
 
 from __future__ import annotations
@@ -95,9 +96,11 @@ def _join(state: RoomState, user_id: UserId, action: a.Join, now: float) -> Resu
 def _check_admission(state: RoomState, action: a.Join) -> None:
     if action.is_guest and state.visibility is not Visibility.OPEN:
         raise errors.AccountRequired("Sign in to join this room.")
-    invited_or_follower = action.follows_moderator or action.has_invite
-    if state.visibility is Visibility.SOCIAL and not invited_or_follower:
-        raise errors.NotAllowedIn("This room is for followers of its moderators.")
+    if action.is_guest and state.accounts_only:
+        raise errors.AccountRequired("This room is for signed-in people right now.")
+    invited_or_followed = action.followed_by_moderator or action.has_invite
+    if state.visibility is Visibility.SOCIAL and not invited_or_followed:
+        raise errors.NotAllowedIn("This room is for people its moderators follow.")
     if state.visibility is Visibility.CLOSED and not action.has_invite:
         raise errors.NotAllowedIn("This room needs an invite link.")
 
@@ -167,6 +170,7 @@ def _with_participant(state: RoomState, participant: Participant) -> RoomState:
 def _raise_hand(state: RoomState, actor: Participant, action: a.RaiseHand, now: float) -> Result:
     if actor.role is not Role.LISTENER:
         raise errors.NotPermitted("Only listeners raise their hand; you are on stage.")
+    _check_not_guest(actor)
     if actor.user_id in state.hand_queue:
         return state, []
     new_state = replace(state, hand_queue=(*state.hand_queue, actor.user_id))
@@ -191,6 +195,7 @@ def _invite(state: RoomState, actor: Participant, action: a.InviteToSpeak, now: 
     target = _target(state, action.target)
     if target.role is not Role.LISTENER:
         raise errors.InvalidTarget("That person is already on stage.")
+    _check_not_guest(target)
     if target.user_id in state.invitations:
         return state, []
     _check_stage_room(state)
@@ -201,6 +206,7 @@ def _invite(state: RoomState, actor: Participant, action: a.InviteToSpeak, now: 
 def _accept(state: RoomState, actor: Participant, action: a.AcceptInvitation, now: float) -> Result:
     if actor.user_id not in state.invitations:
         raise errors.NoInvitation("You have no invitation to speak.")
+    _check_not_guest(actor)
     _check_stage_room(state)
     new_state, events = _without_hand_and_invitation(state, actor.user_id)
     speaker = replace(actor, role=Role.SPEAKER, role_since=now, self_muted=True)
@@ -225,6 +231,11 @@ def _without_hand_and_invitation(state: RoomState, user_id: UserId) -> Result:
         hand_queue = tuple(u for u in hand_queue if u != user_id)
         events.append(ev.hand_lowered(user_id, None))
     return replace(state, hand_queue=hand_queue, invitations=state.invitations - {user_id}), events
+
+
+def _check_not_guest(participant: Participant) -> None:
+    if participant.is_guest:
+        raise errors.GuestsOnlyListen("Guests only listen; sign in to speak.")
 
 
 def _check_stage_room(state: RoomState) -> None:
@@ -262,6 +273,7 @@ def _make_moderator(
     state: RoomState, actor: Participant, action: a.MakeModerator, now: float
 ) -> Result:
     target = _moderated_target(state, actor, action.target)
+    _check_not_guest(target)
     if target.role is not Role.SPEAKER:
         raise errors.InvalidTarget("Only speakers on stage can be made moderators.")
     moderator = replace(target, role=Role.MODERATOR, role_since=now)
@@ -347,10 +359,28 @@ def _end_room(state: RoomState, actor: Participant, action: a.EndRoom, now: floa
     return _ended(state, "ended_by_moderator"), [ev.room_ended("ended_by_moderator", actor.user_id)]
 
 
-def _react(state: RoomState, actor: Participant, action: a.React, now: float) -> Result:
-    if action.emoji not in a.REACTIONS:
-        raise errors.InvalidField("That reaction is not offered.", field="emoji")
-    return state, [ev.reaction(actor.user_id, action.emoji)]
+# --- the door ----------------------------------------------------------------------------------
+
+
+def _set_accounts_only(
+    state: RoomState, actor: Participant, action: a.SetAccountsOnly, now: float
+) -> Result:
+    _require_moderator(actor)
+    if state.accounts_only == action.enabled:
+        return state, []
+    new_state = replace(state, accounts_only=action.enabled)
+    return new_state, [ev.accounts_only_changed(action.enabled, actor.user_id)]
+
+
+def _rotate_invite(
+    state: RoomState, actor: Participant, action: a.RotateInvite, now: float
+) -> Result:
+    _require_moderator(actor)
+    return _invite_rotated(state, actor.user_id)
+
+
+def _invite_rotated(state: RoomState, by: str) -> Result:
+    return replace(state, invite_epoch=state.invite_epoch + 1), [ev.invite_rotated(by)]
 
 
 # --- the operator --------------------------------------------------------------------------------
@@ -373,6 +403,16 @@ def end_if_abandoned(state: RoomState, now: float, empty_for: float) -> Outcome:
         ended = replace(_ended(state, "abandoned"), version=state.version + 1)
         return Outcome(ended, (ev.room_ended("abandoned", None),))
     return Outcome(state, ())
+
+
+def host_rotate_invite(state: RoomState, host_id: str, now: float) -> Outcome:
+    """The host voids the invite links from outside the room (not connected to it)."""
+    if not state.live:
+        raise errors.RoomEnded("This room has ended.")
+    if host_id != state.host_id:
+        raise errors.NotPermitted("Only the host and moderators can do that.")
+    new_state, events = _invite_rotated(state, host_id)
+    return Outcome(replace(new_state, version=state.version + 1), tuple(events))
 
 
 def admin_remove(state: RoomState, user_id: str, now: float) -> Outcome:
@@ -428,5 +468,6 @@ _HANDLERS: dict[type[a.Action], Handler] = {
     a.Remove: _remove,
     a.Ban: _remove,
     a.EndRoom: _end_room,
-    a.React: _react,
+    a.SetAccountsOnly: _set_accounts_only,
+    a.RotateInvite: _rotate_invite,
 }

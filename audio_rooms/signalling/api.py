@@ -19,7 +19,6 @@ from audio_rooms import errors
 from audio_rooms.accounts import service as accounts
 from audio_rooms.accounts.service import GUEST_TTL
 from audio_rooms.accounts.tokens import Identity
-from audio_rooms.db.records import RoomStatus
 
 if TYPE_CHECKING:
     from audio_rooms.app import Services
@@ -48,6 +47,10 @@ class SignIn(Body):
 class Guest(Body):
     display_name: Annotated[str, Field(max_length=128)]
     locale: Annotated[str, Field(max_length=8)] = "fa"
+
+
+class InviteLink(Body):
+    rotate: bool = False
 
 
 class NewRoom(Body):
@@ -176,9 +179,23 @@ async def list_rooms(request: Request) -> Response:
     status = request.query_params.get("status", "live")
     if status not in ("live", "scheduled"):
         raise errors.InvalidField("status is live or scheduled.", field="status")
-    records = await services.db.list_rooms(RoomStatus(status), limit=100)
-    rooms = [await services.rooms.summary(r) for r in records]
-    return JSONResponse({"rooms": rooms})
+    limit = _bounded_int(request, "limit", 20, 1, services.settings.lobby_max_page_size)
+    offset = _bounded_int(request, "cursor", 0, 0, 1_000_000)
+    viewer = await services.auth.identify_optional(request)
+    if status == "live":
+        page = await services.rooms.live_page(viewer, offset, limit)
+    else:
+        page = await services.rooms.scheduled_page(viewer, offset, limit)
+    return JSONResponse({"rooms": page.rooms, "next_cursor": page.next_cursor})
+
+
+def _bounded_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9) or not low <= int(raw) <= high:
+        raise errors.InvalidField(f"{name} is a whole number from {low} to {high}.", field=name)
+    return int(raw)
 
 
 async def create_room(request: Request) -> Response:
@@ -186,6 +203,7 @@ async def create_room(request: Request) -> Response:
     identity = await services.auth.identify(request)
     body = await _body(request, NewRoom)
     await services.room_create_limit.hit(identity.user_id)
+    await services.room_address_limit.hit(_client_ip(request))
     record = await services.rooms.create(
         identity, body.title, body.description, body.visibility, body.scheduled_start
     )
@@ -194,8 +212,12 @@ async def create_room(request: Request) -> Response:
 
 async def get_room(request: Request) -> Response:
     services = _services(request)
-    record = await services.rooms.get(request.path_params["room_id"][:64])
-    return JSONResponse({"room": await services.rooms.summary(record)})
+    viewer = await services.auth.identify_optional(request)
+    invite = request.query_params.get("invite")
+    room = await services.rooms.visible_summary(
+        viewer, request.path_params["room_id"][:64], invite[:64] if invite else None
+    )
+    return JSONResponse({"room": room})
 
 
 async def start_room(request: Request) -> Response:
@@ -210,10 +232,14 @@ async def invite_link(request: Request) -> Response:
     identity = await services.auth.identify(request)
     room_id = request.path_params["room_id"][:64]
     state = await services.rooms.live_state(room_id)
+    body = await _body(request, InviteLink)
     me_in_room = state.get(identity.user_id)
     if identity.user_id != state.host_id and not (me_in_room and me_in_room.role.moderates):
         raise errors.NotPermitted("Only the host and moderators share invite links.")
-    token = services.rooms.invite_token(room_id)
+    if body.rotate:
+        token = await services.rooms.rotate_invite(identity, room_id)
+    else:
+        token = services.rooms.invite_token(room_id, state.invite_epoch)
     return JSONResponse({"url": f"/r/{room_id}?invite={token}", "invite": token})
 
 

@@ -4,21 +4,30 @@ The hub subscribes to a room's channel while it has at least one local connectio
 hands every published message to each of them in order. It also keeps the media plane in step
 with roles (only participants who may speak are forwarded), keeps its participants present in
 Redis with heartbeats, and applies the grace-period rule to every live room.
+
+Reactions take a shorter road: the hub tallies its own connections' reactions per room and,
+once a tick, publishes each room's counts on the room's channel; every node hands them to its
+connections as one ``reactions`` message. A hundred people clapping cost each listener one
+frame per tick, and Redis one publish per room per node per tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from audio_rooms.domain.actions import REACTIONS
+from audio_rooms.domain.reactions import Tally
 from audio_rooms.domain.transitions import end_if_abandoned
 from audio_rooms.errors import AudioRoomsError
 from audio_rooms.signalling.connection import CloseCode, Connection
+from audio_rooms.signalling.frames import text_frame
 from audio_rooms.state import keys
 from audio_rooms.state.store import Published, RoomStore
 
@@ -35,12 +44,15 @@ class Hub:
         heartbeat_interval: float,
         grace_period: float,
         empty_room_timeout: float = 600.0,
+        reaction_tick: float = 0.2,
     ) -> None:
         self.redis = redis
         self.store = store
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.empty_room_timeout = empty_room_timeout
+        self.reaction_tick = reaction_tick
+        self.reactions = Tally()
         self.rooms: dict[str, dict[str, Connection]] = {}
         self.listeners: list[PublishedListener] = []
         self._pubsub = redis.pubsub()
@@ -56,6 +68,7 @@ class Hub:
             asyncio.create_task(self._read(), name="hub-reader"),
             asyncio.create_task(self._heartbeat(), name="hub-heartbeat"),
             asyncio.create_task(self._sweep(), name="hub-sweeper"),
+            asyncio.create_task(self._send_reactions(), name="hub-reactions"),
         ]
 
     async def stop(self) -> None:
@@ -124,6 +137,16 @@ class Hub:
         for connection in list(self.rooms.get(room_id, {}).values()):
             connection.send(message)
 
+    def broadcast(self, room_id: str, message: dict[str, Any]) -> None:
+        """Send one message to every local connection of a room, encoded once for all."""
+        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        frame = text_frame(text.encode())
+        for connection in list(self.rooms.get(room_id, {}).values()):
+            if connection.shares_frames:
+                connection.send_frame(frame)
+            else:
+                connection.send_text(text)
+
     async def empty(self) -> None:
         """Return once no connection is left on this node."""
         while self.rooms:
@@ -178,8 +201,12 @@ class Hub:
             elif message["type"] == "message":
                 room_id = keys.room_id_from_events_channel(channel)
                 try:
-                    published = Published.decode(room_id, message["data"])
-                except (ValueError, KeyError):
+                    data = json.loads(message["data"])
+                    if "r" in data:
+                        self._deliver_reactions(room_id, data["r"])
+                        continue
+                    published = Published.from_data(room_id, data)
+                except (ValueError, KeyError, TypeError, AttributeError):
                     logger.exception("hub: undecodable message on %s", channel)
                     continue
                 await self._dispatch(published)
@@ -203,6 +230,34 @@ class Hub:
                 await listener(published)
             except Exception:
                 logger.exception("hub: listener failed on room %s", published.room_id)
+
+    # --- reactions -----------------------------------------------------------------------------
+
+    def react(self, room_id: str, emoji: str) -> None:
+        """Count a local participant's reaction; it goes out with the next tick."""
+        self.reactions.add(room_id, emoji)
+
+    async def _send_reactions(self) -> None:
+        while True:
+            await asyncio.sleep(self.reaction_tick)
+            rooms = self.reactions.drain()
+            if not rooms:
+                continue
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for room_id, counts in rooms.items():
+                        pipe.publish(keys.room_events(room_id), json.dumps({"r": counts}))
+                    await pipe.execute()
+            except (aioredis.RedisError, OSError):
+                logger.warning("hub: %d rooms' reactions lost; Redis unreachable", len(rooms))
+
+    def _deliver_reactions(self, room_id: str, counts: dict[str, Any]) -> None:
+        valid = {
+            emoji: int(n) for emoji, n in counts.items()
+            if emoji in REACTIONS and isinstance(n, int) and n > 0
+        }
+        if valid:
+            self.broadcast(room_id, {"type": "reactions", "counts": valid})
 
     # --- presence ------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError
 
 from audio_rooms import errors
 from audio_rooms.domain import actions as a
@@ -45,7 +45,13 @@ class SimpleAction(Message):
         "accept_invitation",
         "decline_invitation",
         "end_room",
+        "rotate_invite",
     ]
+
+
+class AccountsOnlyMessage(Message):
+    type: Literal["set_accounts_only"]
+    enabled: StrictBool
 
 
 class LowerHandMessage(Message):
@@ -77,6 +83,7 @@ ClientMessage = Annotated[
     | PingMessage
     | MediaOfferMessage
     | SimpleAction
+    | AccountsOnlyMessage
     | LowerHandMessage
     | TargetedMessage
     | ReactionMessage,
@@ -85,7 +92,7 @@ ClientMessage = Annotated[
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 MESSAGE_TYPES = frozenset(
-    {"join", "ping", "media_offer", "lower_hand", "reaction"}
+    {"join", "ping", "media_offer", "lower_hand", "reaction", "set_accounts_only"}
     | set(SimpleAction.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
     | set(TargetedMessage.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
 )
@@ -96,6 +103,7 @@ _SIMPLE: dict[str, a.Action] = {
     "accept_invitation": a.AcceptInvitation(),
     "decline_invitation": a.DeclineInvitation(),
     "end_room": a.EndRoom(),
+    "rotate_invite": a.RotateInvite(),
 }
 _TARGETED: dict[str, type[a.TargetedAction]] = {
     "invite_to_speak": a.InviteToSpeak,
@@ -154,8 +162,8 @@ def to_action(message: Message) -> a.Action | None:
         return _TARGETED[message.type](message.user_id)
     if isinstance(message, LowerHandMessage):
         return a.LowerHand(message.user_id)
-    if isinstance(message, ReactionMessage):
-        return a.React(message.emoji)
+    if isinstance(message, AccountsOnlyMessage):
+        return a.SetAccountsOnly(message.enabled)
     return None
 
 

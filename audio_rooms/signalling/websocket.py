@@ -19,6 +19,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from audio_rooms import errors
 from audio_rooms.domain import actions as a
+from audio_rooms.domain import reactions
 from audio_rooms.logs import room_id_var, user_id_var
 from audio_rooms.signalling import messages as m
 from audio_rooms.signalling.connection import CloseCode, Connection, TokenBucket
@@ -114,7 +115,10 @@ class _Session:
         try:
             self.identity = await self.services.auth.identify(self.websocket, join.token)
             user_id_var.set(self.identity.user_id)
-            outcome = await self.services.rooms.join(self.identity, self.room_id, join.invite)
+            address = self.websocket.client.host if self.websocket.client else "unknown"
+            outcome = await self.services.rooms.join(
+                self.identity, self.room_id, join.invite, address
+            )
         except errors.AudioRoomsError as exc:
             code = _JOIN_CLOSE_CODES.get(type(exc), CloseCode.NOT_ALLOWED)
             if isinstance(exc, errors.RoomNotLive | errors.VersionConflict):
@@ -221,6 +225,14 @@ class _Session:
             return
         if isinstance(message, m.JoinMessage):
             raise errors.AlreadyInRoom("You are already in this room.")
+        if isinstance(message, m.ReactionMessage):
+            # Tallied, not a transition: it goes out in the room's next reactions batch.
+            self.services.hub.react(self.room_id, reactions.check(message.emoji))
+            if message.ref is not None:
+                self.connection.send(
+                    {"type": "ack", "ref": message.ref, "version": self.connection.version}
+                )
+            return
         if isinstance(message, m.MediaOfferMessage):
             answer = await self.services.answer_media(self.room_id, self.identity.user_id,
                                                       message.sdp)

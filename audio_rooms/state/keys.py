@@ -10,6 +10,10 @@ PREFIX = "ar:"
 # set: room ids of live rooms.
 LIVE_ROOMS = PREFIX + "rooms:live"
 
+# sorted set: room ids of live rooms -> participant count, the lobby's ranking by activity.
+# Written in the same MULTI as the room's state, so the lobby never ranks a room that ended.
+LIVE_ACTIVITY = PREFIX + "rooms:activity"
+
 # Seconds an ended room's meta stays, so late joiners learn that it ended.
 ENDED_ROOM_TTL = 24 * 3600
 
@@ -36,9 +40,22 @@ def room_presence(room_id: str) -> str:
     return f"{PREFIX}room:{room_id}:presence"
 
 
+def room_addresses(room_id: str) -> str:
+    """hash: guest user_id -> address tag (HMAC of the guest's client address), written when
+    the guest joins; a ban or removal of the guest copies the tag into :func:`room_door`."""
+    return f"{PREFIX}room:{room_id}:addresses"
+
+
+def room_door(room_id: str) -> str:
+    """hash: address tag -> "banned" | "removed": guests kept out of this live room by where
+    they connect from, whatever guest token they hold. Deleted when the room ends."""
+    return f"{PREFIX}room:{room_id}:door"
+
+
 def room_events(room_id: str) -> str:
     """pub/sub channel: JSON ``{"v": version, "c": changed, "e": [event records],
-    "p": [user_ids who may speak]}``, published in the same MULTI as the state it describes."""
+    "p": [user_ids who may speak]}``, published in the same MULTI as the state it describes;
+    and, once per reaction tick from each node with reactions, ``{"r": {emoji: count}}``."""
     return f"{PREFIX}room:{room_id}:events"
 
 

@@ -64,7 +64,10 @@ class Published:
 
     @classmethod
     def decode(cls, room_id: str, raw: str | bytes) -> Published:
-        data = json.loads(raw)
+        return cls.from_data(room_id, json.loads(raw))
+
+    @classmethod
+    def from_data(cls, room_id: str, data: dict[str, Any]) -> Published:
         return cls(
             room_id=room_id,
             version=int(data["v"]),
@@ -89,7 +92,9 @@ class RoomStore:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.room_meta(state.room_id), _dump(state.meta_record()))
             pipe.delete(keys.room_people(state.room_id), keys.room_presence(state.room_id))
+            pipe.delete(keys.room_addresses(state.room_id), keys.room_door(state.room_id))
             pipe.sadd(keys.LIVE_ROOMS, state.room_id)
+            pipe.zadd(keys.LIVE_ACTIVITY, {state.room_id: len(state.participants)})
             await pipe.execute()
         self._cache[state.room_id] = state
 
@@ -111,6 +116,42 @@ class RoomStore:
         state = _decode_state(meta_raw, people_raw)
         self._cache[room_id] = state
         return state
+
+    async def load_many(self, room_ids: list[str]) -> dict[str, RoomState]:
+        """Several rooms in one round trip (the lobby's page); missing rooms are absent."""
+        if not room_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room_id in room_ids:
+                pipe.get(keys.room_meta(room_id))
+                pipe.hgetall(keys.room_people(room_id))
+            raw = await pipe.execute()
+        states = {}
+        for room_id, meta_raw, people_raw in zip(room_ids, raw[::2], raw[1::2], strict=True):
+            if meta_raw is not None:
+                states[room_id] = _decode_state(meta_raw, people_raw)
+        return states
+
+    async def ranked_live_rooms(self, offset: int, count: int) -> list[str]:
+        """Live room ids, busiest first, ``count`` of them from ``offset``."""
+        raw = await self.redis.zrevrange(keys.LIVE_ACTIVITY, offset, offset + count - 1)
+        return [_text(r) for r in raw]
+
+    # --- guests kept out by address ------------------------------------------------------------
+
+    async def remember_address(self, room_id: str, user_id: str, tag: str) -> None:
+        await self.redis.hset(keys.room_addresses(room_id), user_id, tag)
+
+    async def shut_door(self, room_id: str, user_id: str, how: str) -> None:
+        """Keep out the address a guest joined from (``how`` is "banned" or "removed")."""
+        tag = await self.redis.hget(keys.room_addresses(room_id), user_id)
+        if tag is not None:
+            await self.redis.hset(keys.room_door(room_id), _text(tag), how)
+
+    async def door_for(self, room_id: str, tag: str) -> str | None:
+        """Whether guests from this address tag were banned or removed from the live room."""
+        how = await self.redis.hget(keys.room_door(room_id), tag)
+        return None if how is None else _text(how)
 
     async def live_room_ids(self) -> list[str]:
         members = await self.redis.smembers(keys.LIVE_ROOMS)
@@ -174,8 +215,12 @@ class RoomStore:
             pipe.hset(keys.room_people(room_id), mapping=changed)
         if not new.live:
             pipe.srem(keys.LIVE_ROOMS, room_id)
-            pipe.delete(keys.room_people(room_id), keys.room_presence(room_id))
+            pipe.zrem(keys.LIVE_ACTIVITY, room_id)
+            pipe.delete(keys.room_people(room_id), keys.room_presence(room_id),
+                        keys.room_addresses(room_id), keys.room_door(room_id))
             pipe.expire(keys.room_meta(room_id), keys.ENDED_ROOM_TTL)
+        elif gone or changed:
+            pipe.zadd(keys.LIVE_ACTIVITY, {room_id: len(new.participants)})
 
     # --- presence ------------------------------------------------------------------------------
 

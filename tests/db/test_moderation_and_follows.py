@@ -101,9 +101,9 @@ async def test_follows(db: Database, make_user: MakeUser) -> None:
     assert await db.following(sara.id) == [reza.id, mina.id]
     assert await db.followers_count(reza.id) == 2
     assert await db.followers_count(sara.id) == 0
-    assert await db.follows_any(sara.id, ["x@test.example", mina.id])
-    assert not await db.follows_any(reza.id, [sara.id, mina.id])
-    assert not await db.follows_any(sara.id, [])
+    assert await db.followers_among(mina.id, ["x@test.example", sara.id]) == {sara.id}
+    assert await db.followers_among(sara.id, [reza.id, mina.id]) == set()
+    assert await db.followers_among(mina.id, []) == set()
 
     assert await db.unfollow(sara.id, reza.id) is True
     assert await db.unfollow(sara.id, reza.id) is False

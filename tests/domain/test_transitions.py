@@ -9,8 +9,10 @@ import pytest
 from audio_rooms import errors
 from audio_rooms.domain import actions as a
 from audio_rooms.domain import apply, new_room
+from audio_rooms.domain.reactions import Tally
 from audio_rooms.domain.roles import Role, Visibility
 from audio_rooms.domain.room import Limits, RoomState
+from audio_rooms.domain.transitions import host_rotate_invite
 
 HOST, MOD, MOD2, SPK, SPK2, SPK3, LIS, LIS2, OUT = (
     "host@x", "mod@x", "mod2@x", "spk@x", "spk2@x", "spk3@x", "lis@x", "lis2@x", "out@x",
@@ -65,7 +67,8 @@ MATRIX: list[tuple[str, a.Action, tuple[str, str, str, str]]] = [
     ("remove", a.Remove(LIS2), (OK, OK, "not_permitted", "not_permitted")),
     ("ban", a.Ban(LIS2), (OK, OK, "not_permitted", "not_permitted")),
     ("end_room", a.EndRoom(), (OK, OK, "not_permitted", "not_permitted")),
-    ("reaction", a.React("👏"), (OK, OK, OK, OK)),
+    ("set_accounts_only", a.SetAccountsOnly(True), (OK, OK, "not_permitted", "not_permitted")),
+    ("rotate_invite", a.RotateInvite(), (OK, OK, "not_permitted", "not_permitted")),
     ("leave", a.Leave(), (OK, OK, OK, OK)),
 ]
 SELF_MATRIX: list[tuple[str, type[a.TargetedAction], tuple[str, str, str, str]]] = [
@@ -191,9 +194,9 @@ def test_visibility_and_guests() -> None:
     closed = new_room("r", "t", Visibility.CLOSED, HOST, now=0.0)
     with pytest.raises(errors.NotAllowedIn):
         join(social, LIS)
-    assert LIS in join(social, LIS, follows_moderator=True).participants
+    assert LIS in join(social, LIS, followed_by_moderator=True).participants
     with pytest.raises(errors.NotAllowedIn):
-        join(closed, LIS, follows_moderator=True)
+        join(closed, LIS, followed_by_moderator=True)
     assert LIS in join(closed, LIS, has_invite=True).participants
     guest = a.Join(display_name="Guest", is_guest=True, has_invite=True)
     with pytest.raises(errors.AccountRequired):
@@ -220,12 +223,46 @@ def test_rejoin_keeps_role_and_changes_nothing(room: RoomState) -> None:
     assert outcome.state is room and outcome.events == ()
 
 
-def test_reaction_is_an_event_without_a_new_version(room: RoomState) -> None:
-    outcome = apply(room, LIS, a.React("🔥"), 1.0)
-    assert outcome.state.version == room.version
-    assert outcome.events[0].to_wire(room.version)["emoji"] == "🔥"
+def test_reactions_are_tallied_per_room() -> None:
+    tally = Tally()
+    for emoji in ("🔥", "🔥", "👏"):
+        tally.add("r1", emoji)
+    tally.add("r2", "🎉")
     with pytest.raises(errors.InvalidField):
-        apply(room, LIS, a.React("<script>"), 1.0)
+        tally.add("r1", "<script>")
+    assert tally.drain() == {"r1": {"🔥": 2, "👏": 1}, "r2": {"🎉": 1}}
+    assert tally.drain() == {}
+
+
+def test_guests_only_listen() -> None:
+    state = new_room("r", "t", Visibility.OPEN, HOST, now=0.0)
+    state = join(state, HOST)
+    guest = "guest-1@x"
+    state = apply(state, guest, a.Join(display_name="Guest", is_guest=True), 1.0).state
+    for actor, action in [
+        (guest, a.RaiseHand()),
+        (HOST, a.InviteToSpeak(guest)),
+        (HOST, a.MakeModerator(guest)),
+    ]:
+        with pytest.raises(errors.GuestsOnlyListen):
+            act(state, actor, action)
+
+
+def test_accounts_only_keeps_guests_out_and_rotation_bumps_the_epoch(room: RoomState) -> None:
+    guest = a.Join(display_name="Guest", is_guest=True)
+    closed = act(room, MOD, a.SetAccountsOnly(True))
+    assert closed.accounts_only and closed.snapshot(LIS)["accounts_only"] is True
+    with pytest.raises(errors.AccountRequired):
+        apply(closed, "guest-1@x", guest, 20.0)
+    assert OUT in join(closed, OUT).participants
+    reopened = act(closed, HOST, a.SetAccountsOnly(False))
+    assert "guest-1@x" in apply(reopened, "guest-1@x", guest, 20.0).state.participants
+    rotated = apply(room, MOD, a.RotateInvite(), 20.0)
+    assert rotated.state.invite_epoch == room.invite_epoch + 1
+    assert rotated.events[0].audience.value == "moderators"
+    assert host_rotate_invite(room, HOST, 20.0).state.invite_epoch == room.invite_epoch + 1
+    with pytest.raises(errors.NotPermitted):
+        host_rotate_invite(room, MOD, 20.0)
 
 
 def test_hand_queue_is_ordered_and_private(room: RoomState) -> None:

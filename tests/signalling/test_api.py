@@ -195,17 +195,19 @@ async def test_invite_link_opens_a_closed_room(
     assert await forged.closed_with() == 4003
 
 
-async def test_social_room_admits_followers_of_the_host(
+async def test_social_room_admits_people_the_host_follows(
     server: RunningServer, make_account: AccountFactory
 ) -> None:
     host, fan, stranger = [await make_account(n) for n in ("Host", "Fan", "Stranger")]
     room_id = await create_room(server, host, visibility="social")
-    async with server.http(fan.token) as http:
-        assert (await http.post(f"/api/users/{host.user_id}/follow")).status_code == 204
-        profile = (await http.get(f"/api/users/{host.user_id}")).json()["user"]
+    async with server.http(host.token) as http:
+        assert (await http.post(f"/api/users/{fan.user_id}/follow")).status_code == 204
+        profile = (await http.get(f"/api/users/{fan.user_id}")).json()["user"]
         assert profile["followers"] == 1
         missing = await http.post("/api/users/nobody@localhost/follow")
         assert_error(missing, 404, "user_not_found")
+    async with server.http(stranger.token) as http:  # following the host is not enough
+        assert (await http.post(f"/api/users/{host.user_id}/follow")).status_code == 204
 
     fan_c = await join(server, room_id, fan)
     assert fan_c.welcome["room"]["visibility"] == "social"

@@ -1,5 +1,6 @@
 """The client's own rules in headless Chromium against the real server: the language choice, a
-new moderator seeing the hand queue (the server's `snapshot`), and the pure room-state reducer."""
+new moderator seeing the hand queue (the server's `snapshot`), what a guest is (not) offered,
+batched reactions, and the pure room-state reducer."""
 
 from __future__ import annotations
 
@@ -127,3 +128,38 @@ async def test_room_state_reducer(browsers: Browsers) -> None:
         "queueAfter": ["y"],
         "audience": 1,
     }
+
+
+async def test_guests_are_offered_only_listening_and_reactions_arrive_as_counts(
+    browsers: Browsers, server: RunningServer, make_account: AccountFactory
+) -> None:
+    """A guest has no hand to raise, a moderator's menu for a guest has no invitation, and a
+    crowd's reactions show as the counts of the server's batch."""
+    host, guest = await make_account("Maryam"), await make_account("Visitor", guest=True)
+    room_id = await create_room(server, host)
+    host_page = await signed_in_page(browsers, server, host.token, "en-US", f"/r/{room_id}")
+    await host_page.click(tid("join-button"))
+    await host_page.wait_for_selector(tid("stage"))
+    assert await host_page.locator(tid("accounts-only")).get_attribute("aria-pressed") == "false"
+
+    guest_page = await signed_in_page(browsers, server, guest.token, "en-US", f"/r/{room_id}")
+    await guest_page.click(tid("join-button"))
+    await guest_page.wait_for_selector(tid("guest-listens"))
+    assert await guest_page.locator(tid("raise-hand")).count() == 0
+
+    await host_page.click(tid(f"person-menu-{guest.user_id}"))
+    await host_page.wait_for_selector(tid(f"remove-{guest.user_id}"))
+    assert await host_page.locator(tid(f"menu-invite-{guest.user_id}")).count() == 0
+    await host_page.click(tid(f"menu-close-{guest.user_id}"))
+
+    clappers = [await join(server, room_id, await make_account(f"C{i}", guest=True))
+                for i in range(3)]
+    for clapper in clappers:
+        await clapper.send("reaction", emoji="👏")
+    await guest_page.wait_for_function(
+        "() => document.querySelector('[data-testid=reaction-counts]').textContent"
+        ".includes('👏×3')")
+
+    await host_page.click(tid("accounts-only"))
+    await host_page.wait_for_selector(f"{tid('accounts-only')}[aria-pressed='true']")
+    assert host_page.errors == [] and guest_page.errors == []

@@ -1,5 +1,5 @@
-// The lobby: live rooms with their speakers and counts, scheduled rooms, and the form to open or
-// schedule a room.
+// The lobby: live rooms with their speakers and counts (busiest first, a page at a time),
+// scheduled rooms, and the form to open or schedule a room.
 
 import * as api from "../api.js";
 import { avatarColour, h, initials, replaceChildrenKeepingFocus } from "../dom.js";
@@ -13,6 +13,7 @@ export class LobbyView {
     this.app = app;
     this.live = null;
     this.scheduled = null;
+    this.more = { live: null, scheduled: null }; // the server's next_cursor for each list
     this.loadError = null;
     this.timer = null;
     this.container = null;
@@ -33,13 +34,30 @@ export class LobbyView {
 
   async load() {
     try {
-      [this.live, this.scheduled] = await Promise.all([
+      const [live, scheduled] = await Promise.all([
         api.listRooms("live"),
         api.listRooms("scheduled"),
       ]);
+      this.live = live.rooms;
+      this.scheduled = scheduled.rooms;
+      this.more = { live: live.next_cursor, scheduled: scheduled.next_cursor };
       this.loadError = null;
     } catch (err) {
       this.loadError = err.code;
+    }
+    this.render();
+  }
+
+  /** The next page of one list, appended; a room that moved up meanwhile is not shown twice. */
+  async loadMore(status) {
+    try {
+      const page = await api.listRooms(status, this.more[status]);
+      const shown = this[status];
+      const ids = new Set(shown.map((room) => room.id));
+      this[status] = shown.concat(page.rooms.filter((room) => !ids.has(room.id)));
+      this.more[status] = page.next_cursor;
+    } catch (err) {
+      this.app.toast(errorText(err.code));
     }
     this.render();
   }
@@ -54,11 +72,19 @@ export class LobbyView {
       this.renderCreate(),
       h("section", { "aria-labelledby": "live-heading", testid: "live-rooms" },
         h("h2", { id: "live-heading" }, t("lobby.live")),
-        this.renderList(this.live, (room) => this.liveCard(room), "lobby.no_live")),
+        this.renderList(this.live, (room) => this.liveCard(room), "lobby.no_live"),
+        this.moreButton("live")),
       h("section", { "aria-labelledby": "scheduled-heading", testid: "scheduled-rooms" },
         h("h2", { id: "scheduled-heading" }, t("lobby.scheduled")),
-        this.renderList(this.scheduled, (room) => this.scheduledCard(room), "lobby.no_scheduled")),
+        this.renderList(this.scheduled, (room) => this.scheduledCard(room), "lobby.no_scheduled"),
+        this.moreButton("scheduled")),
     );
+  }
+
+  moreButton(status) {
+    if (!this.more[status]) return null;
+    return h("button", { type: "button", testid: `more-${status}`,
+      onclick: () => this.loadMore(status) }, t("lobby.more"));
   }
 
   renderList(rooms, card, emptyKey) {

@@ -3,7 +3,7 @@
 
 import * as api from "../api.js";
 import { h, icon, replaceChildrenKeepingFocus } from "../dom.js";
-import { errorText, formatDateTime, t } from "../i18n.js";
+import { errorText, formatDateTime, formatNumber, t } from "../i18n.js";
 import { AudioPool, MediaSession, Microphone } from "../media.js";
 import {
   applyDelta, audience, fromSnapshot, fromWelcome, isModerator, myRole, myself, stage, STAGE_ROLES,
@@ -78,7 +78,7 @@ export class RoomView {
 
   async load() {
     try {
-      this.info = await api.getRoom(this.roomId);
+      this.info = await api.getRoom(this.roomId, this.invite);
     } catch (err) {
       this.phase = Phase.MISSING;
       this.closedReason = err.code;
@@ -174,7 +174,7 @@ export class RoomView {
   delta(msg) {
     if (!this.state) return;
     if (msg.type === "active_speakers") return this.speaking(msg.speakers || []);
-    if (msg.type === "reaction") return this.showReaction(msg.user_id, msg.emoji);
+    if (msg.type === "reactions") return this.showReactions(msg.counts || {});
     if (msg.type === "snapshot") {
       this.state = fromSnapshot(this.state, msg);
       if (!this.state.invited) this.closeInvitation();
@@ -324,11 +324,16 @@ export class RoomView {
     }
   }
 
-  showReaction(userId, emoji) {
-    const slot = this.container?.querySelector(
-      `[data-user-id="${CSS.escape(userId)}"] .reaction-slot`);
+  /** The server batches reactions: `counts` is the whole room's since its last batch. */
+  showReactions(counts) {
+    const slot = this.container?.querySelector(".reaction-burst");
     if (!slot) return;
-    slot.textContent = emoji;
+    const allowed = new Set(REACTIONS.map(([, emoji]) => emoji));
+    const shown = Object.entries(counts)
+      .filter(([emoji, n]) => allowed.has(emoji) && Number.isInteger(n) && n > 0)
+      .map(([emoji, n]) => (n > 1 ? `${emoji}×${formatNumber(n)}` : emoji));
+    if (shown.length === 0) return;
+    slot.textContent = shown.join(" ");
     slot.classList.remove("pop");
     void slot.offsetWidth; // restart the animation for a repeated reaction
     slot.classList.add("pop");
@@ -525,8 +530,7 @@ export class RoomView {
         p.hand_raised
           ? h("span", { class: "badge-icon hand-badge", testid: `hand-raised-${p.user_id}`,
               "aria-hidden": "true" }, icon("hand"))
-          : null,
-        h("span", { class: "reaction-slot", "aria-hidden": "true" })),
+          : null),
       h("span", { class: "name", dir: "auto" }, p.display_name,
         isMe ? h("span", { class: "muted" }, " ", t("room.you")) : null),
       h("span", { class: "role" }, t(`role.${p.role}`)),
@@ -552,7 +556,9 @@ export class RoomView {
           this.render();
         } }, t(key)));
     const items = [
-      p.role === "listener" ? act("invite_to_speak", "menu-invite", "menu.invite") : null,
+      // Guests only listen: the server refuses to invite or promote them, so nothing is offered.
+      p.role === "listener" && !p.is_guest
+        ? act("invite_to_speak", "menu-invite", "menu.invite") : null,
       onStage ? act("move_to_audience", "move-to-audience", "menu.move_to_audience") : null,
       p.role === "speaker" ? act("make_moderator", "make-moderator", "menu.make_moderator") : null,
       p.role === "moderator"
@@ -606,12 +612,26 @@ export class RoomView {
           }, icon(muted ? "mic-off" : "mic"), muted
             ? (me.muted_by_moderator ? t("room.muted_by_moderator") : t("room.unmute_me"))
             : t("room.mute_me"))
-        : h("button", {
-            type: "button", testid: "raise-hand", "aria-pressed": me?.hand_raised ? "true" : "false",
-            onclick: () => this.conn.send(me?.hand_raised ? "lower_hand" : "raise_hand"),
-          }, icon("hand"), me?.hand_raised ? t("room.lower_hand") : t("room.raise_hand")),
+        : me?.is_guest
+          ? h("span", { class: "muted", testid: "guest-listens" }, t("room.guests_listen"))
+          : h("button", {
+              type: "button", testid: "raise-hand",
+              "aria-pressed": me?.hand_raised ? "true" : "false",
+              onclick: () => this.conn.send(me?.hand_raised ? "lower_hand" : "raise_hand"),
+            }, icon("hand"), me?.hand_raised ? t("room.lower_hand") : t("room.raise_hand")),
       h("button", { type: "button", testid: "share-room", onclick: () => this.share() },
         t("room.share")),
+      isModerator(s) && s.visibility !== "open"
+        ? h("button", { type: "button", testid: "rotate-invite", onclick: () => this.share(true) },
+            t("room.rotate_invite"))
+        : null,
+      isModerator(s) && s.visibility === "open"
+        ? h("button", {
+            type: "button", testid: "accounts-only",
+            "aria-pressed": s.accountsOnly ? "true" : "false",
+            onclick: () => this.conn.send("set_accounts_only", { enabled: !s.accountsOnly }),
+          }, t("room.accounts_only"))
+        : null,
       isModerator(s)
         ? this.confirming === "end-room"
           ? h("button", { type: "button", class: "danger", testid: "confirm-end-room",
@@ -625,6 +645,7 @@ export class RoomView {
     ];
     return h("footer", { class: "controls", "aria-label": t("room.controls") },
       h("div", { class: "row" }, controls),
+      h("p", { class: "reaction-burst", testid: "reaction-counts", "aria-hidden": "true" }),
       h("div", { class: "reactions", role: "group", "aria-label": t("room.reactions") },
         REACTIONS.map(([name, emoji]) => h("button", {
           type: "button", class: "reaction", testid: `reaction-${name}`,
@@ -633,11 +654,12 @@ export class RoomView {
         }, emoji))));
   }
 
-  async share() {
+  /** `rotate`: void every link shared so far and share the new one. */
+  async share(rotate = false) {
     let url = new URL(roomPath(this.roomId), location.href).href;
     if (this.state.visibility !== "open" && isModerator(this.state)) {
       try {
-        url = await api.inviteLink(this.roomId);
+        url = await api.inviteLink(this.roomId, rotate);
       } catch (err) {
         this.app.toast(errorText(err.code));
         return;
