@@ -222,8 +222,11 @@ class _Session:
         if isinstance(message, m.JoinMessage):
             raise errors.AlreadyInRoom("You are already in this room.")
         if isinstance(message, m.MediaOfferMessage):
-            answer = await self.services.answer_media(self.room_id, self.identity.user_id,
-                                                      message.sdp)
+            client = self.websocket.client
+            answer = await self.services.answer_media(
+                self.room_id, self.identity.user_id, message.sdp,
+                client.host if client is not None else None,
+            )
             self.connection.send({"type": "media_answer", "sdp": answer, "ref": message.ref})
             return
         action = m.to_action(message)
