@@ -17,6 +17,7 @@ ERROR_CODES = [
     "already_in_room", "banned", "not_allowed_in", "invalid_target", "no_invitation",
     "muted_by_moderator", "version_conflict", "media_error", "malformed_sdp", "no_opus",
     "too_many_tracks", "unsupported_media", "service_unavailable", "draining", "internal_error",
+    "too_many_media_transports",
 ]
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",
