@@ -170,7 +170,10 @@ class Transport:
         transceivers = pc.getTransceivers()
         hooks.guard_late_start(pc)
         # Offers are BUNDLE-only (offer.py): one ICE connection carries every m-line.
-        validated = [hooks.probe_only_requesters(conn) for conn in hooks.ice_connections(pc)]
+        validated = [
+            hooks.probe_only_requesters(conn, self._stats.drop)
+            for conn in hooks.ice_connections(pc)
+        ]
         mic_receiver: RTCRtpReceiver | None = None
         if offer.mic is not None:
             mic_receiver = transceivers[offer.mic.index].receiver

@@ -1,4 +1,4 @@
-"""An offer's candidates cannot make the SFU send to a host that never spoke to it."""
+"""Neither an offer's candidates nor a forged STUN request make the SFU send to a third party."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import asyncio
 import re
 import socket
 
+from aioice import stun
+
 from audio_rooms.sfu.testing import AudioClient, ToneTrack
-from tests.abuse.test_media_junk import connect_media
+from tests.abuse.test_media_junk import CANDIDATE, connect_media
 from tests.conftest import AccountFactory, RunningServer, create_room, join
 
 
@@ -17,6 +19,15 @@ def naming(sdp: str, host: str, port: int, only: bool) -> str:
     if only:
         sdp = re.sub(r"a=candidate:[^\r\n]*\r\n", "", sdp)
     return sdp.replace("a=end-of-candidates\r\n", victim + "a=end-of-candidates\r\n")
+
+
+def binding_requests() -> list[bytes]:
+    """STUN binding requests a stranger can make: no credentials, and wrong ones."""
+    bare = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    forged = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    forged.attributes["USERNAME"] = "abcd:efgh"
+    forged.add_message_integrity(b"not the password")
+    return [bytes(bare), bytes(forged)]
 
 
 def victim_socket() -> socket.socket:
@@ -60,6 +71,11 @@ async def test_a_victim_named_in_an_offer_is_never_probed(
         await listener.accept(answer["sdp"])
         async with asyncio.timeout(10):
             await listener.connected()
+        # Requests "from" the victim (a forged source, as far as the SFU can tell) go unanswered.
+        match = CANDIDATE.search(answer["sdp"])
+        assert match is not None
+        for request in binding_requests():
+            victim.sendto(request, (match.group(1), int(match.group(2))))
         await asyncio.sleep(1.5)
         assert listener.received() > 20
         assert received(victim) == []

@@ -160,7 +160,9 @@ async def _gather_server_candidates(
 Address = tuple[str, int]
 
 
-def probe_only_requesters(conn: aioice.ice.Connection) -> set[Address]:
+def probe_only_requesters(
+    conn: aioice.ice.Connection, dropped: Callable[[str], None]
+) -> set[Address]:
     """Make ``conn`` send connectivity checks only to addresses that sent it a valid request.
 
     aioice pairs every candidate of the remote description and probes each, so an offer naming
@@ -172,6 +174,11 @@ def probe_only_requesters(conn: aioice.ice.Connection) -> set[Address]:
     it neither fails the check list nor costs anything while it waits; the connect timeout ends
     a transport none of whose addresses ever speaks.
 
+    Nor is an unauthenticated request answered (aioice's 400 or 401) unless its address has
+    been validated: a request with a forged source would otherwise make the SFU send an error
+    to the victim. ``dropped`` is told (``unauthenticated_stun``); a client with the right
+    credentials never sees the difference, and one without has no use for the error.
+
     Returns the live set of those validated addresses: the ingress filter admits non-STUN
     datagrams from them only.
     """
@@ -180,6 +187,7 @@ def probe_only_requesters(conn: aioice.ice.Connection) -> set[Address]:
     in_progress = aioice.ice.CandidatePair.State.IN_PROGRESS
     original_start_task = conn.check_start_task
     original_incoming = conn.check_incoming
+    original_respond_error = conn.respond_error
 
     def check_start_task(pair: aioice.ice.CandidatePair) -> None:
         addr = pair.remote_addr
@@ -198,8 +206,20 @@ def probe_only_requesters(conn: aioice.ice.Connection) -> set[Address]:
             pair.state = aioice.ice.CandidatePair.State.WAITING
         original_incoming(message, addr, protocol)
 
+    def respond_error(
+        request: aioice.stun.Message,
+        addr: Address,
+        protocol: aioice.ice.StunProtocol,
+        error_code: tuple[int, str],
+    ) -> None:
+        if error_code[0] in (400, 401) and addr not in validated:
+            dropped("unauthenticated_stun")
+        else:
+            original_respond_error(request, addr, protocol, error_code)
+
     conn.check_start_task = check_start_task  # type: ignore[method-assign]
     conn.check_incoming = check_incoming  # type: ignore[method-assign]
+    conn.respond_error = respond_error  # type: ignore[method-assign]
     return validated
 
 
