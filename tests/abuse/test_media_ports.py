@@ -77,6 +77,9 @@ async def test_offers_nobody_follows_up_free_their_ports(
         for c in hoarder_cs:
             failed = await c.expect("media_failed", timeout=5)
             assert failed["reason"] == "connect_timeout"
+        async with server.http() as http:
+            metrics = (await http.get("/metrics")).text
+        assert 'audio_rooms_media_transports_lost_total{reason="connect_timeout"} 2.0' in metrics
 
         ana_c = await join(server, room_id, ana)
         await connect_media(ana_c, listener)
