@@ -38,6 +38,3 @@ class TransportQuota:
         self._held[address] -= 1
         if self._held[address] <= 0:
             del self._held[address]
-
-    def held(self, address: str) -> int:
-        return self._held.get(address, 0)
