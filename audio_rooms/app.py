@@ -86,7 +86,10 @@ class Services:
         s = self.settings
         return client_ice_servers(s.stun_urls, s.turn_urls, s.turn_secret, s.turn_ttl, user_id)
 
-    async def answer_media(self, room_id: str, user_id: str, offer_sdp: str) -> str:
+    async def answer_media(
+        self, room_id: str, user_id: str, offer_sdp: str, address: str | None
+    ) -> str:
+        """Answer a participant's offer; ``address`` (the client's) is held to its quota."""
         if self.media is None:
             raise errors.ServiceUnavailable("This server relays no media.")
         state = await self.rooms.live_state(room_id)
@@ -96,8 +99,10 @@ class Services:
         router = self.media.router(room_id)
         if router.on_active_speakers is None:
             router.on_active_speakers = self._active_speakers
+        if router.on_transport_closed is None:
+            router.on_transport_closed = self._media_failed
         router.set_may_produce(user_id, me.may_speak)
-        answer = await router.answer(user_id, offer_sdp)
+        answer = await router.answer(user_id, offer_sdp, address)
         current = self.active_speakers.get(room_id)
         connection = self.hub.rooms.get(room_id, {}).get(user_id)
         if current is not None and connection is not None:
@@ -112,6 +117,12 @@ class Services:
         router = self.media.get_router(room_id)
         if router is not None and (current is None or current is connection):
             await router.disconnect(user_id)
+
+    def _media_failed(self, room_id: str, user_id: str, reason: str) -> None:
+        """A transport ended by itself: its client re-offers at once rather than sit silent."""
+        connection = self.hub.rooms.get(room_id, {}).get(user_id)
+        if connection is not None:
+            connection.send({"type": "media_failed", "reason": reason})
 
     def _active_speakers(self, room_id: str, levels: list[SpeakerLevel]) -> None:
         speakers = [{"user_id": s.participant_id, "level": round(s.level, 3)} for s in levels]
@@ -155,6 +166,8 @@ def media_config(settings: Settings) -> MediaConfig:
         announced_address=settings.media_announced_address,
         ice_servers=tuple(ice_servers),
         slots=settings.media_slots,
+        connect_timeout=settings.media_connect_timeout,
+        transports_per_address=settings.media_transports_per_address,
     )
 
 

@@ -129,12 +129,21 @@ class _StateCollector(Collector):
         octets.add_metric([], stats.forwarded_bytes)
         yield octets
         drops = CounterMetricFamily(
-            f"{PREFIX}_dropped_packets", "RTP packets not forwarded, by reason.",
+            f"{PREFIX}_dropped_packets",
+            "Datagrams and RTP packets dropped on the way in or not forwarded, by reason.",
             labels=["reason"],
         )
         for reason, count in sorted(stats.drops.items()):
             drops.add_metric([reason], count)
         yield drops
+        lost = CounterMetricFamily(
+            f"{PREFIX}_media_transports_lost",
+            "Media transports that ended without being asked to, by reason.",
+            labels=["reason"],
+        )
+        for reason, count in sorted(stats.lost.items()):
+            lost.add_metric([reason], count)
+        yield lost
 
 
 async def metrics_endpoint(request: Request) -> Response:

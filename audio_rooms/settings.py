@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     media_port_max: int | None = Field(None, ge=1024, le=65535)
     media_announced_address: str | None = None
     media_slots: int = Field(3, ge=1, le=16)
+    # A media transport not connected this long after its answer is closed (its port freed);
+    # media transports one client address may hold at once (a UDP port each).
+    media_connect_timeout: float = Field(10.0, ge=0.1, le=600)
+    media_transports_per_address: int = Field(8, ge=1, le=10_000)
     stun_urls: CommaList = ()
     turn_urls: CommaList = ()
     turn_secret: str | None = None

@@ -29,7 +29,7 @@ const MAX_BACKOFF_MS = 10000;
 export class RoomConnection {
   /**
    * handlers: onState(state, detail), onWelcome(msg), onDelta(msg), onMediaAnswer(msg),
-   * onError(msg), onClosed(reason, refusal): `refusal` is the error code the server gave for
+   * onMediaFailed(msg), onError(msg), onClosed(reason, refusal): `refusal` is the error code the server gave for
    * refusing the join (such as `banned` before a 4003), or null.
    */
   constructor(roomId, { token = null, invite = null, handlers = {}, WebSocketImpl = WebSocket }) {
@@ -86,6 +86,10 @@ export class RoomConnection {
         break;
       case "media_answer":
         this.handlers.onMediaAnswer?.(msg);
+        break;
+      case "media_failed":
+        // The server closed our media transport (it never connected, or the peer was lost).
+        this.handlers.onMediaFailed?.(msg);
         break;
       case "error":
         // Before `welcome`, an error is the reason the join is refused; the close that follows

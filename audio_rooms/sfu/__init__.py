@@ -15,6 +15,7 @@ from audio_rooms.sfu.errors import (
     OfferSuperseded,
     RouterClosed,
     TooManyTracks,
+    TooManyTransports,
     UnsupportedMedia,
 )
 from audio_rooms.sfu.router import Router
@@ -34,5 +35,6 @@ __all__ = [
     "RouterClosed",
     "SpeakerLevel",
     "TooManyTracks",
+    "TooManyTransports",
     "UnsupportedMedia",
 ]

@@ -39,6 +39,11 @@ class MediaConfig:
     sender_report_interval: float = 5.0
     # Record every forwarded packet's in-process latency in a histogram (benchmarks).
     measure_latency: bool = False
+    # A transport not connected (ICE and DTLS) this many seconds after its answer is closed, so
+    # an offer nobody follows up does not hold a UDP port.
+    connect_timeout: float = 10.0
+    # Media transports one client address may hold at once, across rooms (None: no limit).
+    transports_per_address: int | None = None
 
     def __post_init__(self) -> None:
         if self.slots < 1:
@@ -55,6 +60,10 @@ class MediaConfig:
             raise ValueError("sender_report_interval must be 0.5-30 s")
         if self.active_speaker_interval < 0.2:
             raise ValueError("active speakers are reported at most 5 times a second")
+        if not 0.1 <= self.connect_timeout <= 600:
+            raise ValueError("connect_timeout must be 0.1-600 s")
+        if self.transports_per_address is not None and self.transports_per_address < 1:
+            raise ValueError("transports_per_address must be at least 1")
 
     def rtc_configuration(self) -> RTCConfiguration:
         """aiortc configuration with exactly the configured ICE servers (none: no STUN at all).

@@ -47,3 +47,10 @@ class OfferSuperseded(MediaError):
 
     code = "offer_superseded"
     http_status = 409
+
+
+class TooManyTransports(MediaError):
+    """The client's address already holds as many media transports as one address may."""
+
+    code = "too_many_media_transports"
+    http_status = 429

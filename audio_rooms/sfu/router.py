@@ -19,6 +19,7 @@ from audio_rooms.sfu.consumer import Consumer
 from audio_rooms.sfu.errors import OfferSuperseded, RouterClosed
 from audio_rooms.sfu.offer import Offer
 from audio_rooms.sfu.producer import Producer
+from audio_rooms.sfu.quota import TransportQuota
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.slots import SpeakerSelector, assign, wanted_for
 from audio_rooms.sfu.stats import ForwardingStats
@@ -27,7 +28,9 @@ from audio_rooms.sfu.transport import Transport, TransportState
 logger = logging.getLogger(__name__)
 
 ActiveSpeakersCallback = Callable[[str, list[SpeakerLevel]], None]
-TransportClosedCallback = Callable[[str, str], None]
+# (room_id, participant_id, reason): a transport ended without being asked to; ``reason`` is a
+# transport.Loss value.
+TransportClosedCallback = Callable[[str, str, str], None]
 
 
 class Router:
@@ -38,6 +41,7 @@ class Router:
         stats: ForwardingStats,
         on_close: Callable[[Router], None] | None = None,
         reports: SenderReports | None = None,
+        quota: TransportQuota | None = None,
     ) -> None:
         self.room_id = room_id
         self.on_active_speakers: ActiveSpeakersCallback | None = None
@@ -46,6 +50,7 @@ class Router:
         self._stats = stats
         self._on_close = on_close
         self._reports = reports if reports is not None else SenderReports()
+        self._quota = quota if quota is not None else TransportQuota(config.transports_per_address)
         self._transports: dict[str, Transport] = {}
         self._may_produce: dict[str, bool] = {}
         # One more than a listener's slots: a selected speaker hears the other `slots`.
@@ -68,8 +73,15 @@ class Router:
 
     # --- signalling-facing API -----------------------------------------------------------------
 
-    async def answer(self, participant_id: str, offer_sdp: str) -> str:
-        """Answer a participant's offer, replacing any transport it had (resume/ICE restart)."""
+    async def answer(
+        self, participant_id: str, offer_sdp: str, address: str | None = None
+    ) -> str:
+        """Answer a participant's offer, replacing any transport it had (resume/ICE restart).
+
+        ``address`` is the client's network address, counted against its quota of transports
+        (:class:`TooManyTransports` when it holds its share); the replaced transport's place is
+        given back first.
+        """
         self._check_open()
         offer = Offer.parse(offer_sdp, self._config.slots)
         old = self._transports.pop(participant_id, None)
@@ -88,6 +100,8 @@ class Router:
             on_connected=self._transport_connected,
             on_lost=self._transport_lost,
             reports=self._reports,
+            address=address,
+            quota=self._quota,
         )
         self._transports[participant_id] = transport
         try:
@@ -152,6 +166,7 @@ class Router:
         self._reselect(joined=transport)
 
     def _transport_lost(self, transport: Transport) -> None:
+        assert transport.loss is not None  # set by the transport before it tells us
         pid = transport.participant_id
         if self._transports.get(pid) is not transport:
             return
@@ -163,7 +178,7 @@ class Router:
         task.add_done_callback(self._closing.discard)
         if self.on_transport_closed is not None:
             try:
-                self.on_transport_closed(self.room_id, pid)
+                self.on_transport_closed(self.room_id, pid, transport.loss.value)
             except Exception:
                 logger.exception("%r on_transport_closed failed", self)
 

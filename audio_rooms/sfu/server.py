@@ -8,6 +8,7 @@ import logging
 from audio_rooms.sfu import hooks
 from audio_rooms.sfu.beat import Beat
 from audio_rooms.sfu.config import MediaConfig
+from audio_rooms.sfu.quota import TransportQuota
 from audio_rooms.sfu.router import Router
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.stats import ForwardingStats, MediaStats
@@ -29,6 +30,8 @@ class MediaServer:
         # of every forwarded slot (rtcp.py).
         self.beat = Beat()
         self.sender_reports = SenderReports(self.beat, config.sender_report_interval)
+        # One quota for all rooms: an address's transports count wherever they are.
+        self.quota = TransportQuota(config.transports_per_address)
 
     def router(self, room_id: str) -> Router:
         """The room's router, created on first use."""
@@ -40,6 +43,7 @@ class MediaServer:
                 self.forwarding,
                 on_close=self._router_closed,
                 reports=self.sender_reports,
+                quota=self.quota,
             )
             self._routers[room_id] = router
             logger.info("MediaServer created %r", router)
@@ -75,6 +79,7 @@ class MediaServer:
             forwarded_packets=self.forwarding.forwarded_packets,
             forwarded_bytes=self.forwarding.forwarded_bytes,
             drops=dict(self.forwarding.drops),
+            lost=dict(self.forwarding.lost),
         )
 
     def _router_closed(self, router: Router) -> None:

@@ -20,6 +20,7 @@ class MediaStats:
     forwarded_packets: int
     forwarded_bytes: int
     drops: dict[str, int] = field(default_factory=dict)
+    lost: dict[str, int] = field(default_factory=dict)
 
 
 class ForwardingStats:
@@ -29,6 +30,8 @@ class ForwardingStats:
         self.forwarded_packets = 0
         self.forwarded_bytes = 0
         self.drops: Counter[str] = Counter()
+        # Transports that ended without signalling asking for it, by reason (see Transport).
+        self.lost: Counter[str] = Counter()
         # An array of unsigned 64-bit counts (the compiled fast path writes it directly).
         self.latency: array[int] | None = _histogram() if measure_latency else None
 

@@ -1,8 +1,16 @@
 """Transport: one participant's WebRTC connection (an RTCPeerConnection) and what rides on it.
 
 A transport owns the participant's Producer (its microphone, if it offered one) and one Consumer
-per slot. Closing it closes them. It tells its router when it connects and when the peer goes
-away by itself (consent expired, ICE failure, DTLS close); the router decides what follows.
+per slot. Closing it closes them. It tells its router when it connects and when it is lost: the
+peer went away by itself (consent expired, ICE failure, DTLS close) or never connected within
+``connect_timeout`` of the answer (an offer nobody follows up must not hold a UDP port). The
+router decides what follows. It holds a place in its client address's :class:`TransportQuota`
+from its making to its closing.
+
+Its peer connection sends connectivity checks only to addresses that first sent it a valid
+STUN request, and takes nothing but STUN from any other address (hooks.probe_only_requesters,
+hooks.install_ingress): a stranger who knows the port can neither end the transport nor use it
+to send STUN to a third party.
 
 aiortc has no ICE restart: a new offer from the same participant replaces its transport with a
 fresh one (the router does that), which is also how a client resumes after a network change.
@@ -32,6 +40,7 @@ from audio_rooms.sfu.consumer import CLOCK_RATE, Consumer
 from audio_rooms.sfu.errors import MalformedSdp, NoOpus
 from audio_rooms.sfu.offer import Offer
 from audio_rooms.sfu.producer import Producer
+from audio_rooms.sfu.quota import TransportQuota
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.stats import ForwardingStats
 
@@ -46,6 +55,14 @@ class TransportState(enum.Enum):
     CONNECTING = "connecting"
     CONNECTED = "connected"
     CLOSED = "closed"
+
+
+class Loss(enum.Enum):
+    """Why a transport ended without being asked to (part of the wire protocol: media_failed)."""
+
+    CONNECT_TIMEOUT = "connect_timeout"  # no ICE and DTLS within connect_timeout of the answer
+    FAILED = "connection_failed"  # ICE or DTLS failed
+    CLOSED = "connection_closed"  # the peer closed DTLS or stopped answering consent checks
 
 
 class SilentTrack(MediaStreamTrack):
@@ -74,10 +91,17 @@ class Transport:
         on_connected: Callable[[Transport], None],
         on_lost: Callable[[Transport], None],
         reports: SenderReports | None = None,
+        address: str | None = None,
+        quota: TransportQuota | None = None,
     ) -> None:
+        # First, so that a refused transport holds nothing.
+        self._quota = quota if quota is not None else TransportQuota(None)
+        self._quota.acquire(address)
+        self.address = address
         self.participant_id = participant_id
         self.name = f"{owner}/{participant_id}"
         self.state = TransportState.NEW
+        self.loss: Loss | None = None
         self.producer: Producer | None = None
         self.consumers: list[Consumer] = []
         self._config = config
@@ -93,6 +117,7 @@ class Transport:
         self._beat = self._reports.beat
         # The transport's sockets, read on the beat while its participant may not speak.
         self._readers: list[tuple[int, Callable[[], None]]] = []
+        self._deadline: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"Transport({self.name}, {self.state.value})"
@@ -144,6 +169,11 @@ class Transport:
             )
         transceivers = pc.getTransceivers()
         hooks.guard_late_start(pc)
+        # Offers are BUNDLE-only (offer.py): one ICE connection carries every m-line.
+        validated = [
+            hooks.probe_only_requesters(conn, self._stats.drop)
+            for conn in hooks.ice_connections(pc)
+        ]
         mic_receiver: RTCRtpReceiver | None = None
         if offer.mic is not None:
             mic_receiver = transceivers[offer.mic.index].receiver
@@ -158,7 +188,14 @@ class Transport:
         dtls = transceivers[offer.lines[0].index].receiver.transport
         assert self.producer is not None
         hooks.install_ingress(
-            dtls, self.producer.handle_rtp, hooks.RtcpThinner(mic_receiver), self._stats.drop
+            dtls,
+            self.producer.handle_rtp,
+            hooks.RtcpThinner(mic_receiver),
+            self._stats.drop,
+            validated[0],
+        )
+        self._deadline = asyncio.get_running_loop().call_later(
+            cfg.connect_timeout, self._connect_timed_out
         )
         logger.info(
             "%r answered: mic=%s slots=%d", self, offer.mic is not None, len(self.consumers)
@@ -220,6 +257,7 @@ class Transport:
                 consumer.path = path
                 self._reports.add(sender, consumer, CLOCK_RATE)
             self.state = TransportState.CONNECTED
+            self._cancel_deadline()
             self._readers = hooks.deferrable_readers(pc)
             if not self._allowed:
                 self._beat.defer_reads(self._readers)
@@ -227,7 +265,25 @@ class Transport:
             self._on_connected(self)
         elif state in ("failed", "closed"):
             logger.info("%r lost its peer (%s)", self, state)
-            self._on_lost(self)
+            self._lost(Loss.FAILED if state == "failed" else Loss.CLOSED)
+
+    def _connect_timed_out(self) -> None:
+        self._deadline = None
+        if self.state is TransportState.CONNECTING:
+            logger.info("%r not connected within %.1f s", self, self._config.connect_timeout)
+            self._lost(Loss.CONNECT_TIMEOUT)
+
+    def _lost(self, loss: Loss) -> None:
+        if self.loss is not None:
+            return
+        self.loss = loss
+        self._stats.lost[loss.value] += 1
+        self._on_lost(self)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def set_allowed(self, allowed: bool) -> None:
         """Forward (or stop forwarding) this participant's microphone from its next packet.
@@ -252,6 +308,8 @@ class Transport:
             await self._closed.wait()
             return
         self.state = TransportState.CLOSED
+        self._cancel_deadline()
+        self._quota.release(self.address)
         self._beat.forget(self._readers)
         if self.producer is not None:
             self.producer.close()

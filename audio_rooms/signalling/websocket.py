@@ -234,8 +234,11 @@ class _Session:
                 )
             return
         if isinstance(message, m.MediaOfferMessage):
-            answer = await self.services.answer_media(self.room_id, self.identity.user_id,
-                                                      message.sdp)
+            client = self.websocket.client
+            answer = await self.services.answer_media(
+                self.room_id, self.identity.user_id, message.sdp,
+                client.host if client is not None else None,
+            )
             self.connection.send({"type": "media_answer", "sdp": answer, "ref": message.ref})
             return
         action = m.to_action(message)

@@ -91,13 +91,20 @@ async def test_junk_datagrams_at_the_sfu_port_are_counted_drops(
     forged_srtp = _rtp(111, 1234) + b"\x00" * 16
     oversized = b"\x80" + b"\x00" * 3000
     junk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    # The listener's own checked address: what comes from it gets as far as decryption.
+    own = hooks.ice_connections(listener.pc)[0]._nominated[1].protocol.transport
     try:
-        for data in (stun, forged_srtp, oversized):
+        for data in (stun, forged_srtp, b""):
             junk.sendto(data, (local.host, local.port))
+        for data in (forged_srtp, oversized, b"\x07" * 40):
+            own.sendto(data, (local.host, local.port))
         await eventually(
             lambda: all(
                 media.stats().drops.get(reason, 0) >= 1
-                for reason in ("malformed_stun", "srtp_unprotect_failed", "oversized")
+                for reason in (
+                    "malformed_stun", "unknown_source", "empty", "srtp_unprotect_failed",
+                    "oversized", "unknown_protocol",
+                )
             )
         )
     finally:

@@ -103,14 +103,14 @@ async def test_a_peer_that_closes_is_cleaned_up_and_reported(
     media: MediaServer, join: Join
 ) -> None:
     router = media.router("room")
-    gone: list[tuple[str, str]] = []
-    router.on_transport_closed = lambda room, pid: gone.append((room, pid))
+    gone: list[tuple[str, str, str]] = []
+    router.on_transport_closed = lambda room, pid, reason: gone.append((room, pid, reason))
     client = await join(router, "listener", slots=3, decode=False)
 
     await client.pc.close()
 
     await eventually(lambda: bool(gone))
-    assert gone == [("room", "listener")]
+    assert gone == [("room", "listener", "connection_closed")]
     assert "listener" not in router.transports
 
 
@@ -123,7 +123,7 @@ async def test_a_peer_that_vanishes_is_detected_by_consent_freshness(join: Join)
     try:
         router = media.router("room")
         gone: list[str] = []
-        router.on_transport_closed = lambda room, pid: gone.append(pid)
+        router.on_transport_closed = lambda room, pid, reason: gone.append(pid)
         client = await join(router, "listener", slots=3, decode=False)
 
         hooks.sever(client.pc)  # no DTLS close, no RTCP BYE: the cable is pulled

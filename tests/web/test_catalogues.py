@@ -18,6 +18,7 @@ ERROR_CODES = [
     "muted_by_moderator", "version_conflict", "media_error", "malformed_sdp", "no_opus",
     "too_many_tracks", "unsupported_media", "service_unavailable", "draining", "internal_error",
     "guests_only_listen", "too_many_rooms",
+    "too_many_media_transports",
 ]
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",

@@ -19,6 +19,11 @@ export const REACTIONS = [
 const RANK = { listener: 0, speaker: 1, moderator: 2, host: 3 };
 const AUDIENCE_SHOWN = 300; // beyond this a phone spends more on layout than people can scan
 const REACTION_MS = 2500;
+// After `media_failed` the client offers again: at once the first time, then waiting longer
+// each time it fails again (a network that blocks UDP must not make client and server loop).
+// A failure this long after the previous one starts the sequence over.
+const MEDIA_RETRY_MS = [0, 1000, 3000, 10000, 30000];
+const MEDIA_STEADY_MS = 60000;
 
 // Reasons that have a `closed.<reason>` sentence; refusals with another code use the close code's.
 const CLOSED_REASONS = new Set(["not_authenticated", "not_allowed_in", "room_not_found",
@@ -55,6 +60,9 @@ export class RoomView {
     this.audioPool = new AudioPool(this.audioBox);
     this.audioPool.onBlocked = () => this.scheduleRender();
     this.media = null;
+    this.mediaFailures = 0; // media_failed in a row (see MEDIA_RETRY_MS)
+    this.lastMediaFailure = 0;
+    this.mediaRetryTimer = null;
     this.invitation = null;
     this.onKeydown = (e) => this.keydown(e);
   }
@@ -136,6 +144,7 @@ export class RoomView {
           console.warn("room %s: answer rejected: %s", this.roomId, err);
           this.app.toast(errorText("media_error"));
         }),
+        onMediaFailed: (msg) => this.mediaFailed(msg),
         onError: (msg) => this.app.toast(errorText(msg.code)),
         onClosed: (reason, refusal) => this.closed(reason, refusal),
       },
@@ -162,6 +171,12 @@ export class RoomView {
     }
     if (this.state.invited) this.showInvitation();
     await this.syncMic();
+    await this.offerMedia();
+  }
+
+  /** Offer a fresh peer connection for the current ICE servers, slots and microphone. */
+  async offerMedia() {
+    if (!this.media) return;
     try {
       const sdp = await this.media.offer(this.mic.track);
       this.conn.sendRaw({ type: "media_offer", sdp });
@@ -169,6 +184,21 @@ export class RoomView {
       console.warn("room %s: offer failed: %s", this.roomId, err);
       this.app.toast(errorText("media_error"));
     }
+  }
+
+  /** The server closed our media transport by itself: offer again rather than sit silent. */
+  mediaFailed(msg) {
+    if (!this.media || this.phase !== Phase.IN_ROOM) return;
+    const now = Date.now();
+    if (now - this.lastMediaFailure > MEDIA_STEADY_MS) this.mediaFailures = 0;
+    this.lastMediaFailure = now;
+    const delay = MEDIA_RETRY_MS[Math.min(this.mediaFailures, MEDIA_RETRY_MS.length - 1)];
+    this.mediaFailures += 1;
+    console.warn("room %s: media failed (%s); offering again in %d ms", this.roomId,
+      msg.reason, delay);
+    if (delay > 0) this.app.toast(t("room.media_reconnecting"));
+    clearTimeout(this.mediaRetryTimer);
+    this.mediaRetryTimer = setTimeout(() => this.offerMedia(), delay);
   }
 
   delta(msg) {
@@ -209,6 +239,8 @@ export class RoomView {
   }
 
   teardownMedia() {
+    clearTimeout(this.mediaRetryTimer);
+    this.mediaRetryTimer = null;
     this.media?.close();
     this.media = null;
     this.mic.release();

@@ -10,11 +10,11 @@ peers.
 
 Nothing outside this package may touch a name that starts with an underscore on an aiortc,
 aioice or asyncio object. The package is split by what is hooked: ``srtp`` (libsrtp through
-pylibsrtp), ``ice`` (gathering, consent), ``stun`` (cheaper encoding), ``receiver`` (what enters:
-decryption, receiver reports, RTCP thinning), ``sender`` (what leaves: egress path, sender
-reports), ``loop`` (asyncio's selector), ``peer`` (taps and guards on a whole peer connection),
-``compat`` (the start-up check), ``names`` (mangled attribute names). Callers use the names
-re-exported here.
+pylibsrtp), ``ice`` (gathering, who is probed, consent), ``stun`` (cheaper encoding),
+``receiver`` (what enters: the ingress filter, decryption, receiver reports, RTCP thinning),
+``sender`` (what leaves: egress path, sender reports), ``loop`` (asyncio's selector), ``peer``
+(taps and guards on a whole peer connection), ``compat`` (the start-up check), ``names``
+(mangled attribute names). Callers use the names re-exported here.
 """
 
 from audio_rooms.sfu.hooks.compat import check_compatibility, compatibility_problems
@@ -22,6 +22,7 @@ from audio_rooms.sfu.hooks.ice import (
     align_consent,
     default_host_addresses,
     ice_connections,
+    probe_only_requesters,
     restrict_gathering,
     set_consent_timing,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "install_ingress",
     "loop_add_reader",
     "loop_remove_reader",
+    "probe_only_requesters",
     "restrict_gathering",
     "scan_rtcp",
     "send_rtcp",

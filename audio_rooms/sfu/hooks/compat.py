@@ -93,6 +93,18 @@ def compatibility_problems() -> list[str]:
         "aioice Connection._nominated (the selected candidate pair per component)",
     )
     need(
+        "self.check_incoming(message, addr, protocol)"
+        in _source(aioice.ice.Connection.request_received)
+        and "check_message_integrity(" in _source(aioice.ice.Connection.request_received)
+        and "self.check_start_task(pair)" in _source(aioice.ice.Connection.check_incoming)
+        and "self.check_start_task(pair)" in _source(aioice.ice.Connection._check_periodic)
+        and "State.WAITING" in _source(aioice.ice.Connection._check_periodic)
+        and 'self.respond_error(message, addr, protocol, (401, "Unauthenticated"))'
+        in _source(aioice.ice.Connection.request_received),
+        "aioice Connection.check_incoming (authenticated requests only) / check_start_task"
+        " / respond_error",
+    )
+    need(
         hasattr(aioice.ice, "CONSENT_INTERVAL") and hasattr(aioice.ice, "CONSENT_FAILURES"),
         "aioice.ice.CONSENT_INTERVAL / CONSENT_FAILURES",
     )

@@ -1,4 +1,4 @@
-"""ICE (aioice): gathering on chosen addresses and ports, consent-freshness timing."""
+"""ICE (aioice): gathering on chosen addresses and ports, who is probed, consent timing."""
 
 from __future__ import annotations
 
@@ -155,6 +155,72 @@ async def _gather_server_candidates(
             conn._local_candidates.append(candidate)
             if relay_protocol is not None:
                 conn._protocols.append(relay_protocol)
+
+
+Address = tuple[str, int]
+
+
+def probe_only_requesters(
+    conn: aioice.ice.Connection, dropped: Callable[[str], None]
+) -> set[Address]:
+    """Make ``conn`` send connectivity checks only to addresses that sent it a valid request.
+
+    aioice pairs every candidate of the remote description and probes each, so an offer naming
+    someone else's host and port would make the SFU send STUN there (a reflector, and a port
+    scanner of its own network). An ICE-lite server probes nobody; this keeps aioice's full
+    agent (the client keeps the controlling role and nominates) but holds each pair until its
+    remote address has sent a request that passed USERNAME and MESSAGE-INTEGRITY checks (aioice
+    calls ``check_incoming`` only for those). A held pair sits "in progress" with no task, so
+    it neither fails the check list nor costs anything while it waits; the connect timeout ends
+    a transport none of whose addresses ever speaks.
+
+    Nor is an unauthenticated request answered (aioice's 400 or 401) unless its address has
+    been validated: a request with a forged source would otherwise make the SFU send an error
+    to the victim. ``dropped`` is told (``unauthenticated_stun``); a client with the right
+    credentials never sees the difference, and one without has no use for the error.
+
+    Returns the live set of those validated addresses: the ingress filter admits non-STUN
+    datagrams from them only.
+    """
+    validated: set[Address] = set()
+    held: dict[Address, list[aioice.ice.CandidatePair]] = {}
+    in_progress = aioice.ice.CandidatePair.State.IN_PROGRESS
+    original_start_task = conn.check_start_task
+    original_incoming = conn.check_incoming
+    original_respond_error = conn.respond_error
+
+    def check_start_task(pair: aioice.ice.CandidatePair) -> None:
+        addr = pair.remote_addr
+        if addr in validated:
+            original_start_task(pair)
+        elif pair.state is not in_progress:
+            # Out of the pacing loop's way (it starts only waiting and frozen pairs).
+            pair.state = in_progress
+            held.setdefault(addr, []).append(pair)
+
+    def check_incoming(
+        message: aioice.stun.Message, addr: Address, protocol: aioice.ice.StunProtocol
+    ) -> None:
+        validated.add(addr)
+        for pair in held.pop(addr, ()):
+            pair.state = aioice.ice.CandidatePair.State.WAITING
+        original_incoming(message, addr, protocol)
+
+    def respond_error(
+        request: aioice.stun.Message,
+        addr: Address,
+        protocol: aioice.ice.StunProtocol,
+        error_code: tuple[int, str],
+    ) -> None:
+        if error_code[0] in (400, 401) and addr not in validated:
+            dropped("unauthenticated_stun")
+        else:
+            original_respond_error(request, addr, protocol, error_code)
+
+    conn.check_start_task = check_start_task  # type: ignore[method-assign]
+    conn.check_incoming = check_incoming  # type: ignore[method-assign]
+    conn.respond_error = respond_error  # type: ignore[method-assign]
+    return validated
 
 
 def set_consent_timing(interval: float, failures: int) -> None:

@@ -1,4 +1,5 @@
-"""What enters the SFU: SRTP decrypted in the datagram callback, receiver reports, RTCP thinned."""
+"""What enters the SFU: datagrams filtered, SRTP decrypted in the datagram callback, receiver
+reports, RTCP thinned."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio.selector_events
 import asyncio.trsock
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any, cast
 
 from aiortc import RTCRtpReceiver
@@ -35,11 +36,17 @@ RtpHandler = Callable[[bytes, int], None]
 """Called with a decrypted RTP packet and its arrival time (``time.perf_counter_ns()``)."""
 
 
+# RFC 7983's demultiplexing by first byte: STUN is 0-3, DTLS 20-63, RTP and RTCP 128-191.
+_STUN_LAST = 3
+_DTLS_FIRST, _DTLS_LAST = 20, 63
+
+
 def install_ingress(
     dtls: RTCDtlsTransport,
     handler: RtpHandler,
     rtcp: RtcpThinner,
     dropped: Callable[[str], None],
+    validated: Container[tuple[str, int]],
 ) -> None:
     """Decrypt ``dtls``'s SRTP as each datagram comes off its socket; RTP goes to ``handler``.
 
@@ -49,10 +56,17 @@ def install_ingress(
     replaces aiortc's receivers) with the time it came off the socket, RTCP is first shown to
     ``rtcp`` (:class:`RtcpThinner`) and only what it wants reaches aiortc's RTCP handling (in a
     task of its own, as aiortc's is asynchronous). DTLS and STUN keep aiortc's and aioice's
-    paths, as does SRTP that arrives before the DTLS handshake has given keys. ``dropped`` is
-    told why a datagram went nowhere: ``oversized``, ``srtp_unprotect_failed`` (forged,
-    replayed or corrupt: aiortc drops those silently), ``malformed_stun`` (aioice's parser
-    would have raised out of the event loop's callback).
+    paths, as does SRTP that arrives before the DTLS handshake has given keys.
+
+    Anyone can send to a media port, and aiortc's DTLS loop ends the transport on the first
+    datagram it cannot index (an empty one). So before aioice or aiortc sees anything: empty
+    datagrams are dropped; STUN goes to aioice (it authenticates requests itself); everything
+    else is taken only from an address in ``validated`` (one that sent a valid STUN request:
+    the peer's selected and checked addresses, see ``probe_only_requesters``) and only when
+    its first byte says DTLS or RTP/RTCP (RFC 7983). ``dropped`` is told why a datagram went
+    nowhere: ``empty``, ``unknown_source``, ``unknown_protocol``, ``oversized``,
+    ``srtp_unprotect_failed`` (forged, replayed or corrupt: aiortc drops those silently),
+    ``malformed_stun`` (aioice's parser would have raised out of the event loop's callback).
     """
     ice = dtls.transport
     conn = ice._connection
@@ -63,8 +77,12 @@ def install_ingress(
     session: list[Any] = [None, None]  # the receiving pylibsrtp Session, its srtp_t
 
     def data_received(data: bytes, component: int) -> None:
-        # aioice's route: TURN-relayed data, and anything a bypass below does not take.
-        if _is_srtp(data):
+        # aioice's route: what its STUN parser refused, and DTLS handed on by a bypass below.
+        if not data:
+            dropped("empty")
+        elif data[0] <= _STUN_LAST:  # framed as STUN, yet not STUN: nothing else can take it
+            dropped("malformed_stun")
+        elif _is_srtp(data):
             srtp_received(data, component)
         else:
             original_data_received(data, component)
@@ -106,15 +124,26 @@ def install_ingress(
         component = protocol.local_candidate.component
 
         def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
-            if _is_srtp(data):
-                srtp_received(data, component)
+            if not data:
+                dropped("empty")
                 return
-            try:
-                original(data, addr)
-            except (ValueError, struct.error, IndexError, KeyError, UnicodeDecodeError):
-                # aioice's STUN parser raises these on a malformed attribute (an ICE-CONTROLLING
-                # that is not 8 bytes, say) out of the event loop's callback.
-                dropped("malformed_stun")
+            first = data[0]
+            if first <= _STUN_LAST:
+                try:
+                    original(data, addr)
+                except (ValueError, struct.error, IndexError, KeyError, UnicodeDecodeError):
+                    # aioice's STUN parser raises these on a malformed attribute (an
+                    # ICE-CONTROLLING that is not 8 bytes, say) out of the event loop's callback.
+                    dropped("malformed_stun")
+                return
+            if (addr[0], addr[1]) not in validated:
+                dropped("unknown_source")
+            elif _is_srtp(data):
+                srtp_received(data, component)
+            elif _DTLS_FIRST <= first <= _DTLS_LAST:
+                original_data_received(data, component)  # aiortc's DTLS queue
+            else:
+                dropped("unknown_protocol")
 
         protocol.datagram_received = datagram_received
 
