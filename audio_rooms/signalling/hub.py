@@ -102,12 +102,14 @@ class Hub:
             del self.rooms[connection.room_id]
             if not self.rooms:
                 self._emptied.set()
-        if not left:
-            # The participant stays in the room for the grace period and may resume.
-            await self.store.keep_present(connection.room_id, [connection.user_id],
-                                          self.grace_period)
-        if emptied:
-            await self._unsubscribe(connection.room_id)
+        try:
+            if not left:
+                # The participant stays in the room for the grace period and may resume.
+                await self.store.keep_present(connection.room_id, [connection.user_id],
+                                              self.grace_period)
+        finally:
+            if emptied:
+                await self._unsubscribe(connection.room_id)
 
     async def resend_snapshot(self, connection: Connection) -> None:
         """Send a fresh ``snapshot`` to a connection put on :meth:`Connection.hold`; deltas

@@ -238,7 +238,12 @@ class EmbeddedRedis:
 
 async def _exited(process: subprocess.Popen[bytes]) -> None:
     """Return once ``process`` has exited, and reap it. A pidfd (Linux 5.3+) becomes readable
-    when the process exits: no polling, no thread."""
+    when the process exits: no polling, no thread. Older kernels get a thread that waits."""
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except OSError:
+        await asyncio.to_thread(process.wait)
+        return
     loop = asyncio.get_running_loop()
     exited: asyncio.Future[None] = loop.create_future()
 
@@ -246,7 +251,6 @@ async def _exited(process: subprocess.Popen[bytes]) -> None:
         if not exited.done():
             exited.set_result(None)
 
-    pidfd = os.pidfd_open(process.pid)
     loop.add_reader(pidfd, readable)
     try:
         await exited

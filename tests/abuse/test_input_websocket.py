@@ -127,3 +127,13 @@ async def test_a_text_frame_that_is_not_utf8_fails_only_that_socket(
     again = await connect(server, room_id, guest)
     assert (await again.expect("welcome"))["resumed"]
     await still_up(host_c, "host")
+
+
+async def test_hostile_room_paths_are_refused_as_unknown_rooms(
+    server: RunningServer, make_account: AccountFactory
+) -> None:
+    user = await make_account("Wanderer")
+    for room_id in ("%ED%A0%80", "%FF%FE", "x" * 5000, "%00"):
+        client = await connect(server, room_id, user)
+        assert (await client.expect("error"))["code"] == "room_not_found", room_id[:20]
+        assert await client.closed_with() == 4004
