@@ -212,12 +212,14 @@ class EmbeddedRedis:
                     self.failure = f"embedded redis-server could not be restarted: {reason}"
                     logger.critical("%s (%d attempts); /healthz now fails", self.failure,
                                     failures)
-                await asyncio.sleep(min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2**failures))
+                await asyncio.sleep(
+                    min(RESTART_MAX_DELAY, RESTART_FIRST_DELAY * 2 ** min(failures, 16))
+                )
                 try:
                     await self.start()
-                except ServiceUnavailable as exc:
+                except (ServiceUnavailable, OSError) as exc:
                     failures += 1
-                    reason = exc.message
+                    reason = str(exc)
                     logger.error("embedded redis-server restart %d failed: %s", failures, reason)
             if self.failure is not None:
                 logger.info("embedded redis-server is back after %d failed restarts", failures)

@@ -1,6 +1,7 @@
 """The embedded redis-server killed under a running server: it is restarted, rooms come back
 from its append-only file and people can create and join rooms again; when it cannot be
-restarted, ``/healthz`` fails (503, with the reason) so an orchestrator restarts the app."""
+restarted, ``/healthz`` fails (503, with the reason) so an orchestrator restarts the app, and
+recovers if a later attempt succeeds."""
 
 from __future__ import annotations
 
@@ -142,6 +143,13 @@ async def test_healthz_fails_while_embedded_redis_cannot_be_restarted(
     assert body["status"] == "failing"
     assert "redis-server" in body["reason"] and "broken on purpose" in body["reason"]
     assert (await server.get("/readyz")).status_code == 503
+
+    # The supervisor keeps trying: once the binary works again, so does everything else.
+    _write_script(binary, f'exec {find_redis_server()} "$@"')
+    await until(lambda: _status(server, "/healthz", 200))
+    await until(lambda: _status(server, "/readyz", 200))
+    host = await server.account("backagain")
+    assert await server.create_room(host)
 
 
 async def _status(server: EmbeddedServer, path: str, status: int) -> bool:
