@@ -88,7 +88,7 @@ async def connect(settings: Settings) -> AsyncIterator[Admin]:
     if settings.redis_url:
         redis = aioredis.from_url(settings.redis_url)
     else:
-        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.embedded_redis_binary)
         redis = embedded.client()
         try:
             await redis.ping()  # the server is running: use its Redis

@@ -179,8 +179,13 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
             health_check_interval=30,
         ))
     else:
-        embedded = EmbeddedRedis(settings.data_dir / "redis")
+        embedded = EmbeddedRedis(
+            settings.data_dir / "redis",
+            binary=settings.embedded_redis_binary,
+            restart_attempts=settings.embedded_redis_restart_attempts,
+        )
         await embedded.start()
+        embedded.supervise()
         redis = embedded.client()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = await Database.open(settings.resolved_database_url)
@@ -251,6 +256,12 @@ async def stop_services(services: Services) -> None:
 
 
 async def healthz(request: Request) -> Response:
+    """Liveness: fails only when restarting the process is the cure (the embedded Redis is down
+    and could not be restarted). Redis or the database being unreachable is /readyz's concern."""
+    services: Services = request.app.state.services
+    embedded = services.embedded_redis
+    if embedded is not None and embedded.failure is not None:
+        return JSONResponse({"status": "failing", "reason": embedded.failure}, 503)
     return JSONResponse({"status": "ok"})
 
 

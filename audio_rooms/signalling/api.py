@@ -6,11 +6,17 @@ are size-limited and validated against the schemas below before anything else ha
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -19,6 +25,7 @@ from audio_rooms import errors
 from audio_rooms.accounts import service as accounts
 from audio_rooms.accounts.service import GUEST_TTL
 from audio_rooms.accounts.tokens import Identity
+from audio_rooms.signalling import untrusted
 
 if TYPE_CHECKING:
     from audio_rooms.app import Services
@@ -57,7 +64,16 @@ class NewRoom(Body):
     title: Annotated[str, Field(max_length=200)]
     description: Annotated[str, Field(max_length=2000)] = ""
     visibility: Annotated[str, Field(max_length=16)] = "open"
-    scheduled_start: datetime | None = None
+    scheduled_start: AwareDatetime | None = None
+
+    @field_validator("scheduled_start")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        # An offset can carry 0001-01-01 or 9999-12-31 past the range datetime can hold.
+        try:
+            return value.astimezone(UTC) if value is not None else None
+        except OverflowError:
+            raise ValueError("out of range") from None
 
 
 def _services(request: Request) -> Services:
@@ -71,18 +87,16 @@ async def _body(request: Request, model: type[Model]) -> Model:
         raw += chunk
         if len(raw) > MAX_BODY:
             raise errors.MessageTooLarge(f"Request bodies are limited to {MAX_BODY} bytes.")
-    try:
-        data = json.loads(raw or b"{}")
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise errors.MalformedMessage("The request body is not valid JSON.") from None
+    data = untrusted.decode(raw or b"{}")
     if not isinstance(data, dict):
         raise errors.MalformedMessage("The request body must be a JSON object.")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise errors.InvalidField(f"Field {field!r}: {first['msg']}.", field=field) from None
+        field = untrusted.clip(".".join(str(p) for p in first["loc"]) or "body")
+        message = untrusted.clip(first["msg"], 200)
+        raise errors.InvalidField(f"Field {field!r}: {message}.", field=field) from None
 
 
 def _user(identity: Identity, handle: str | None = None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from enum import IntEnum
 from typing import Any
 
@@ -35,6 +36,7 @@ class CloseCode(IntEnum):
 
     NORMAL = 1000
     GOING_AWAY = 1001  # server draining: reconnect
+    BAD_FRAMES = 4000  # kept sending binary or oversized frames (ws_bad_frames_limit)
     NOT_AUTHENTICATED = 4001
     NOT_ALLOWED = 4003  # banned, not admitted by visibility, room full
     ROOM_NOT_FOUND = 4004
@@ -61,6 +63,23 @@ class TokenBucket:
             self.tokens -= 1.0
             return True
         return False
+
+
+class Strikes:
+    """Offences within a sliding window: more than ``limit`` in ``window`` seconds is too many."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._times: deque[float] = deque()
+
+    def add(self) -> bool:
+        """Record one offence; True when it is one too many."""
+        now = time.monotonic()
+        self._times.append(now)
+        while self._times[0] < now - self.window:
+            self._times.popleft()
+        return len(self._times) > self.limit
 
 
 class Connection:

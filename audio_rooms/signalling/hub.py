@@ -60,7 +60,9 @@ class Hub:
         self._subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._channel_lock = asyncio.Lock()
+        # Set while no connection is on this node: a drain waits on it, not on its deadline.
         self._emptied = asyncio.Event()
+        self._emptied.set()
         self._snapshots: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -95,6 +97,7 @@ class Hub:
         room = self.rooms.setdefault(connection.room_id, {})
         previous = room.get(connection.user_id)
         room[connection.user_id] = connection
+        self._emptied.clear()
         if previous is not None and previous is not connection:
             previous.close(CloseCode.REPLACED)
         await self.store.keep_present(connection.room_id, [connection.user_id], self._lease)
@@ -105,13 +108,21 @@ class Hub:
         if room is None or room.get(connection.user_id) is not connection:
             return  # already replaced by a newer connection of the same user
         del room[connection.user_id]
-        if not left:
-            # The participant stays in the room for the grace period and may resume.
-            await self.store.keep_present(connection.room_id, [connection.user_id],
-                                          self.grace_period)
-        if not room and self.rooms.get(connection.room_id) is room:
+        # Forget the room before anything that awaits Redis (which may be down), so that a
+        # drain sees the last connection go the moment it goes.
+        emptied = not room and self.rooms.get(connection.room_id) is room
+        if emptied:
             del self.rooms[connection.room_id]
-            await self._unsubscribe(connection.room_id)
+            if not self.rooms:
+                self._emptied.set()
+        try:
+            if not left:
+                # The participant stays in the room for the grace period and may resume.
+                await self.store.keep_present(connection.room_id, [connection.user_id],
+                                              self.grace_period)
+        finally:
+            if emptied:
+                await self._unsubscribe(connection.room_id)
 
     async def resend_snapshot(self, connection: Connection) -> None:
         """Send a fresh ``snapshot`` to a connection put on :meth:`Connection.hold`; deltas
@@ -149,9 +160,7 @@ class Hub:
 
     async def empty(self) -> None:
         """Return once no connection is left on this node."""
-        while self.rooms:
-            self._emptied.clear()
-            await self._emptied.wait()
+        await self._emptied.wait()
 
     def send_all(self, message: dict[str, Any]) -> None:
         for room_id in list(self.rooms):

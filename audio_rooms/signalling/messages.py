@@ -1,21 +1,23 @@
 """Every WebSocket message a client may send, as typed schemas; docs/protocol.md lists them all.
 
 ``parse()`` turns raw text into a message or raises a typed error (malformed_message,
-unknown_message_type, invalid_field) that the connection reports without closing.
+unknown_message_type, invalid_field) that the connection reports without closing. Decoding
+follows signalling/untrusted.py: no lone surrogates, no over-long integers, and an error quotes
+no more of the input than a clipped field name.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError
 
 from audio_rooms import errors
 from audio_rooms.domain import actions as a
+from audio_rooms.signalling.untrusted import MAX_REF_CHARS, clip, decode, valid_ref
 
 UserRef = Annotated[str, Field(min_length=1, max_length=300)]
-Ref = Annotated[str | None, Field(default=None, max_length=64)]
+Ref = Annotated[str | None, Field(default=None, max_length=MAX_REF_CHARS)]
 
 
 class Message(BaseModel):
@@ -117,11 +119,8 @@ _TARGETED: dict[str, type[a.TargetedAction]] = {
 }
 
 
-def parse(raw: str) -> Message:
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        raise errors.MalformedMessage("That message is not valid JSON.") from None
+def parse(raw: str | bytes) -> Message:
+    data = decode(raw)
     if not isinstance(data, dict):
         raise errors.MalformedMessage("A message is a JSON object with a \"type\".")
     kind = data.get("type")
@@ -133,25 +132,24 @@ def parse(raw: str) -> Message:
         message: Message = _ADAPTER.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = [str(part) for part in first["loc"][1:]] or ["message"]
+        field = clip(".".join(str(part) for part in first["loc"][1:]) or "message")
         raise errors.InvalidField(
-            f"Field {'.'.join(loc)!r}: {first['msg']}.", field=".".join(loc), ref=_ref(data)
+            f"Field {field!r}: {clip(first['msg'], 200)}.", field=field, ref=_ref(data)
         ) from None
     return message
 
 
-def ref_of(raw: str) -> str | None:
-    """The client's ref of a message that failed to parse, if one can be read."""
+def ref_of(raw: str | bytes) -> str | None:
+    """The client's ref of a message that failed to parse, if a valid one can be read."""
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
+        data = decode(raw)
+    except errors.AudioRoomsError:
         return None
     return _ref(data) if isinstance(data, dict) else None
 
 
 def _ref(data: dict[str, Any]) -> str | None:
-    ref = data.get("ref")
-    return ref[:64] if isinstance(ref, str) else None
+    return valid_ref(data.get("ref"))
 
 
 def to_action(message: Message) -> a.Action | None:

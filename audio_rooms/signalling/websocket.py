@@ -4,7 +4,8 @@ Life of a connection: the client sends ``join`` (with a token, or relying on the
 cookie); the server answers ``welcome`` with a snapshot of the room at some version, then every
 delta after that version, in order. Every later message is validated and answered with its
 effect, or with an ``error`` that leaves the connection up. Only authentication failures,
-bans, removal and the end of the room close it, with the codes in :class:`CloseCode`.
+bans, removal, the end of the room and a stream of unreadable frames close it, with the codes in
+:class:`CloseCode`. Every frame, readable or not, is paid for from the connection's budget.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from audio_rooms.domain import actions as a
 from audio_rooms.domain import reactions
 from audio_rooms.logs import room_id_var, user_id_var
 from audio_rooms.signalling import messages as m
-from audio_rooms.signalling.connection import CloseCode, Connection, TokenBucket
+from audio_rooms.signalling.connection import CloseCode, Connection, Strikes, TokenBucket
 
 if TYPE_CHECKING:
     from audio_rooms.accounts.tokens import Identity
@@ -67,6 +68,8 @@ class _Session:
         self.room_id = room_id
         self.settings = services.settings
         self.budget = TokenBucket(self.settings.ws_messages_per_second, self.settings.ws_burst)
+        self.bad_frames = Strikes(self.settings.ws_bad_frames_limit,
+                                  self.settings.ws_bad_frames_window)
         self.identity: Identity | None = None
         self.connection: Connection | None = None
         self.left = False
@@ -95,10 +98,16 @@ class _Session:
                 break
             if raw is None:
                 return False
+            if isinstance(raw, errors.AudioRoomsError):
+                if self.bad_frames.add():
+                    await _refuse(self.websocket, raw, CloseCode.BAD_FRAMES)
+                    return False
+                await self._error(raw, None)
+                continue
             try:
                 message = m.parse(raw)
             except errors.AudioRoomsError as exc:
-                await self.websocket.send_json(m.error_message(exc, m.ref_of(raw)))
+                await self._error(exc, m.ref_of(raw))
                 continue
             if isinstance(message, m.JoinMessage):
                 join = message
@@ -171,23 +180,19 @@ class _Session:
 
     # --- messages ------------------------------------------------------------------------------
 
-    async def _receive(self) -> str | None:
-        """The next text frame, or None once the client is gone. Binary frames are errors."""
-        while True:
-            message = await self.websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return None
-            text = message.get("text")
-            if text is not None:
-                if len(text) > self.settings.ws_max_message_bytes and len(
-                    text.encode()
-                ) > self.settings.ws_max_message_bytes:
-                    await self._error(errors.MessageTooLarge(
-                        f"Messages are limited to {self.settings.ws_max_message_bytes} bytes."
-                    ), None)
-                    continue
-                return str(text)
-            await self._error(errors.MalformedMessage("Send text frames of JSON."), None)
+    async def _receive(self) -> str | errors.AudioRoomsError | None:
+        """The next frame's text; the error a binary or oversized frame earns instead; or None
+        once the client is gone."""
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return None
+        limit = self.settings.ws_max_message_bytes
+        text = message.get("text")
+        if text is None:
+            return errors.MalformedMessage("Send text frames of JSON.")
+        if len(text) > limit and len(text.encode()) > limit:
+            return errors.MessageTooLarge(f"Messages are limited to {limit} bytes.")
+        return str(text)
 
     async def _serve(self) -> None:
         connection = self.connection
@@ -196,11 +201,21 @@ class _Session:
             raw = await self._receive()
             if raw is None:
                 return
+            if isinstance(raw, errors.AudioRoomsError) and self.bad_frames.add():
+                logger.info("room %s: closing a socket that keeps sending unreadable frames",
+                            self.room_id)
+                connection.close(CloseCode.BAD_FRAMES)
+                return
             if not self.budget.take():
                 now = time.monotonic()
                 if now - self._last_rate_error > 1.0:
                     self._last_rate_error = now
-                    await self._error(errors.RateLimited("Slow down."), m.ref_of(raw))
+                    ref = m.ref_of(raw) if isinstance(raw, str) else None
+                    await self._error(errors.RateLimited("Slow down."), ref)
+                continue
+            if isinstance(raw, errors.AudioRoomsError):
+                self.services.metrics.messages.labels("invalid").inc()
+                await self._error(raw, None)
                 continue
             try:
                 message = m.parse(raw)
@@ -217,6 +232,13 @@ class _Session:
                 logger.exception("room %s: live state unreachable", self.room_id)
                 unavailable = errors.ServiceUnavailable("Live state is unreachable; try again.")
                 await self._error(unavailable, message.ref)
+            except ValueError:
+                # Input that passed the schema but not some parser further in: a bug to fix,
+                # and still no reason to drop the sender's socket.
+                logger.exception("room %s: a %s message could not be handled", self.room_id,
+                                 message.type)  # type: ignore[attr-defined]
+                await self._error(errors.BadRequest("That message could not be handled."),
+                                  message.ref)
 
     async def _handle(self, message: m.Message) -> None:
         assert self.identity is not None and self.connection is not None

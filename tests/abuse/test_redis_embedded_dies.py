@@ -1,0 +1,166 @@
+"""The embedded redis-server killed under a running server: it is restarted, rooms come back
+from its append-only file and people can create and join rooms again; when it cannot be
+restarted, ``/healthz`` fails (503, with the reason) so an orchestrator restarts the app, and
+recovers if a later attempt succeeds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import stat
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from audio_rooms.state.embedded import find_redis_server
+from tests.conftest import Account, free_port, join
+from tests.signalling.test_drain import ServerProcess
+
+
+class EmbeddedServer(ServerProcess):
+    """``audio-rooms serve`` with no Redis configured: it runs its own redis-server."""
+
+    def __init__(self, env: dict[str, str], port: int, data_dir: Path) -> None:
+        super().__init__(env, port)
+        self.base = f"http://127.0.0.1:{port}"
+        self.redis_socket = data_dir / "redis" / "redis.sock"
+
+    async def redis_pid(self) -> int:
+        client = aioredis.Redis(unix_socket_path=str(self.redis_socket))
+        try:
+            return int((await client.info("server"))["process_id"])
+        finally:
+            await client.aclose()
+
+    async def get(self, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.base, timeout=5) as http:
+            return await http.get(path)
+
+    async def account(self, handle: str) -> Account:
+        async with httpx.AsyncClient(base_url=self.base, timeout=10) as http:
+            response = await http.post(
+                "/api/auth/signup",
+                json={"handle": handle, "display_name": handle, "password": "a long password"},
+            )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return Account(body["user"]["id"], body["token"], handle)
+
+    async def create_room(self, host: Account) -> str:
+        async with httpx.AsyncClient(
+            base_url=self.base, headers={"Authorization": f"Bearer {host.token}"}, timeout=10
+        ) as http:
+            response = await http.post("/api/rooms", json={"title": "Live"})
+        assert response.status_code == 201, response.text
+        return str(response.json()["room"]["id"])
+
+
+Start = Callable[..., EmbeddedServer]
+
+
+@pytest.fixture
+async def start_embedded(tmp_path: Path) -> AsyncIterator[Start]:
+    made: list[EmbeddedServer] = []
+
+    def start(**settings: str) -> EmbeddedServer:
+        data_dir = tmp_path / "data"
+        env = {
+            key: value for key, value in os.environ.items()
+            if key != "AUDIO_ROOMS_REDIS_URL"
+        }
+        env.update({
+            "AUDIO_ROOMS_DATA_DIR": str(data_dir),
+            "AUDIO_ROOMS_SECRET_KEY": "embedded-redis-test-key-0123456789-0123456789",
+            "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",
+            **{f"AUDIO_ROOMS_{name.upper()}": value for name, value in settings.items()},
+        })
+        made.append(EmbeddedServer(env, free_port(), data_dir))
+        return made[-1]
+
+    yield start
+    for server in made:
+        server.stop()
+
+
+async def until(check: Callable[[], Awaitable[bool]], seconds: float = 15.0) -> None:
+    async with asyncio.timeout(seconds):
+        while not await check():
+            await asyncio.sleep(0.1)
+
+
+async def test_a_killed_embedded_redis_is_restarted_with_its_rooms(
+    start_embedded: Start,
+) -> None:
+    server = start_embedded()
+    await server.ready()
+    host, guest = await server.account("embhost"), await server.account("embguest")
+    room_id = await server.create_room(host)
+    host_c = await join(server, room_id, host)
+    await asyncio.sleep(1.5)  # the append-only file is synced every second
+    first_pid = await server.redis_pid()
+
+    os.kill(first_pid, signal.SIGKILL)
+
+    async def back() -> bool:
+        try:
+            return await server.redis_pid() != first_pid
+        except (OSError, aioredis.ConnectionError):
+            return False
+
+    await until(back)
+    await until(lambda: _status(server, "/readyz", 200))
+    assert (await server.get("/healthz")).status_code == 200
+    # The room created before the crash is still live, with its host in it.
+    guest_c = await join(server, room_id, guest)
+    assert host.user_id in {p["user_id"] for p in guest_c.welcome["room"]["participants"]}
+    await host_c.expect("participant_joined", user_id=guest.user_id)
+    # And new rooms work end to end (Redis state, pub/sub fan-out).
+    second_room = await server.create_room(host)
+    again = await join(server, second_room, host)
+    assert again.welcome["you"]["role"] == "host"
+
+
+async def test_healthz_fails_while_embedded_redis_cannot_be_restarted(
+    start_embedded: Start, tmp_path: Path
+) -> None:
+    # A redis-server the test can break after start: a script that runs the real one.
+    binary = tmp_path / "redis-server"
+    _write_script(binary, f'exec {find_redis_server()} "$@"')
+    server = start_embedded(embedded_redis_binary=str(binary),
+                            embedded_redis_restart_attempts="2")
+    await server.ready()
+    assert (await server.get("/healthz")).status_code == 200
+
+    _write_script(binary, "echo 'cannot start: broken on purpose' >&2; exit 1")
+    os.kill(await server.redis_pid(), signal.SIGKILL)
+
+    await until(lambda: _status(server, "/healthz", 503))
+    body = (await server.get("/healthz")).json()
+    assert body["status"] == "failing"
+    assert "redis-server" in body["reason"] and "broken on purpose" in body["reason"]
+    assert (await server.get("/readyz")).status_code == 503
+
+    # The supervisor keeps trying: once the binary works again, so does everything else.
+    _write_script(binary, f'exec {find_redis_server()} "$@"')
+    await until(lambda: _status(server, "/healthz", 200))
+    await until(lambda: _status(server, "/readyz", 200))
+    host = await server.account("backagain")
+    assert await server.create_room(host)
+
+
+async def _status(server: EmbeddedServer, path: str, status: int) -> bool:
+    try:
+        return (await server.get(path)).status_code == status
+    except httpx.TransportError:
+        return False
+
+
+def _write_script(path: Path, body: str) -> None:
+    fresh = path.with_suffix(".new")
+    fresh.write_text(f"#!/bin/sh\n{body}\n")
+    fresh.chmod(fresh.stat().st_mode | stat.S_IXUSR)
+    fresh.replace(path)  # atomic: a restart never runs a half-written script
