@@ -23,7 +23,7 @@ from audio_rooms import errors
 from audio_rooms.accounts.tokens import signer_for
 from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
-from audio_rooms.metrics import Metrics, metrics_endpoint
+from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
 from audio_rooms.rooms import RoomService
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig, MediaServer, SpeakerLevel
@@ -69,6 +69,7 @@ class Services:
     # newcomer gets the current one when their media connects.
     active_speakers: dict[str, dict[str, Any]] = field(default_factory=dict)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
+    metrics_server: MetricsServer | None = field(default=None, repr=False)
 
     async def drain(self, deadline: float) -> None:
         """Stop taking joins, ask every client to reconnect, and wait up to ``deadline``
@@ -196,6 +197,11 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
     await hub.start()
     services.metrics.watch(services)
     services.metrics.start()
+    if settings.metrics_port is not None:
+        services.metrics_server = MetricsServer(
+            services.metrics, settings.metrics_host, settings.metrics_port, settings.metrics_token
+        )
+        await services.metrics_server.start()
     services.housekeeping = asyncio.create_task(_housekeeping(db), name="housekeeping")
     return services
 
@@ -218,6 +224,8 @@ async def stop_services(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await services.housekeeping
     await services.metrics.stop()
+    if services.metrics_server is not None:
+        await services.metrics_server.stop()
     services.hub.close_all(CloseCode.GOING_AWAY)
     await services.hub.stop()
     if services.media is not None:
