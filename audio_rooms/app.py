@@ -82,7 +82,7 @@ class Services:
         self.hub.close_all(CloseCode.GOING_AWAY)
         logger.info("drained: %d connections left at the deadline", self.hub.connection_count)
 
-    def client_ice_servers(self, user_id: str | None) -> list[dict[str, Any]]:
+    def client_ice_servers(self, user_id: str) -> list[dict[str, Any]]:
         s = self.settings
         return client_ice_servers(s.stun_urls, s.turn_urls, s.turn_secret, s.turn_ttl, user_id)
 

@@ -20,6 +20,7 @@ from audio_rooms.accounts import service as accounts
 from audio_rooms.accounts.service import GUEST_TTL
 from audio_rooms.accounts.tokens import Identity
 from audio_rooms.db.records import RoomStatus
+from audio_rooms.turn import stun_servers
 
 if TYPE_CHECKING:
     from audio_rooms.app import Services
@@ -154,14 +155,13 @@ async def me(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    services = _services(request)
-    identity = await services.auth.identify_optional(request)
-    settings = services.settings
+    settings = _services(request).settings
     return JSONResponse(
         {
             "server_name": settings.server_name,
             "slots": settings.media_slots,
-            "ice_servers": services.client_ice_servers(identity.user_id if identity else None),
+            # STUN only: TURN credentials go to participants of a live room, in `welcome`.
+            "ice_servers": stun_servers(settings.stun_urls),
             "max_message_bytes": settings.ws_max_message_bytes,
             "locales": ["fa", "en"],
         }
