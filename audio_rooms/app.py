@@ -33,6 +33,7 @@ from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.frames import ExposeProtocol
 from audio_rooms.signalling.headers import SecurityHeaders
 from audio_rooms.signalling.hub import Hub
+from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
 from audio_rooms.state.embedded import REDIS_CONNECTIONS, EmbeddedRedis
 from audio_rooms.state.ratelimit import RateLimit
@@ -330,7 +331,11 @@ def create_app(
         routes.append(Mount("/", StaticFiles(directory=web), name="web"))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(ExposeProtocol), Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(ExposeProtocol),
+            Middleware(SecurityHeaders),
+            Middleware(SameOrigin, allowed_origins=settings.allowed_origins),
+        ],
         lifespan=lifespan,
         exception_handlers={
             errors.AudioRoomsError: _app_error,

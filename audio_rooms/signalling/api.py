@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -64,11 +64,20 @@ def _services(request: Request) -> Services:
 
 
 async def _body(request: Request, model: type[Model]) -> Model:
+    # Only JSON: a page of another site can send text/plain or form bodies without asking (no
+    # CORS preflight), never application/json.
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise errors.UnsupportedMediaType("Send the body as application/json.")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise errors.MessageTooLarge(f"Request bodies are limited to {MAX_BODY} bytes.")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                raise errors.MessageTooLarge(f"Request bodies are limited to {MAX_BODY} bytes.")
+    except ClientDisconnect:
+        # The client went, or was cut off for sending its body too slowly: nobody to answer.
+        raise errors.BadRequest("The request body did not arrive.") from None
     try:
         data = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
