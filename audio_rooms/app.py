@@ -23,6 +23,7 @@ from audio_rooms import errors
 from audio_rooms.accounts.tokens import signer_for
 from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
+from audio_rooms.edge import ConnectionLimits
 from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
 from audio_rooms.rooms import RoomService
 from audio_rooms.settings import Settings
@@ -309,10 +310,13 @@ def create_app(
         logger.warning("TURN disabled: AUDIO_ROOMS_TURN_URLS is set but AUDIO_ROOMS_TURN_SECRET "
                        "is not")
 
+    connection_limits = ConnectionLimits.from_settings(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await start_services(settings, with_media=with_media)
         app.state.services = services
+        services.metrics.watch_connections(connection_limits)
         try:
             yield
         finally:
@@ -329,7 +333,7 @@ def create_app(
     ]
     if web.is_dir():
         routes.append(Mount("/", StaticFiles(directory=web), name="web"))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(ExposeProtocol),
@@ -344,3 +348,6 @@ def create_app(
             Exception: _unexpected,
         },
     )
+    # Read by server.uvicorn_config: the caps are enforced below the application.
+    app.state.connection_limits = connection_limits
+    return app

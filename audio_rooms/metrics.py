@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from audio_rooms.app import Services
+    from audio_rooms.edge import ConnectionLimits
 
 PREFIX = "audio_rooms"
 LAG_INTERVAL = 0.5
@@ -56,6 +57,9 @@ class Metrics:
 
     def watch(self, services: Services) -> None:
         self.registry.register(_StateCollector(lambda: services))
+
+    def watch_connections(self, limits: ConnectionLimits) -> None:
+        self.registry.register(_ConnectionCollector(limits))
 
     def start(self) -> None:
         self._lag_task = asyncio.create_task(self._measure_lag(), name="loop-lag")
@@ -138,6 +142,37 @@ class _StateCollector(Collector):
         for reason, count in sorted(stats.drops.items()):
             drops.add_metric([reason], count)
         yield drops
+
+
+class _ConnectionCollector(Collector):
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self._limits = limits
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        limits = self._limits
+        open_now = GaugeMetricFamily(
+            f"{PREFIX}_connections_open", "Client connections open, by kind.", labels=["kind"]
+        )
+        open_now.add_metric(["http"], limits.open - limits.websockets)
+        open_now.add_metric(["websocket"], limits.websockets)
+        yield open_now
+        refused = CounterMetricFamily(
+            f"{PREFIX}_connections_refused",
+            "Connections refused at a cap: node, address, websocket_address.",
+            labels=["reason"],
+        )
+        for reason in ("node", "address", "websocket_address"):
+            refused.add_metric([reason], limits.refused[reason])
+        yield refused
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_connections_dropped",
+            "Connections dropped before a request was read: headers (too slow), "
+            "header_size (too large), body (idle).",
+            labels=["reason"],
+        )
+        for reason in ("headers", "header_size", "body"):
+            dropped.add_metric([reason], limits.dropped[reason])
+        yield dropped
 
 
 def token_accepted(expected: str | None, authorization: str) -> bool:

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     # --- edge: connections, origins, metrics ---
     http_header_timeout: float = Field(10.0, gt=0, le=300)
     http_idle_timeout: int = Field(5, ge=1, le=300)
+    http_max_header_bytes: int = Field(64 * 1024, ge=4096, le=1024 * 1024)
     max_connections: int | None = Field(None, ge=16)  # default: half the open-files limit
     max_connections_per_address: int = Field(128, ge=1)
     max_websockets_per_address: int = Field(32, ge=1)

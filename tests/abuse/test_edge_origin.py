@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 import websockets
+from websockets.typing import Origin
 
 from tests.conftest import (
     AccountFactory,
@@ -20,7 +21,7 @@ EVIL = "http://evil.example"
 
 
 async def ws_join(server: RunningServer, room_id: str, token: str, origin: str) -> Client:
-    ws = await websockets.connect(server.ws_url(room_id), origin=origin)  # type: ignore[arg-type]
+    ws = await websockets.connect(server.ws_url(room_id), origin=Origin(origin))
     client = Client(ws)
     await client.send("join", token=token)
     client.welcome = await client.expect("welcome")
