@@ -41,8 +41,8 @@ async def test_server_raises_its_open_files_limit(tmp_path: Path, redis_url: str
         "AUDIO_ROOMS_MAX_CONNECTIONS_PER_ADDRESS": str(2 * CONNECTIONS),
         "AUDIO_ROOMS_HTTP_HEADER_TIMEOUT": "60",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "audio_rooms", "serve", "--port", str(port)],
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "audio_rooms", "serve", "--port", str(port),
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (LOW, hard)),
     )
@@ -69,4 +69,4 @@ async def test_server_raises_its_open_files_limit(tmp_path: Path, redis_url: str
         for writer in writers:
             writer.close()
         process.kill()
-        process.wait()
+        await process.wait()
