@@ -18,6 +18,8 @@ ERROR_CODES = [
     "muted_by_moderator", "version_conflict", "media_error", "malformed_sdp", "no_opus",
     "too_many_tracks", "unsupported_media", "service_unavailable", "draining", "internal_error",
 ]
+# The edge (issue 9): refused origins, non-JSON bodies, connection caps.
+ERROR_CODES += ["cross_origin", "unsupported_media_type", "too_many_connections"]
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",
                  "room_ended", "removed", "banned"]
