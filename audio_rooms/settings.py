@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     log_repeat_limit: int = Field(20, ge=1, le=10_000)
     metrics_token: str | None = Field(None, min_length=16, max_length=256)
     metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_port: int | None = Field(None, ge=1, le=65535)
 
     @field_validator(
         "secret_key", "turn_secret", "redis_url", "database_url", "media_announced_address",

@@ -9,6 +9,7 @@ import pytest
 import websockets
 from websockets.typing import Origin
 
+from audio_rooms.settings import SettingsError, load_settings
 from tests.conftest import (
     AccountFactory,
     Client,
@@ -90,3 +91,10 @@ async def test_bodies_must_be_json(server: RunningServer) -> None:
     for refused in (plain, form):
         assert refused.status_code == 415 and refused.json()["code"] == "unsupported_media_type"
     assert json_ok.status_code == 200
+
+
+def test_a_listed_origin_must_be_an_origin() -> None:
+    with pytest.raises(SettingsError, match="AUDIO_ROOMS_ALLOWED_ORIGINS"):
+        load_settings(allowed_origins="rooms.example.org/app")
+    settings = load_settings(allowed_origins="https://Rooms.Example.org, http://127.0.0.1:8080")
+    assert settings.allowed_origins == ("https://rooms.example.org", "http://127.0.0.1:8080")
