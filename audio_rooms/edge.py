@@ -266,6 +266,11 @@ def edge_protocols(
             """Too slow (or too much) before the application could act: drop it, freeing the
             descriptor now rather than after a polite close the client would not read."""
             self._deadline = None
+            if phase == "body" and self.flow.read_paused:
+                # uvicorn stopped reading until the application takes what it has: the silence
+                # is ours, not the client's.
+                self._arm(idle_timeout, phase)
+                return
             limits.dropped[phase] += 1
             self.transport.abort()
 

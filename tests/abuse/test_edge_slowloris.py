@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import resource
 
 import httpx
@@ -118,3 +119,16 @@ async def test_oversized_headers_are_cut_off(make_server: ServerFactory) -> None
     assert await closed_by_server(reader, 5.0) is not None
     writer.close()
     await healthz_answers(server)
+
+
+async def test_a_stalled_body_is_cut_off(
+    make_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await make_server(http_idle_timeout=1)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"POST /api/auth/guest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 200\r\n\r\n{\"display_name\": ")
+    assert await closed_by_server(reader, 5.0) == b""  # dropped, no answer
+    writer.close()
+    await healthz_answers(server)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
