@@ -23,7 +23,8 @@ from audio_rooms import errors
 from audio_rooms.accounts.tokens import signer_for
 from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
-from audio_rooms.metrics import Metrics, metrics_endpoint
+from audio_rooms.edge import ConnectionLimits
+from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
 from audio_rooms.rooms import RoomService
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig, MediaServer, SpeakerLevel
@@ -33,6 +34,7 @@ from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.frames import ExposeProtocol
 from audio_rooms.signalling.headers import SecurityHeaders
 from audio_rooms.signalling.hub import Hub
+from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
 from audio_rooms.state.embedded import REDIS_CONNECTIONS, EmbeddedRedis
 from audio_rooms.state.ratelimit import RateLimit
@@ -70,6 +72,7 @@ class Services:
     # newcomer gets the current one when their media connects.
     active_speakers: dict[str, dict[str, Any]] = field(default_factory=dict)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
+    metrics_server: MetricsServer | None = field(default=None, repr=False)
 
     async def drain(self, deadline: float) -> None:
         """Stop taking joins, ask every client to reconnect, and wait up to ``deadline``
@@ -82,7 +85,7 @@ class Services:
         self.hub.close_all(CloseCode.GOING_AWAY)
         logger.info("drained: %d connections left at the deadline", self.hub.connection_count)
 
-    def client_ice_servers(self, user_id: str | None) -> list[dict[str, Any]]:
+    def client_ice_servers(self, user_id: str) -> list[dict[str, Any]]:
         s = self.settings
         return client_ice_servers(s.stun_urls, s.turn_urls, s.turn_secret, s.turn_ttl, user_id)
 
@@ -220,6 +223,11 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
     await hub.start()
     services.metrics.watch(services)
     services.metrics.start()
+    if settings.metrics_port is not None:
+        services.metrics_server = MetricsServer(
+            services.metrics, settings.metrics_host, settings.metrics_port, settings.metrics_token
+        )
+        await services.metrics_server.start()
     services.housekeeping = asyncio.create_task(_housekeeping(db), name="housekeeping")
     return services
 
@@ -242,6 +250,8 @@ async def stop_services(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await services.housekeeping
     await services.metrics.stop()
+    if services.metrics_server is not None:
+        await services.metrics_server.stop()
     services.hub.close_all(CloseCode.GOING_AWAY)
     await services.hub.stop()
     if services.media is not None:
@@ -330,10 +340,13 @@ def create_app(
         logger.warning("TURN disabled: AUDIO_ROOMS_TURN_URLS is set but AUDIO_ROOMS_TURN_SECRET "
                        "is not")
 
+    connection_limits = ConnectionLimits.from_settings(settings)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await start_services(settings, with_media=with_media)
         app.state.services = services
+        services.metrics.watch_connections(connection_limits)
         try:
             yield
         finally:
@@ -350,9 +363,13 @@ def create_app(
     ]
     if web.is_dir():
         routes.append(Mount("/", StaticFiles(directory=web), name="web"))
-    return Starlette(
+    app = Starlette(
         routes=routes,
-        middleware=[Middleware(ExposeProtocol), Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(ExposeProtocol),
+            Middleware(SecurityHeaders),
+            Middleware(SameOrigin, allowed_origins=settings.allowed_origins),
+        ],
         lifespan=lifespan,
         exception_handlers={
             errors.AudioRoomsError: _app_error,
@@ -361,3 +378,6 @@ def create_app(
             Exception: _unexpected,
         },
     )
+    # Read by server.uvicorn_config: the caps are enforced below the application.
+    app.state.connection_limits = connection_limits
+    return app

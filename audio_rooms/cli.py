@@ -65,8 +65,10 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 def serve(settings: Settings) -> None:
     from audio_rooms.app import create_app
+    from audio_rooms.edge import raise_fd_limit
     from audio_rooms.server import DrainingServer, uvicorn_config
 
+    logging.getLogger(__name__).info("open-files limit: %d", raise_fd_limit())
     app = create_app(settings)
     DrainingServer(uvicorn_config(app, settings), app, settings.drain_timeout).run()
 

@@ -208,3 +208,26 @@ class ServiceUnavailable(AudioRoomsError):
 
 class Draining(ServiceUnavailable):
     code = "draining"
+
+
+# --- the edge: connections and origins ---------------------------------------------------------
+
+
+class CrossOrigin(AudioRoomsError):
+    """A browser request from a page of another origin: refused so no other site (same-site
+    sibling pages included) can act with a visitor's session cookie."""
+
+    code = "cross_origin"
+    http_status = 403
+
+
+class UnsupportedMediaType(AudioRoomsError):
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class TooManyConnections(AudioRoomsError):
+    """The node's or the client address's share of connections or WebSockets is used up."""
+
+    code = "too_many_connections"
+    http_status = 429

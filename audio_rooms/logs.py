@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -27,6 +28,48 @@ class ContextFilter(logging.Filter):
         if getattr(record, "user_id", None) is None:
             record.user_id = user_id_var.get()
         return True
+
+
+class RepeatFilter(logging.Filter):
+    """Lets ``limit`` records of each message through per ``window`` seconds, counts the rest,
+    and says how many it held back when the window closes.
+
+    A flood of one message (an accept loop failing with "Too many open files", the same
+    client error over and over) would otherwise fill the disk and drown what matters. Records
+    are the same message when they come from one logger, at one level, with one format string
+    (their arguments may differ)."""
+
+    MAX_KEYS = 1000  # distinct messages tracked per window; more share one count
+
+    def __init__(self, limit: int, window: float = 10.0) -> None:
+        super().__init__()
+        self.limit = limit
+        self.window = window
+        self._counts: dict[tuple[str, int, str], int] = {}
+        self._window_ends = time.monotonic() + window
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now >= self._window_ends:
+            self._close_window(now)
+        key = (record.name, record.levelno, str(record.msg)[:200])
+        if key not in self._counts and len(self._counts) >= self.MAX_KEYS:
+            key = ("", 0, "")
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
+        return count <= self.limit
+
+    def _close_window(self, now: float) -> None:
+        counts, self._counts = self._counts, {}
+        self._window_ends = now + self.window
+        for (name, level, message), count in counts.items():
+            if count > self.limit:
+                # Goes through this filter again, as the first of its kind in the new window.
+                logging.getLogger(name or __name__).log(
+                    level or logging.WARNING,
+                    "%d more log records like %r in the last %.0f s were not written",
+                    count - self.limit, message[:120], self.window,
+                )
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,6 +91,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatFilter(settings.log_repeat_limit))
     handler.addFilter(ContextFilter())
     if settings.log_format is LogFormat.JSON:
         handler.setFormatter(JsonFormatter())

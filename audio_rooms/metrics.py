@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 from collections import Counter as TallyCounter
 from collections.abc import Callable, Iterator
@@ -20,13 +21,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from audio_rooms.app import Services
+    from audio_rooms.edge import ConnectionLimits
 
 PREFIX = "audio_rooms"
 LAG_INTERVAL = 0.5
+SCRAPE_HEADER_LIMIT = 8 * 1024  # bytes of request line and headers on the metrics port
+SCRAPE_TIMEOUT = 5.0  # seconds for a scrape, from connection to answer
 
 
 class Metrics:
@@ -53,6 +57,9 @@ class Metrics:
 
     def watch(self, services: Services) -> None:
         self.registry.register(_StateCollector(lambda: services))
+
+    def watch_connections(self, limits: ConnectionLimits) -> None:
+        self.registry.register(_ConnectionCollector(limits))
 
     def start(self) -> None:
         self._lag_task = asyncio.create_task(self._measure_lag(), name="loop-lag")
@@ -146,6 +153,117 @@ class _StateCollector(Collector):
         yield lost
 
 
+class _ConnectionCollector(Collector):
+    def __init__(self, limits: ConnectionLimits) -> None:
+        self._limits = limits
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        limits = self._limits
+        open_now = GaugeMetricFamily(
+            f"{PREFIX}_connections_open", "Client connections open, by kind.", labels=["kind"]
+        )
+        open_now.add_metric(["http"], limits.open - limits.websockets)
+        open_now.add_metric(["websocket"], limits.websockets)
+        yield open_now
+        refused = CounterMetricFamily(
+            f"{PREFIX}_connections_refused",
+            "Connections refused at a cap: node, address, websocket_address.",
+            labels=["reason"],
+        )
+        for reason in ("node", "address", "websocket_address"):
+            refused.add_metric([reason], limits.refused[reason])
+        yield refused
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_connections_dropped",
+            "Connections dropped before a request was read: headers (too slow), "
+            "header_size (too large), body (idle).",
+            labels=["reason"],
+        )
+        for reason in ("headers", "header_size", "body"):
+            dropped.add_metric([reason], limits.dropped[reason])
+        yield dropped
+
+
+def token_accepted(expected: str | None, authorization: str) -> bool:
+    """With ``AUDIO_ROOMS_METRICS_TOKEN`` set, a scrape must carry ``Authorization: Bearer``
+    with it; the comparison takes the same time whatever the guess."""
+    if expected is None:
+        return True
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                              expected.encode())
+
+
 async def metrics_endpoint(request: Request) -> Response:
     services: Services = request.app.state.services
+    settings = services.settings
+    if settings.metrics_port is not None:
+        return JSONResponse({"code": "not_found", "message": "Not Found"}, 404)
+    if not token_accepted(settings.metrics_token, request.headers.get("authorization", "")):
+        return JSONResponse(
+            {"code": "not_authenticated", "message": "Metrics need the metrics token."}, 401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+class MetricsServer:
+    """``GET /metrics`` alone, on its own address (``AUDIO_ROOMS_METRICS_HOST``/``_PORT``), so
+    the public port does not serve it at all and a firewall can keep it to the monitoring
+    network. Deliberately tiny: one request per connection, headers capped in size and time."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int, token: str | None) -> None:
+        self._metrics = metrics
+        self._host = host
+        self._port = port
+        self._token = token
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._serve, self._host, self._port, limit=SCRAPE_HEADER_LIMIT
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(SCRAPE_TIMEOUT):
+                head = await reader.readuntil(b"\r\n\r\n")
+                writer.write(self._answer(head.decode("latin-1")))
+                await writer.drain()
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(self, head: str) -> bytes:
+        request_line, *header_lines = head.split("\r\n")
+        method, _, rest = request_line.partition(" ")
+        path = rest.partition(" ")[0].partition("?")[0]
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if method != "GET" or path != "/metrics":
+            return _http(404, "application/json", b'{"code": "not_found"}')
+        if not token_accepted(self._token, headers.get("authorization", "")):
+            return _http(401, "application/json", b'{"code": "not_authenticated"}')
+        return _http(200, CONTENT_TYPE_LATEST, self._metrics.render())
+
+
+def _http(status: int, content_type: str, body: bytes) -> bytes:
+    reason = {200: "OK", 401: "Unauthorized", 404: "Not Found"}[status]
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode() + body

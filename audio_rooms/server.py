@@ -17,6 +17,7 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from audio_rooms.edge import edge_protocols
 from audio_rooms.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,10 +28,18 @@ WS_HARD_LIMIT_FACTOR = 16
 
 
 def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
+    http, ws = edge_protocols(
+        app.state.connection_limits, settings.http_header_timeout, settings.http_idle_timeout,
+        settings.http_max_header_bytes,
+    )
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        # Connection caps and header/body deadlines (edge.py); keep-alive idle as the latter.
+        http=http,
+        ws=ws,
+        timeout_keep_alive=settings.http_idle_timeout,
         ws_max_size=settings.ws_max_message_bytes * WS_HARD_LIMIT_FACTOR,
         # Deltas are a few hundred bytes: compressing each one for each listener would cost
         # more CPU than everything else in a fan-out, and would make frames differ per client

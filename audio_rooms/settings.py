@@ -8,6 +8,7 @@ variable (see :func:`load_settings`). Every setting is listed in docs/operations
 
 from __future__ import annotations
 
+import re
 import secrets
 from enum import StrEnum
 from pathlib import Path
@@ -95,30 +96,56 @@ class Settings(BaseSettings):
     stun_urls: CommaList = ()
     turn_urls: CommaList = ()
     turn_secret: str | None = None
-    turn_ttl: int = Field(6 * 3600, ge=60)
+    # Short: a credential is handed only to a participant of a live room (in `welcome`, renewed
+    # with the `ice_servers` message), and one copied out of a client stops working soon.
+    turn_ttl: int = Field(600, ge=60, le=24 * 3600)
+
+    # --- edge: connections, origins, metrics ---
+    http_header_timeout: float = Field(10.0, gt=0, le=300)
+    http_idle_timeout: int = Field(5, ge=1, le=300)
+    http_max_header_bytes: int = Field(64 * 1024, ge=4096, le=1024 * 1024)
+    max_connections: int | None = Field(None, ge=16)  # default: half the open-files limit
+    max_connections_per_address: int = Field(128, ge=1)
+    max_websockets_per_address: int = Field(32, ge=1)
+    allowed_origins: CommaList = ()
+    log_repeat_limit: int = Field(20, ge=1, le=10_000)
+    metrics_token: str | None = Field(None, min_length=16, max_length=256)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(None, ge=1, le=65535)
 
     @field_validator(
         "secret_key", "turn_secret", "redis_url", "database_url", "media_announced_address",
-        mode="before",
+        "metrics_token", mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # Compose and shell templates pass unset variables as empty strings.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("secret_key", "turn_secret")
+    @field_validator("secret_key", "turn_secret", "metrics_token")
     @classmethod
     def _not_a_placeholder(cls, value: str | None) -> str | None:
         if value and PLACEHOLDER in value:
             raise ValueError("still the example's placeholder: set a real secret")
         return value
 
-    @field_validator("media_host_addresses", "stun_urls", "turn_urls", mode="before")
+    @field_validator(
+        "media_host_addresses", "stun_urls", "turn_urls", "allowed_origins", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Compared with the browser's Origin header, which is exactly scheme://host[:port].
+        for origin in value:
+            if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
+                raise ValueError(f"{origin[:80]!r} is not an origin like https://rooms.example.org")
+        return tuple(origin.lower() for origin in value)
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Settings:

@@ -311,6 +311,9 @@ class Server:
                 "AUDIO_ROOMS_WS_MESSAGES_PER_SECOND": "100000",
                 "AUDIO_ROOMS_WS_BURST": "100000",
                 "AUDIO_ROOMS_LOGIN_ATTEMPTS_PER_MINUTE": "10000",
+                # Every simulated client comes from 127.0.0.1.
+                "AUDIO_ROOMS_MAX_CONNECTIONS_PER_ADDRESS": "1000000",
+                "AUDIO_ROOMS_MAX_WEBSOCKETS_PER_ADDRESS": "1000000",
                 "AUDIO_ROOMS_LOG_LEVEL": "WARNING",
                 "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",
             }

@@ -17,7 +17,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -26,6 +26,7 @@ from audio_rooms.accounts import service as accounts
 from audio_rooms.accounts.service import GUEST_TTL
 from audio_rooms.accounts.tokens import Identity
 from audio_rooms.signalling import untrusted
+from audio_rooms.turn import stun_servers
 
 if TYPE_CHECKING:
     from audio_rooms.app import Services
@@ -82,11 +83,20 @@ def _services(request: Request) -> Services:
 
 
 async def _body(request: Request, model: type[Model]) -> Model:
+    # Only JSON: a page of another site can send text/plain or form bodies without asking (no
+    # CORS preflight), never application/json.
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise errors.UnsupportedMediaType("Send the body as application/json.")
     raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise errors.MessageTooLarge(f"Request bodies are limited to {MAX_BODY} bytes.")
+    try:
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                raise errors.MessageTooLarge(f"Request bodies are limited to {MAX_BODY} bytes.")
+    except ClientDisconnect:
+        # The client went, or was cut off for sending its body too slowly: nobody to answer.
+        raise errors.BadRequest("The request body did not arrive.") from None
     data = untrusted.decode(raw or b"{}")
     if not isinstance(data, dict):
         raise errors.MalformedMessage("The request body must be a JSON object.")
@@ -171,14 +181,13 @@ async def me(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    services = _services(request)
-    identity = await services.auth.identify_optional(request)
-    settings = services.settings
+    settings = _services(request).settings
     return JSONResponse(
         {
             "server_name": settings.server_name,
             "slots": settings.media_slots,
-            "ice_servers": services.client_ice_servers(identity.user_id if identity else None),
+            # STUN only: TURN credentials go to participants of a live room, in `welcome`.
+            "ice_servers": stun_servers(settings.stun_urls),
             "max_message_bytes": settings.ws_max_message_bytes,
             "locales": ["fa", "en"],
         }

@@ -81,7 +81,10 @@ class FrameWriter:
     def attach(cls, websocket: WebSocket) -> FrameWriter | None:
         """A writer for this accepted WebSocket, or None where only the ASGI path is safe."""
         protocol = websocket.scope.get(SCOPE_KEY)
-        if protocol is None or type(protocol).__module__ != _UVICORN_WEBSOCKETS:
+        # The server runs a subclass of uvicorn's (edge.py, for connection caps).
+        if protocol is None or not any(
+            cls.__module__ == _UVICORN_WEBSOCKETS for cls in type(protocol).__mro__
+        ):
             return None
         if not all(hasattr(protocol, name) for name in _NEEDED):
             return None

@@ -1,8 +1,9 @@
 """Security headers on every HTTP response.
 
 The web client loads nothing from elsewhere and has no inline scripts or styles, so the policy
-can be strict. ``Referrer-Policy: no-referrer`` keeps invite tokens in room links from leaking
-to other sites through the Referer header.
+can be strict. ``Referrer-Policy: same-origin`` keeps invite tokens in room links from leaking
+to other sites through the Referer header. (Not ``no-referrer``: under it browsers send
+``Origin: null`` on the client's own POSTs, which the same-origin check must refuse.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ HEADERS = [
         b"media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     ),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
     (b"permissions-policy", b"microphone=(self), camera=(), geolocation=()"),
 ]

@@ -35,6 +35,12 @@ class PingMessage(Message):
     type: Literal["ping"]
 
 
+class IceServersMessage(Message):
+    """Asks for ICE servers with fresh TURN credentials, before the ones held expire."""
+
+    type: Literal["ice_servers"]
+
+
 class MediaOfferMessage(Message):
     type: Literal["media_offer"]
     sdp: Annotated[str, Field(min_length=1, max_length=32 * 1024)]
@@ -83,6 +89,7 @@ class ReactionMessage(Message):
 ClientMessage = Annotated[
     JoinMessage
     | PingMessage
+    | IceServersMessage
     | MediaOfferMessage
     | SimpleAction
     | AccountsOnlyMessage
@@ -94,7 +101,7 @@ ClientMessage = Annotated[
 _ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 MESSAGE_TYPES = frozenset(
-    {"join", "ping", "media_offer", "lower_hand", "reaction", "set_accounts_only"}
+    {"join", "ping", "ice_servers", "media_offer", "lower_hand", "reaction", "set_accounts_only"}
     | set(SimpleAction.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
     | set(TargetedMessage.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
 )

@@ -169,7 +169,7 @@ class _Session:
                 "room": state.snapshot(me.user_id),
                 "version": state.version,
                 "resumed": resumed,
-                "ice_servers": self.services.client_ice_servers(me.user_id),
+                **self._ice_servers(),
                 "slots": self.settings.media_slots,
             }
         )
@@ -255,6 +255,9 @@ class _Session:
                     {"type": "ack", "ref": message.ref, "version": self.connection.version}
                 )
             return
+        if isinstance(message, m.IceServersMessage):
+            self.connection.send({"type": "ice_servers", **self._ice_servers(), "ref": message.ref})
+            return
         if isinstance(message, m.MediaOfferMessage):
             client = self.websocket.client
             answer = await self.services.answer_media(
@@ -274,6 +277,14 @@ class _Session:
         if isinstance(action, a.Leave):
             self.left = True
             self.connection.close(CloseCode.NORMAL)
+
+    def _ice_servers(self) -> dict[str, Any]:
+        """ICE servers with TURN credentials for this participant, and how long they last."""
+        assert self.identity is not None
+        return {
+            "ice_servers": self.services.client_ice_servers(self.identity.user_id),
+            "ice_servers_ttl": self.settings.turn_ttl,
+        }
 
     async def _error(self, error: errors.AudioRoomsError, ref: str | None) -> None:
         self.services.metrics.errors.labels(error.code).inc()

@@ -235,7 +235,14 @@ async def test_turn_credentials_follow_the_coturn_rest_scheme(
 ) -> None:
     server = await make_server(turn_urls=("turn:127.0.0.1:3478",), turn_secret="s3cret")
     async with server.http() as http:
-        servers = (await http.get("/api/config")).json()["ice_servers"]
+        signed_up = await http.post("/api/auth/signup", json={
+            "handle": "turnhost", "display_name": "Host", "password": "correct horse battery"})
+        host = signed_up.json()
+    async with server.http(host["token"]) as http:
+        created = await http.post("/api/rooms", json={"title": "TURN"})
+    client = await connect(server, created.json()["room"]["id"], None, token=host["token"])
+    servers = (await client.expect("welcome"))["ice_servers"]
+    await client.close()
     turn = next(s for s in servers if "turn:127.0.0.1:3478" in s["urls"])
     expected = hmac.new(b"s3cret", turn["username"].encode(), hashlib.sha1).digest()
     assert turn["credential"] == base64.b64encode(expected).decode()

@@ -206,4 +206,4 @@ async def test_pages_carry_security_headers(server: RunningServer) -> None:
     async with server.http() as http:
         response = await http.get("/r/some-room?invite=secret-token")
     assert "default-src 'self'" in response.headers["content-security-policy"]
-    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["referrer-policy"] == "same-origin"

@@ -20,6 +20,8 @@ ERROR_CODES = [
     "guests_only_listen", "too_many_rooms",
     "too_many_media_transports",
 ]
+# The edge (issue 9): refused origins, non-JSON bodies, connection caps.
+ERROR_CODES += ["cross_origin", "unsupported_media_type", "too_many_connections"]
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",
                  "room_ended", "removed", "banned"]

@@ -150,8 +150,8 @@ export class RoomView {
       },
     });
     this.conn.connect();
-    // Gather ICE candidates while the WebSocket joins; the welcome usually confirms the same
-    // ICE servers and slots, and then this offer goes out at once.
+    // Gather ICE candidates while the WebSocket joins; without TURN the welcome usually confirms
+    // the same ICE servers and slots, and then this offer goes out at once.
     this.media.prepare();
   }
 
@@ -160,8 +160,9 @@ export class RoomView {
     this.state = fromWelcome(msg);
     this.levels = new Map(); // until the server's next active_speakers
     this.phase = Phase.IN_ROOM;
-    // The welcome's ICE servers may hold per-user TURN credentials: they win over /api/config.
-    if (msg.ice_servers) this.media.iceServers = msg.ice_servers;
+    // The welcome's ICE servers hold this participant's TURN credentials (/api/config has STUN
+    // only); they are short-lived, so fresh ones are asked for before they run out.
+    this.useIceServers(msg);
     if (msg.slots) this.media.slots = msg.slots;
     this.render();
     if (!rejoin) {
@@ -201,8 +202,17 @@ export class RoomView {
     this.mediaRetryTimer = setTimeout(() => this.offerMedia(), delay);
   }
 
+  /** Take ICE servers from `welcome` or an `ice_servers` reply; renew them at 80% of their life. */
+  useIceServers(msg) {
+    if (msg.ice_servers && this.media) this.media.iceServers = msg.ice_servers;
+    clearTimeout(this.iceRenewal);
+    const ttl = Number(msg.ice_servers_ttl) || 0;
+    if (ttl > 0) this.iceRenewal = setTimeout(() => this.conn?.send("ice_servers"), ttl * 800);
+  }
+
   delta(msg) {
     if (!this.state) return;
+    if (msg.type === "ice_servers") return this.useIceServers(msg);
     if (msg.type === "active_speakers") return this.speaking(msg.speakers || []);
     if (msg.type === "reactions") return this.showReactions(msg.counts || {});
     if (msg.type === "snapshot") {
@@ -241,6 +251,7 @@ export class RoomView {
   teardownMedia() {
     clearTimeout(this.mediaRetryTimer);
     this.mediaRetryTimer = null;
+    clearTimeout(this.iceRenewal);
     this.media?.close();
     this.media = null;
     this.mic.release();
