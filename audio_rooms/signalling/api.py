@@ -83,11 +83,6 @@ def _services(request: Request) -> Services:
 
 
 async def _body(request: Request, model: type[Model]) -> Model:
-    # Only JSON: a page of another site can send text/plain or form bodies without asking (no
-    # CORS preflight), never application/json.
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise errors.UnsupportedMediaType("Send the body as application/json.")
     raw = b""
     try:
         async for chunk in request.stream():
@@ -97,6 +92,12 @@ async def _body(request: Request, model: type[Model]) -> Model:
     except ClientDisconnect:
         # The client went, or was cut off for sending its body too slowly: nobody to answer.
         raise errors.BadRequest("The request body did not arrive.") from None
+    # Only JSON: a page of another site can send text/plain or form bodies without asking (no
+    # CORS preflight), never application/json. An empty body (every field optional, as in
+    # `invite-link`) carries nothing to forge and needs no type.
+    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if raw and media_type != "application/json":
+        raise errors.UnsupportedMediaType("Send the body as application/json.")
     data = untrusted.decode(raw or b"{}")
     if not isinstance(data, dict):
         raise errors.MalformedMessage("The request body must be a JSON object.")

@@ -64,7 +64,10 @@ async def test_hostile_bodies_get_typed_errors(
         response = await http.post("/api/rooms", content=too_large)
         assert (response.status_code, response.json()["code"]) == (413, "message_too_large")
         for name in ("lone surrogate", "huge integer", "not utf-8", "deep nesting"):
-            response = await http.post("/api/auth/guest", content=dict(HOSTILE_BODIES)[name])
+            response = await http.post(
+                "/api/auth/guest", content=dict(HOSTILE_BODIES)[name],
+                headers={"Content-Type": "application/json"},
+            )
             assert (response.status_code, response.json()["code"]) == (400, "malformed_message")
 
     # Still serving: a real user creates a room and joins it.
