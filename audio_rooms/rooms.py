@@ -46,6 +46,7 @@ class RoomService:
     ) -> RoomRecord:
         if host.is_guest:
             raise errors.AccountRequired("Sign in to host a room.")
+        await self.refuse_banned_account(host)
         if scheduled_start is not None and scheduled_start <= datetime.now(UTC):
             scheduled_start = None  # a start time in the past means now
         record = await self.db.create_room(
@@ -64,6 +65,7 @@ class RoomService:
         record = await self.get(room_id)
         if record.host_id != host.user_id:
             raise errors.NotPermitted("Only the room's host can start it.")
+        await self.refuse_banned_account(host)
         if record.status is RoomStatus.ENDED:
             raise errors.RoomEnded("This room has ended.")
         if record.status is RoomStatus.SCHEDULED:
@@ -91,8 +93,18 @@ class RoomService:
 
     # --- participation -------------------------------------------------------------------------
 
+    async def refuse_banned_account(self, who: Identity) -> None:
+        """Raise AccountBanned for an account banned from the whole server.
+
+        Banning revokes the account's sessions, but a sign-in afterwards gets a new one: what
+        keeps them out is this check wherever they would take part.
+        """
+        if not who.is_guest and await self.db.is_banned(None, who.user_id):
+            raise errors.AccountBanned("This account is banned from this server.")
+
     async def join(self, who: Identity, room_id: str, invite: str | None) -> Outcome:
         state = await self.live_state(room_id)
+        await self.refuse_banned_account(who)
         moderator_ids: list[str] = [p.user_id for p in state.moderators()]
         if state.host_id not in moderator_ids:
             moderator_ids.append(state.host_id)

@@ -6,6 +6,7 @@ are size-limited and validated against the schemas below before anything else ha
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -100,9 +101,11 @@ def _user(identity: Identity, handle: str | None = None) -> dict[str, Any]:
 async def sign_up(request: Request) -> Response:
     services = _services(request)
     body = await _body(request, SignUp)
-    await services.signup_limit.hit(_client_ip(request))
+    address = _client_address(request)
+    await services.signup_limit.hit(address)
     identity, token = await accounts.sign_up(
-        services.db, services.settings, body.handle, body.display_name, body.password, body.locale
+        services.db, services.settings, services.hashes, address,
+        body.handle, body.display_name, body.password, body.locale,
     )
     return _signed_in(services, identity, token, 201)
 
@@ -110,9 +113,13 @@ async def sign_up(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     services = _services(request)
     body = await _body(request, SignIn)
-    await services.login_limit.hit(f"{_client_ip(request)}:{body.handle.strip().lower()[:64]}")
+    address = _client_address(request)
+    # Across handles first: one address trying many handles is the flood; per handle second,
+    # so that guessing one account's password stays slow even from many addresses' worth.
+    await services.login_address_limit.hit(address)
+    await services.login_limit.hit(f"{address}:{body.handle.strip().lower()[:64]}")
     identity, token = await accounts.sign_in(
-        services.db, services.settings, body.handle, body.password
+        services.db, services.settings, services.hashes, address, body.handle, body.password
     )
     return _signed_in(services, identity, token, 200)
 
@@ -120,6 +127,7 @@ async def sign_in(request: Request) -> Response:
 async def guest(request: Request) -> Response:
     services = _services(request)
     body = await _body(request, Guest)
+    await services.guest_limit.hit(_client_address(request))
     identity, token = accounts.enter_as_guest(services.settings, body.display_name, body.locale)
     response = JSONResponse({"user": _user(identity), "token": token})
     services.auth.set_cookie(response, token, GUEST_TTL)
@@ -137,9 +145,11 @@ async def sign_out(request: Request) -> Response:
     token = services.auth.token_of(request)
     if token:
         try:
-            await accounts.sign_out(services.db, services.settings, token)
+            claims = await accounts.sign_out(services.db, services.settings, token)
         except errors.NotAuthenticated:
-            pass  # an expired or forged token is as good as signed out
+            claims = None  # an expired or forged token is as good as signed out
+        if claims is not None and claims.is_guest:
+            await services.revocations.revoke(claims.subject, claims.expires_at)
     response = Response(status_code=204)
     services.auth.clear_cookie(response)
     return response
@@ -253,8 +263,19 @@ async def follow(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _client_address(request: Request) -> str:
+    """The address per-address limits count by. An IPv6 client usually holds a whole /64, so
+    that is counted as one address; otherwise each new address would be a fresh allowance."""
+    host = request.client.host if request.client else "unknown"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network((address, 64), strict=False))
+    return str(address)
 
 
 routes = [

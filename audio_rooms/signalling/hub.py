@@ -17,8 +17,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from audio_rooms.domain.transitions import end_if_abandoned
-from audio_rooms.errors import AudioRoomsError
+from audio_rooms.errors import AccountBanned, AudioRoomsError
 from audio_rooms.signalling.connection import CloseCode, Connection
+from audio_rooms.signalling.messages import error_message
 from audio_rooms.state import keys
 from audio_rooms.state.store import Published, RoomStore
 
@@ -52,6 +53,10 @@ class Hub:
         self._snapshots: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        # Always subscribed: a ban must reach every node, whether or not it has rooms now.
+        async with self._channel_lock:
+            await self._pubsub.subscribe(keys.ACCOUNT_BANS)
+            self._subscribed.set()
         self._tasks = [
             asyncio.create_task(self._read(), name="hub-reader"),
             asyncio.create_task(self._heartbeat(), name="hub-heartbeat"),
@@ -139,6 +144,18 @@ class Hub:
             for connection in list(room.values()):
                 connection.close(code)
 
+    def close_user(self, user_id: str) -> int:
+        """Close every socket of ``user_id`` on this node, saying why; return how many."""
+        message = error_message(AccountBanned("This account is banned from this server."), None)
+        closed = 0
+        for room in list(self.rooms.values()):
+            connection = room.get(user_id)
+            if connection is not None:
+                connection.send(message)
+                connection.close(CloseCode.REMOVED)
+                closed += 1
+        return closed
+
     # --- Redis channel -------------------------------------------------------------------------
 
     async def _subscribe(self, room_id: str) -> None:
@@ -175,6 +192,10 @@ class Hub:
                 future = self._confirmations.pop(channel, None)
                 if future is not None and not future.done():
                     future.set_result(None)
+            elif message["type"] == "message" and channel == keys.ACCOUNT_BANS:
+                user_id = _text(message["data"])
+                if self.close_user(user_id):
+                    logger.info("hub: closed the sockets of %s, banned from the server", user_id)
             elif message["type"] == "message":
                 room_id = keys.room_id_from_events_channel(channel)
                 try:

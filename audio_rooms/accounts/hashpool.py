@@ -1,0 +1,92 @@
+"""The password-hash pool: argon2 work on its own threads, with bounded admission.
+
+Each argon2 hash or verification takes ~64 MiB and tens of milliseconds of CPU. Run in the
+default thread pool (which the database shares) a sign-in flood grew the process by gigabytes
+and made every SQL read wait behind it. Here at most ``concurrency`` hashes run at once, on
+threads of their own, and at most ``queue`` more wait; anything beyond that is refused at once
+(:class:`~audio_rooms.errors.Busy`, 503 with Retry-After) rather than queued without bound. One
+address may hold at most ``per_address`` of those places, so a single flooding address is
+refused (429) before it can crowd out everyone else.
+
+Memory for hashing is therefore bounded by ``concurrency`` times 64 MiB, whatever the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TypeVar
+
+from audio_rooms import errors
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRY_AFTER = 1
+"""Seconds a refused client waits: a hash takes well under one, so places free up quickly."""
+
+
+class HashPool:
+    def __init__(self, concurrency: int, queue: int, per_address: int) -> None:
+        self.capacity = concurrency + queue
+        self.per_address = per_address
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=concurrency, thread_name_prefix="password-hash"
+        )
+        self._admitted = 0
+        self._by_address: dict[str, int] = {}
+
+    @property
+    def in_use(self) -> int:
+        """Hashes running or waiting now."""
+        return self._admitted
+
+    async def run(self, address: str, function: Callable[..., T], *args: object) -> T:
+        """Run ``function(*args)`` on a hashing thread for a client at ``address``.
+
+        Raises RateLimited when that address already holds its share of places, and Busy when
+        every place is taken. A place is released when the work ends, not when the caller stops
+        waiting: a client that hangs up cannot make room for more work than the threads do.
+        """
+        if self._by_address.get(address, 0) >= self.per_address:
+            raise errors.RateLimited(
+                "Too many sign-in attempts at once; wait a moment and try again.",
+                retry_after=RETRY_AFTER,
+            )
+        if self._admitted >= self.capacity:
+            log.warning("password hashing is saturated (%d in use); refusing", self._admitted)
+            raise errors.Busy(
+                "The server is busy; try again in a moment.", retry_after=RETRY_AFTER
+            )
+        self._admitted += 1
+        self._by_address[address] = self._by_address.get(address, 0) + 1
+        loop = asyncio.get_running_loop()
+        try:
+            future = self._executor.submit(function, *args)
+        except BaseException:
+            self._release(address)
+            raise
+
+        def finished(_: concurrent.futures.Future[T]) -> None:
+            # After shutdown the loop may be closed: then there is nobody left to count for.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._release, address)
+
+        future.add_done_callback(finished)
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        """Stop the threads once queued work is done; nothing new is accepted."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _release(self, address: str) -> None:
+        self._admitted -= 1
+        left = self._by_address[address] - 1
+        if left:
+            self._by_address[address] = left
+        else:
+            del self._by_address[address]
