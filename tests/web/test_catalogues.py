@@ -17,10 +17,11 @@ ERROR_CODES = [
     "already_in_room", "banned", "not_allowed_in", "invalid_target", "no_invitation",
     "muted_by_moderator", "version_conflict", "media_error", "malformed_sdp", "no_opus",
     "too_many_tracks", "unsupported_media", "service_unavailable", "draining", "internal_error",
+    "weak_password", "account_banned", "busy",
 ]
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",
-                 "room_ended", "removed", "banned"]
+                 "room_ended", "removed", "banned", "account_banned"]
 ROLES = ["host", "moderator", "speaker", "listener"]
 
 
