@@ -39,6 +39,8 @@ class HashPool:
         )
         self._admitted = 0
         self._by_address: dict[str, int] = {}
+        self.refused = {"address": 0, "busy": 0}
+        """Work refused so far, by reason (for /metrics)."""
 
     @property
     def in_use(self) -> int:
@@ -53,11 +55,13 @@ class HashPool:
         waiting: a client that hangs up cannot make room for more work than the threads do.
         """
         if self._by_address.get(address, 0) >= self.per_address:
+            self.refused["address"] += 1
             raise errors.RateLimited(
                 "Too many sign-in attempts at once; wait a moment and try again.",
                 retry_after=RETRY_AFTER,
             )
         if self._admitted >= self.capacity:
+            self.refused["busy"] += 1
             log.warning("password hashing is saturated (%d in use); refusing", self._admitted)
             raise errors.Busy(
                 "The server is busy; try again in a moment.", retry_after=RETRY_AFTER

@@ -113,4 +113,7 @@ async def test_hashing_refuses_past_its_queue_instead_of_piling_up(
     assert {r.status_code for r in responses} <= {401, 503}
     async with server.http() as http:  # once the burst is over, sign-in works again
         again = await http.post("/api/auth/signin", json={"handle": "nobody", "password": "x" * 9})
+        metrics = (await http.get("/metrics")).text
     assert again.status_code == 401
+    assert f'audio_rooms_password_hashes_refused_total{{reason="busy"}} {len(busy)}.0' in metrics
+    assert "audio_rooms_password_hashes 0.0" in metrics
