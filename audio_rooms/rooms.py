@@ -104,11 +104,12 @@ class RoomService:
 
     async def join(self, who: Identity, room_id: str, invite: str | None) -> Outcome:
         state = await self.live_state(room_id)
-        await self.refuse_banned_account(who)
         moderator_ids: list[str] = [p.user_id for p in state.moderators()]
         if state.host_id not in moderator_ids:
             moderator_ids.append(state.host_id)
         banned = await self.db.is_banned(room_id, who.user_id)
+        if banned:  # from this room, or from the server: say which
+            await self.refuse_banned_account(who)
         follows = (
             not who.is_guest
             and state.visibility is Visibility.SOCIAL
