@@ -17,6 +17,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import os
+import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -27,6 +31,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_AFTER = 1
+WARN_EVERY = 10.0
+"""Seconds between two warnings that hashing is saturated."""
+
+HASH_NICENESS = 10
+"""How much lower than the rest of the process hashing threads are scheduled (Linux nice)."""
 """Seconds a refused client waits: a hash takes well under one, so places free up quickly."""
 
 
@@ -35,11 +44,13 @@ class HashPool:
         self.capacity = concurrency + queue
         self.per_address = per_address
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix="password-hash"
+            max_workers=concurrency, thread_name_prefix="password-hash",
+            initializer=_yield_to_the_event_loop,
         )
         self._admitted = 0
         self._by_address: dict[str, int] = {}
         self.refused = {"address": 0, "busy": 0}
+        self._warned_at = -WARN_EVERY
         """Work refused so far, by reason (for /metrics)."""
 
     @property
@@ -62,7 +73,12 @@ class HashPool:
             )
         if self._admitted >= self.capacity:
             self.refused["busy"] += 1
-            log.warning("password hashing is saturated (%d in use); refusing", self._admitted)
+            now = time.monotonic()
+            if now - self._warned_at >= WARN_EVERY:
+                # Once per interval, not once per refusal: a flood must not flood the log too.
+                self._warned_at = now
+                log.warning("password hashing is saturated (%d in use); refusing, %d so far",
+                            self._admitted, self.refused["busy"])
             raise errors.Busy(
                 "The server is busy; try again in a moment.", retry_after=RETRY_AFTER
             )
@@ -94,3 +110,20 @@ class HashPool:
             self._by_address[address] = left
         else:
             del self._by_address[address]
+
+
+def _yield_to_the_event_loop() -> None:
+    """Lower this hashing thread's scheduling priority.
+
+    argon2 runs its four lanes on threads of its own, so two hashes keep eight threads busy: on
+    a two-core machine the event loop would get a ninth of the CPU and every request would wait
+    behind the flood. Niced, the hashes take the CPU the event loop leaves. On Linux niceness
+    is per thread and inherited by the lane threads argon2 starts; raising it needs no
+    privilege. Elsewhere PRIO_PROCESS would mean the whole process, so nothing is done.
+    """
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+    except OSError:
+        log.warning("could not lower the priority of password hashing", exc_info=True)
