@@ -31,12 +31,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRY_AFTER = 1
+"""Seconds a refused client waits: a hash takes well under one, so places free up quickly."""
+
 WARN_EVERY = 10.0
 """Seconds between two warnings that hashing is saturated."""
 
 HASH_NICENESS = 10
 """How much lower than the rest of the process hashing threads are scheduled (Linux nice)."""
-"""Seconds a refused client waits: a hash takes well under one, so places free up quickly."""
 
 
 class HashPool:
@@ -50,8 +51,8 @@ class HashPool:
         self._admitted = 0
         self._by_address: dict[str, int] = {}
         self.refused = {"address": 0, "busy": 0}
-        self._warned_at = -WARN_EVERY
         """Work refused so far, by reason (for /metrics)."""
+        self._warned_at = -WARN_EVERY
 
     @property
     def in_use(self) -> int:
@@ -100,7 +101,7 @@ class HashPool:
         return await asyncio.wrap_future(future)
 
     def close(self) -> None:
-        """Stop the threads once queued work is done; nothing new is accepted."""
+        """Cancel work not started yet and let the threads end after the hashes running now."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def _release(self, address: str) -> None:
@@ -124,6 +125,8 @@ def _yield_to_the_event_loop() -> None:
     if sys.platform != "linux":
         return
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASH_NICENESS)
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread) + HASH_NICENESS
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
     except OSError:
         log.warning("could not lower the priority of password hashing", exc_info=True)

@@ -53,10 +53,6 @@ class Hub:
         self._snapshots: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        # Always subscribed: a ban must reach every node, whether or not it has rooms now.
-        async with self._channel_lock:
-            await self._pubsub.subscribe(keys.ACCOUNT_BANS)
-            self._subscribed.set()
         self._tasks = [
             asyncio.create_task(self._read(), name="hub-reader"),
             asyncio.create_task(self._heartbeat(), name="hub-heartbeat"),
@@ -174,7 +170,21 @@ class Hub:
             if room_id not in self.rooms:
                 await self._pubsub.unsubscribe(keys.room_events(room_id))
 
+    async def _listen_for_account_bans(self) -> None:
+        """Subscribe to account bans for good: a ban must reach every node, whether or not it
+        has rooms now. Redis may be down at start; the server starts anyway and waits for it."""
+        while True:
+            try:
+                async with self._channel_lock:
+                    await self._pubsub.subscribe(keys.ACCOUNT_BANS)
+                    self._subscribed.set()
+                return
+            except (aioredis.ConnectionError, OSError):
+                logger.warning("hub: Redis unreachable; listening for account bans once it is back")
+                await asyncio.sleep(1.0)
+
     async def _read(self) -> None:
+        await self._listen_for_account_bans()
         while True:
             if not self._pubsub.subscribed:
                 self._subscribed.clear()
