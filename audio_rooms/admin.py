@@ -1,6 +1,6 @@
-"""The operator's commands: list and end rooms, ban users, against the configured Redis and
-database. With no Redis configured they use the running server's embedded Redis (its socket in
-the data directory), or start it for the duration of the command."""
+"""The operator's commands: list and end rooms, list, ban and unban users, against the
+configured Redis and database. With no Redis configured they use the running server's embedded
+Redis (its socket in the data directory), or start it for the duration of the command."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from audio_rooms.db.database import Database
 from audio_rooms.db.records import RoomStatus
 from audio_rooms.domain.transitions import ADMIN, admin_end, admin_remove
 from audio_rooms.settings import Settings
+from audio_rooms.state import keys
 from audio_rooms.state.embedded import EmbeddedRedis
 from audio_rooms.state.store import RoomStore
 
@@ -66,10 +67,25 @@ class Admin:
             await self.db.mark_room_ended(room_id, datetime.now(UTC))
         await self.db.log_moderation(room_id, ADMIN, "end_room", None, {"via": "cli"})
 
+    async def list_users(self) -> list[dict[str, object]]:
+        banned = await self.db.server_banned_ids()
+        return [
+            {
+                "handle": user.handle,
+                "display_name": user.display_name,
+                "banned": "yes" if user.id in banned else "no",
+                "created": user.created_at.isoformat(timespec="seconds"),
+            }
+            for user in await self.db.list_users()
+        ]
+
     async def ban_user(self, handle: str, reason: str) -> tuple[str, list[str]]:
-        """Ban from the whole server: no room admits them, and live rooms drop them now."""
-        user_id = handle if "@" in handle else f"{handle.lower()}@{self.settings.server_name}"
+        """Ban from the whole server, at once: every session is revoked, every node closes the
+        user's sockets, live rooms drop them, and no room admits them or lets them host."""
+        user_id = await self._existing_user_id(handle)
         await self.db.add_ban(None, user_id, ADMIN, reason)
+        await self.db.revoke_user_sessions(user_id)
+        await self.store.redis.publish(keys.ACCOUNT_BANS, user_id)
         removed_from = []
         for room_id in await self.store.live_room_ids():
             state = await self.store.load(room_id)
@@ -80,6 +96,17 @@ class Admin:
                 removed_from.append(room_id)
                 await self.db.log_moderation(room_id, ADMIN, "ban", user_id, {"via": "cli"})
         return user_id, removed_from
+
+    async def unban_user(self, handle: str) -> tuple[str, bool]:
+        """Lift a server-wide ban; the user signs in again. False if there was none."""
+        user_id = await self._existing_user_id(handle)
+        return user_id, await self.db.remove_ban(None, user_id)
+
+    async def _existing_user_id(self, handle: str) -> str:
+        user_id = handle if "@" in handle else f"{handle.lower()}@{self.settings.server_name}"
+        if await self.db.get_user(user_id) is None:
+            raise errors.UserNotFound(f"No user {handle!r} on this server.")
+        return user_id
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from audio_rooms import errors
+from audio_rooms.accounts.hashpool import HashPool
 from audio_rooms.accounts.tokens import signer_for
 from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
@@ -38,6 +39,7 @@ from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
 from audio_rooms.state.embedded import REDIS_CONNECTIONS, EmbeddedRedis
 from audio_rooms.state.ratelimit import RateLimit
+from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import Published, RoomStore
 from audio_rooms.turn import client_ice_servers
 
@@ -65,6 +67,10 @@ class Services:
     signup_limit: RateLimit
     room_create_limit: RateLimit
     room_address_limit: RateLimit
+    login_address_limit: RateLimit
+    guest_limit: RateLimit
+    hashes: HashPool
+    revocations: GuestRevocations
     metrics: Metrics = field(default_factory=Metrics)
     draining: bool = False
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -194,6 +200,7 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
     db = await Database.open(settings.resolved_database_url)
     store = RoomStore(redis)
     signer = signer_for(settings)
+    revocations = GuestRevocations(redis)
     limits = Limits(settings.max_speakers, settings.max_listeners)
     rooms = RoomService(
         db, store, settings.resolved_secret_key(), limits, settings.max_rooms_per_account
@@ -209,14 +216,24 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
         store=store,
         rooms=rooms,
         hub=hub,
-        auth=Authenticator(db, signer, settings.cookie_secure),
+        auth=Authenticator(db, signer, settings.cookie_secure, revocations),
         media=MediaServer(media_config(settings)) if with_media else None,
         login_limit=RateLimit(redis, "login", settings.login_attempts_per_minute, 60),
-        signup_limit=RateLimit(redis, "signup", settings.login_attempts_per_minute, 60),
+        signup_limit=RateLimit(redis, "signup", settings.signups_per_address_per_hour, 3600),
         room_create_limit=RateLimit(redis, "room-create", 30, 60),
         room_address_limit=RateLimit(
             redis, "room-create-address", settings.rooms_per_address_per_hour, 3600
         ),
+        login_address_limit=RateLimit(
+            redis, "login-address", settings.login_attempts_per_address_per_minute, 60
+        ),
+        guest_limit=RateLimit(redis, "guest", settings.guest_tokens_per_address_per_hour, 3600),
+        hashes=HashPool(
+            settings.password_hash_concurrency,
+            settings.password_hash_queue,
+            settings.password_hashes_per_address,
+        ),
+        revocations=revocations,
         embedded_redis=embedded,
     )
     hub.listeners.append(services.on_published)
@@ -256,6 +273,7 @@ async def stop_services(services: Services) -> None:
     await services.hub.stop()
     if services.media is not None:
         await services.media.close()
+    services.hashes.close()
     await services.redis.aclose()
     services.db.close()
     if services.embedded_redis is not None:

@@ -33,9 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     users = commands.add_parser("users", help="accounts").add_subparsers(
         dest="users_command", required=True
     )
+    users.add_parser("list", help="list accounts: handle, display name, banned, created")
     ban = users.add_parser("ban", help="ban a user from the whole server")
     ban.add_argument("handle", help="handle, or full id handle@server")
     ban.add_argument("--reason", default="banned by an operator")
+    unban = users.add_parser("unban", help="lift a server-wide ban")
+    unban.add_argument("handle", help="handle, or full id handle@server")
     return parser
 
 
@@ -54,9 +57,19 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             elif args.command == "rooms" and args.rooms_command == "end":
                 await admin.end_room(args.room_id)
                 print(f"room {args.room_id} ended")
+            elif args.command == "users" and args.users_command == "list":
+                users = await admin.list_users()
+                for user in users:
+                    print("\t".join(f"{k}={v}" for k, v in user.items()))
+                if not users:
+                    print("no accounts")
             elif args.command == "users" and args.users_command == "ban":
                 user_id, rooms = await admin.ban_user(args.handle, args.reason)
-                print(f"{user_id} banned; removed from {len(rooms)} live room(s)")
+                print(f"{user_id} banned: signed out everywhere; removed from {len(rooms)} "
+                      "live room(s)")
+            elif args.command == "users" and args.users_command == "unban":
+                user_id, lifted = await admin.unban_user(args.handle)
+                print(f"{user_id} unbanned" if lifted else f"{user_id} was not banned")
         except errors.AudioRoomsError as exc:
             print(f"audio-rooms: {exc.message}", file=sys.stderr)
             return 1

@@ -23,7 +23,6 @@ WebSocket's own join deadline.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import resource
@@ -35,7 +34,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from audio_rooms import errors
+from audio_rooms import addresses, errors
 from audio_rooms.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -106,19 +105,9 @@ def _decrement(counter: Counter[str], key: str) -> None:
 
 
 def client_key(transport: asyncio.BaseTransport) -> str:
-    """The address a client is counted under: its IPv4 address, or its IPv6 /64."""
+    """The address a client is counted under (see :mod:`audio_rooms.addresses`)."""
     peer = get_remote_addr(transport)  # type: ignore[arg-type]
-    if peer is None:
-        return "unknown"
-    try:
-        address = ipaddress.ip_address(peer[0])
-    except ValueError:
-        return peer[0]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
+    return addresses.client_key(peer[0] if peer is not None else None)
 
 
 def connection_cap(settings: Settings) -> int:

@@ -79,6 +79,19 @@ class HandleTaken(AudioRoomsError):
     http_status = 409
 
 
+class WeakPassword(InvalidField):
+    """The password is long enough but among the most guessable ones."""
+
+    code = "weak_password"
+
+
+class AccountBanned(AudioRoomsError):
+    """An operator banned this account from the whole server (``audio-rooms users ban``)."""
+
+    code = "account_banned"
+    http_status = 403
+
+
 class AccountRequired(AudioRoomsError):
     """Guests may listen to open rooms; anything more needs an account."""
 
@@ -231,3 +244,9 @@ class TooManyConnections(AudioRoomsError):
 
     code = "too_many_connections"
     http_status = 429
+
+
+class Busy(ServiceUnavailable):
+    """Too much CPU- or memory-heavy work (password hashing) is queued; retry after a moment."""
+
+    code = "busy"

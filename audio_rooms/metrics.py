@@ -114,6 +114,19 @@ class _StateCollector(Collector):
         for path in ("frames", "asgi"):
             send_paths.add_metric([path], paths.get(path, 0))
         yield send_paths
+        hashes = GaugeMetricFamily(
+            f"{PREFIX}_password_hashes", "Password hashes running or waiting for a thread."
+        )
+        hashes.add_metric([], services.hashes.in_use)
+        yield hashes
+        refused = CounterMetricFamily(
+            f"{PREFIX}_password_hashes_refused",
+            "Sign-ins and sign-ups refused before hashing: address over its share, or pool full.",
+            labels=["reason"],
+        )
+        for reason in ("address", "busy"):
+            refused.add_metric([reason], services.hashes.refused[reason])
+        yield refused
         if services.media is None:
             return
         stats = services.media.stats()

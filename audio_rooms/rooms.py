@@ -67,6 +67,7 @@ class RoomService:
     ) -> RoomRecord:
         if host.is_guest:
             raise errors.AccountRequired("Sign in to host a room.")
+        await self.refuse_banned_account(host)
         if await self.db.open_rooms_count(host.user_id) >= self.max_rooms_per_account:
             raise errors.TooManyRooms(
                 f"You already have {self.max_rooms_per_account} live or scheduled rooms; "
@@ -90,6 +91,7 @@ class RoomService:
         record = await self.get(room_id)
         if record.host_id != host.user_id:
             raise errors.NotPermitted("Only the room's host can start it.")
+        await self.refuse_banned_account(host)
         if record.status is RoomStatus.ENDED:
             raise errors.RoomEnded("This room has ended.")
         if record.status is RoomStatus.SCHEDULED:
@@ -117,11 +119,22 @@ class RoomService:
 
     # --- participation -------------------------------------------------------------------------
 
+    async def refuse_banned_account(self, who: Identity) -> None:
+        """Raise AccountBanned for an account banned from the whole server.
+
+        Banning revokes the account's sessions, but a sign-in afterwards gets a new one: what
+        keeps them out is this check wherever they would take part.
+        """
+        if not who.is_guest and await self.db.is_banned(None, who.user_id):
+            raise errors.AccountBanned("This account is banned from this server.")
+
     async def join(
         self, who: Identity, room_id: str, invite: str | None, address: str
     ) -> Outcome:
         state = await self.live_state(room_id)
         banned = await self.db.is_banned(room_id, who.user_id)
+        if banned:  # from this room, or from the server: say which
+            await self.refuse_banned_account(who)
         tag = self.address_tag(address)
         if who.is_guest:
             # A guest token costs nothing to mint, so a guest is kept out by where they

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     session_ttl: int = Field(30 * 24 * 3600, ge=60)
     cookie_secure: bool = False
     login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    # Abuse limits on the account endpoints (docs/operations.md, "Accounts under attack").
+    login_attempts_per_address_per_minute: int = Field(30, ge=1, le=100_000)
+    signups_per_address_per_hour: int = Field(20, ge=1, le=100_000)
+    guest_tokens_per_address_per_hour: int = Field(60, ge=1, le=1_000_000)
+    password_hash_concurrency: int = Field(2, ge=1, le=64)
+    password_hash_queue: int = Field(16, ge=0, le=10_000)
+    password_hashes_per_address: int = Field(2, ge=1, le=1000)
 
     # --- rooms ---
     max_speakers: int = Field(20, ge=1, le=1000)

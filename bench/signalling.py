@@ -308,6 +308,9 @@ class Server:
                 "AUDIO_ROOMS_DATA_DIR": str(data_dir),
                 "AUDIO_ROOMS_SECRET_KEY": "benchmark-secret-key-0123456789-abcdefghij",
                 "AUDIO_ROOMS_MAX_LISTENERS": "100000",
+                # Every listener is a guest, every host an account, all from this one machine.
+                "AUDIO_ROOMS_GUEST_TOKENS_PER_ADDRESS_PER_HOUR": "1000000",
+                "AUDIO_ROOMS_SIGNUPS_PER_ADDRESS_PER_HOUR": "100000",
                 "AUDIO_ROOMS_WS_MESSAGES_PER_SECOND": "100000",
                 "AUDIO_ROOMS_WS_BURST": "100000",
                 "AUDIO_ROOMS_LOGIN_ATTEMPTS_PER_MINUTE": "10000",

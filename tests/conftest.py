@@ -122,6 +122,7 @@ async def make_server(
             "heartbeat_interval": 1.0,
             "grace_period": 3.0,
             "login_attempts_per_minute": 1000,
+            "signups_per_address_per_hour": 1000,
         }
         values.update(overrides)
         server = await start_server(load_settings(**values))

@@ -96,9 +96,12 @@ class App {
           this.user.is_guest
             ? h("button", { type: "button", class: "link", testid: "signin-open",
                 onclick: () => this.auth.open("signin") }, t("auth.signin"))
-            : h("button", { type: "button", class: "link", testid: "signout",
-                onclick: () => this.signOut() }, t("auth.signout")),
-        ]
+            : null,
+          // A guest signs out too: the server then refuses their token, on a shared computer
+          // as well as anywhere it was copied to.
+          h("button", { type: "button", class: "link", testid: "signout",
+            onclick: () => this.signOut() }, t("auth.signout")),
+        ].filter(Boolean)
       : [
           h("button", { type: "button", class: "link", testid: "signin-open",
             onclick: () => this.auth.open("signin") }, t("auth.signin")),

@@ -15,9 +15,17 @@ from audio_rooms.errors import InvalidField
 HANDLE_RE = re.compile(r"[a-z0-9_]{3,32}")
 DISPLAY_NAME_MAX = 64
 
-# Bidirectional embeddings, overrides and isolates let a name reorder the text around it
-# ("gnp.exe" tricks) on every screen that shows it. ZWNJ and ZWJ stay: Persian spelling needs them.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+ZWNJ = "\u200c"
+"""The zero-width non-joiner: Persian spelling needs it (می‌خواهم), so it is the one format
+character a name keeps."""
+
+# Format characters (category Cf) are invisible: bidi embeddings, overrides and isolates let a
+# name reorder the text around it ("gnp.exe" tricks), zero-width spaces and joiners let two
+# names that look the same differ, or a name look empty. All go, except ZWNJ.
+# Categories that draw nothing on their own: a name made only of these looks blank.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me", "Cs", "Co", "Cn"})
+# Letters and symbols that fonts draw as blank space (Hangul fillers, the braille blank).
+_BLANK_GLYPHS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def normalise_handle(handle: str) -> str:
@@ -37,17 +45,28 @@ def validate_handle(handle: str) -> str:
 
 
 def clean_display_name(name: str) -> str:
-    """Return the display name without control characters, or raise InvalidField."""
+    """Return the display name without control and format characters (but ZWNJ), or raise
+    InvalidField, also for a name with nothing visible in it."""
     cleaned = "".join(
         char
         for char in unicodedata.normalize("NFC", name)
-        if unicodedata.category(char) != "Cc" and char not in _BIDI_CONTROLS
+        if char == ZWNJ or unicodedata.category(char) not in ("Cc", "Cf")
     ).strip()
     if not 1 <= len(cleaned) <= DISPLAY_NAME_MAX:
         raise InvalidField(
             f"display_name must be 1-{DISPLAY_NAME_MAX} characters", field="display_name"
         )
+    if not any(_visible(char) for char in cleaned):
+        raise InvalidField("display_name must have a visible character", field="display_name")
     return cleaned
+
+
+def _visible(char: str) -> bool:
+    return (
+        char not in _BLANK_GLYPHS
+        and not char.isspace()
+        and unicodedata.category(char) not in _INVISIBLE_CATEGORIES
+    )
 
 
 def validate_locale(locale: str) -> Locale:

@@ -1,14 +1,14 @@
 """Sign up, sign in, sign out, and guest entry: the account flows the HTTP API exposes.
 
 Login rate limiting is not here: it lives in Redis with the rest of the live state, in front of
-these functions.
+these functions. Every hash and verification runs on the bounded password-hash pool, never on
+the event loop nor on the database's threads; ``address`` is the client's, for the pool's
+per-address share.
 """
 
 from __future__ import annotations
 
 import logging
-
-import anyio.to_thread
 
 from audio_rooms.accounts import passwords
 from audio_rooms.accounts.handles import (
@@ -17,7 +17,8 @@ from audio_rooms.accounts.handles import (
     validate_handle,
     validate_locale,
 )
-from audio_rooms.accounts.tokens import Identity, signer_for
+from audio_rooms.accounts.hashpool import HashPool
+from audio_rooms.accounts.tokens import Identity, TokenClaims, signer_for
 from audio_rooms.db import Database, Locale, UserRecord
 from audio_rooms.errors import InvalidCredentials
 from audio_rooms.settings import Settings
@@ -31,14 +32,24 @@ _WRONG = "wrong handle or password"
 
 
 async def sign_up(
-    db: Database, settings: Settings, handle: str, display_name: str, password: str, locale: str
+    db: Database,
+    settings: Settings,
+    hashes: HashPool,
+    address: str,
+    handle: str,
+    display_name: str,
+    password: str,
+    locale: str,
 ) -> tuple[Identity, str]:
-    """Create an account and sign it in; InvalidField or HandleTaken on bad input."""
+    """Create an account and sign it in; InvalidField, WeakPassword or HandleTaken on bad
+    input."""
     handle = validate_handle(handle)
     display_name = clean_display_name(display_name)
     chosen_locale = validate_locale(locale)
     passwords.check_password_policy(password)
-    password_hash = await anyio.to_thread.run_sync(passwords.hash_password, password)
+    password_hash = await hashes.run(
+        address, passwords.hash_new_password, password, (handle, display_name)
+    )
     user = await db.create_user(
         handle, display_name, password_hash, chosen_locale, settings.server_name
     )
@@ -47,7 +58,7 @@ async def sign_up(
 
 
 async def sign_in(
-    db: Database, settings: Settings, handle: str, password: str
+    db: Database, settings: Settings, hashes: HashPool, address: str, handle: str, password: str
 ) -> tuple[Identity, str]:
     """Sign in; InvalidCredentials, with one message, for an unknown handle or a wrong password."""
     if len(password) > passwords.PASSWORD_MAX:
@@ -57,26 +68,28 @@ async def sign_in(
     if user is None:
         # Spend the time a real verification takes, so response time does not reveal whether
         # the handle exists.
-        await anyio.to_thread.run_sync(passwords.verify_password, passwords.dummy_hash(), password)
+        await hashes.run(address, passwords.verify_unknown, password)
         raise InvalidCredentials(_WRONG)
-    if not await anyio.to_thread.run_sync(passwords.verify_password, user.password_hash, password):
+    if not await hashes.run(address, passwords.verify_password, user.password_hash, password):
         log.info("sign-in to %s failed: wrong password", user.id)
         raise InvalidCredentials(_WRONG)
     if passwords.needs_rehash(user.password_hash):
         # The only moment we hold the plain password: upgrade old hashing parameters now.
-        new_hash = await anyio.to_thread.run_sync(passwords.hash_password, password)
+        new_hash = await hashes.run(address, passwords.hash_password, password)
         await db.update_password_hash(user.id, new_hash)
     return await _start_session(db, settings, user)
 
 
-async def sign_out(db: Database, settings: Settings, token: str) -> None:
+async def sign_out(db: Database, settings: Settings, token: str) -> TokenClaims:
     """End the token's session; NotAuthenticated if the token is not genuine or has expired.
 
-    A guest token has no session to end: the client forgets it.
+    A guest token has no session row: the claims returned let the caller deny-list it in the
+    live state until it expires (:class:`~audio_rooms.state.revocations.GuestRevocations`).
     """
     claims = signer_for(settings).verify(token)
     if claims.session_id is not None:
         await db.revoke_session(claims.session_id)
+    return claims
 
 
 def enter_as_guest(settings: Settings, display_name: str, locale: str) -> tuple[Identity, str]:

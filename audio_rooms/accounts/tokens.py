@@ -6,8 +6,9 @@ encrypted, so they carry nothing private: a session id and user id, or a guest's
 and locale, plus the expiry.
 
 A user token is only as good as its session row: :func:`authenticate` checks the sessions table,
-so signing out (revoking the row) ends the token before it expires. Guests have no row; their
-tokens simply expire.
+so signing out (revoking the row) ends the token before it expires. Guests have no row: a
+signed-out guest token is deny-listed in Redis instead (``state/revocations.py``, checked by
+``signalling/auth.py``). Each guest token has its own guest id, so the id names the token.
 
 Tokens are credentials: nothing here logs one, and callers must not either.
 """

@@ -146,6 +146,15 @@ class Database:
     async def get_user_by_handle(self, handle: str, server_name: str) -> UserRecord | None:
         return await self.get_user(f"{handle}@{server_name}")
 
+    async def list_users(self) -> list[UserRecord]:
+        """Every account, oldest first (the operator's ``users list``)."""
+        return await self._run(self._list_users)
+
+    def _list_users(self) -> list[UserRecord]:
+        query = select(User).order_by(col(User.created_at), col(User.id))
+        with self._session() as session:
+            return [_user(row) for row in session.exec(query)]
+
     async def update_password_hash(self, user_id: str, password_hash: str) -> None:
         await self._run(self._update_password_hash, user_id, password_hash)
 
@@ -378,6 +387,15 @@ class Database:
         query = select(Ban.id).where(col(Ban.user_id) == user_id, scope).limit(1)
         with self._session() as session:
             return session.exec(query).first() is not None
+
+    async def server_banned_ids(self) -> set[str]:
+        """The ids banned from the whole server."""
+        return await self._run(self._server_banned_ids)
+
+    def _server_banned_ids(self) -> set[str]:
+        query = select(Ban.user_id).where(col(Ban.room_id).is_(None))
+        with self._session() as session:
+            return set(session.exec(query))
 
     async def remove_ban(self, room_id: str | None, user_id: str) -> bool:
         """Lift a room ban (or the server-wide one for None); False if there was none."""

@@ -25,6 +25,7 @@ from audio_rooms import errors
 from audio_rooms.accounts import service as accounts
 from audio_rooms.accounts.service import GUEST_TTL
 from audio_rooms.accounts.tokens import Identity
+from audio_rooms.addresses import client_key
 from audio_rooms.signalling import untrusted
 from audio_rooms.turn import stun_servers
 
@@ -128,9 +129,11 @@ def _user(identity: Identity, handle: str | None = None) -> dict[str, Any]:
 async def sign_up(request: Request) -> Response:
     services = _services(request)
     body = await _body(request, SignUp)
-    await services.signup_limit.hit(_client_ip(request))
+    address = _client_address(request)
+    await services.signup_limit.hit(address)
     identity, token = await accounts.sign_up(
-        services.db, services.settings, body.handle, body.display_name, body.password, body.locale
+        services.db, services.settings, services.hashes, address,
+        body.handle, body.display_name, body.password, body.locale,
     )
     return _signed_in(services, identity, token, 201)
 
@@ -138,9 +141,13 @@ async def sign_up(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     services = _services(request)
     body = await _body(request, SignIn)
-    await services.login_limit.hit(f"{_client_ip(request)}:{body.handle.strip().lower()[:64]}")
+    address = _client_address(request)
+    # Across handles first: one address trying many handles is the flood; per handle second,
+    # so that guessing one account's password stays slow even from many addresses' worth.
+    await services.login_address_limit.hit(address)
+    await services.login_limit.hit(f"{address}:{body.handle.strip().lower()[:64]}")
     identity, token = await accounts.sign_in(
-        services.db, services.settings, body.handle, body.password
+        services.db, services.settings, services.hashes, address, body.handle, body.password
     )
     return _signed_in(services, identity, token, 200)
 
@@ -148,6 +155,7 @@ async def sign_in(request: Request) -> Response:
 async def guest(request: Request) -> Response:
     services = _services(request)
     body = await _body(request, Guest)
+    await services.guest_limit.hit(_client_address(request))
     identity, token = accounts.enter_as_guest(services.settings, body.display_name, body.locale)
     response = JSONResponse({"user": _user(identity), "token": token})
     services.auth.set_cookie(response, token, GUEST_TTL)
@@ -165,9 +173,11 @@ async def sign_out(request: Request) -> Response:
     token = services.auth.token_of(request)
     if token:
         try:
-            await accounts.sign_out(services.db, services.settings, token)
+            claims = await accounts.sign_out(services.db, services.settings, token)
         except errors.NotAuthenticated:
-            pass  # an expired or forged token is as good as signed out
+            claims = None  # an expired or forged token is as good as signed out
+        if claims is not None and claims.is_guest:
+            await services.revocations.revoke(claims.subject, claims.expires_at)
     response = Response(status_code=204)
     services.auth.clear_cookie(response)
     return response
@@ -227,7 +237,7 @@ async def create_room(request: Request) -> Response:
     identity = await services.auth.identify(request)
     body = await _body(request, NewRoom)
     await services.room_create_limit.hit(identity.user_id)
-    await services.room_address_limit.hit(_client_ip(request))
+    await services.room_address_limit.hit(_client_address(request))
     record = await services.rooms.create(
         identity, body.title, body.description, body.visibility, body.scheduled_start
     )
@@ -303,8 +313,8 @@ async def follow(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _client_address(request: Request) -> str:
+    return client_key(request.client.host if request.client else None)
 
 
 routes = [

@@ -9,16 +9,24 @@ from starlette.responses import Response
 from audio_rooms import errors
 from audio_rooms.accounts.tokens import Identity, TokenSigner, authenticate
 from audio_rooms.db.database import Database
+from audio_rooms.state.revocations import GuestRevocations
 
 COOKIE = "ar_session"
 MAX_TOKEN_LENGTH = 2048
 
 
 class Authenticator:
-    def __init__(self, db: Database, signer: TokenSigner, cookie_secure: bool) -> None:
+    def __init__(
+        self,
+        db: Database,
+        signer: TokenSigner,
+        cookie_secure: bool,
+        revocations: GuestRevocations,
+    ) -> None:
         self.db = db
         self.signer = signer
         self.cookie_secure = cookie_secure
+        self.revocations = revocations
 
     def token_of(self, connection: HTTPConnection, token: str | None = None) -> str | None:
         if token:
@@ -34,7 +42,10 @@ class Authenticator:
             raise errors.NotAuthenticated("Sign in, or enter as a guest.")
         if len(found) > MAX_TOKEN_LENGTH:
             raise errors.NotAuthenticated("That session token is not valid.")
-        return await authenticate(found, self.db, self.signer)
+        identity = await authenticate(found, self.db, self.signer)
+        if identity.is_guest and await self.revocations.is_revoked(identity.user_id):
+            raise errors.NotAuthenticated("you have been signed out")
+        return identity
 
     async def identify_optional(self, connection: HTTPConnection) -> Identity | None:
         try:

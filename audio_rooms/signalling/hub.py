@@ -25,9 +25,10 @@ import redis.asyncio as aioredis
 from audio_rooms.domain.actions import REACTIONS
 from audio_rooms.domain.reactions import Tally
 from audio_rooms.domain.transitions import end_if_abandoned
-from audio_rooms.errors import AudioRoomsError
+from audio_rooms.errors import AccountBanned, AudioRoomsError
 from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.frames import text_frame
+from audio_rooms.signalling.messages import error_message
 from audio_rooms.state import keys
 from audio_rooms.state.store import Published, RoomStore
 
@@ -171,6 +172,18 @@ class Hub:
             for connection in list(room.values()):
                 connection.close(code)
 
+    def close_user(self, user_id: str) -> int:
+        """Close every socket of ``user_id`` on this node, saying why; return how many."""
+        message = error_message(AccountBanned("This account is banned from this server."), None)
+        closed = 0
+        for room in list(self.rooms.values()):
+            connection = room.get(user_id)
+            if connection is not None:
+                connection.send(message)
+                connection.close(CloseCode.REMOVED)
+                closed += 1
+        return closed
+
     # --- Redis channel -------------------------------------------------------------------------
 
     async def _subscribe(self, room_id: str) -> None:
@@ -189,7 +202,21 @@ class Hub:
             if room_id not in self.rooms:
                 await self._pubsub.unsubscribe(keys.room_events(room_id))
 
+    async def _listen_for_account_bans(self) -> None:
+        """Subscribe to account bans for good: a ban must reach every node, whether or not it
+        has rooms now. Redis may be down at start; the server starts anyway and waits for it."""
+        while True:
+            try:
+                async with self._channel_lock:
+                    await self._pubsub.subscribe(keys.ACCOUNT_BANS)
+                    self._subscribed.set()
+                return
+            except (aioredis.ConnectionError, OSError):
+                logger.warning("hub: Redis unreachable; listening for account bans once it is back")
+                await asyncio.sleep(1.0)
+
     async def _read(self) -> None:
+        await self._listen_for_account_bans()
         while True:
             if not self._pubsub.subscribed:
                 self._subscribed.clear()
@@ -207,6 +234,10 @@ class Hub:
                 future = self._confirmations.pop(channel, None)
                 if future is not None and not future.done():
                     future.set_result(None)
+            elif message["type"] == "message" and channel == keys.ACCOUNT_BANS:
+                user_id = _text(message["data"])
+                if self.close_user(user_id):
+                    logger.info("hub: closed the sockets of %s, banned from the server", user_id)
             elif message["type"] == "message":
                 room_id = keys.room_id_from_events_channel(channel)
                 try:

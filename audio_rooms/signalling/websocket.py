@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from audio_rooms import errors
+from audio_rooms.addresses import client_key
 from audio_rooms.domain import actions as a
 from audio_rooms.domain import reactions
 from audio_rooms.logs import room_id_var, user_id_var
@@ -66,6 +67,8 @@ class _Session:
         self.services = services
         self.websocket = websocket
         self.room_id = room_id
+        # What per-address limits count this client under (an IPv6 client by its /64).
+        self.address = client_key(websocket.client.host if websocket.client else None)
         self.settings = services.settings
         self.budget = TokenBucket(self.settings.ws_messages_per_second, self.settings.ws_burst)
         self.bad_frames = Strikes(self.settings.ws_bad_frames_limit,
@@ -124,9 +127,8 @@ class _Session:
         try:
             self.identity = await self.services.auth.identify(self.websocket, join.token)
             user_id_var.set(self.identity.user_id)
-            address = self.websocket.client.host if self.websocket.client else "unknown"
             outcome = await self.services.rooms.join(
-                self.identity, self.room_id, join.invite, address
+                self.identity, self.room_id, join.invite, self.address
             )
         except errors.AudioRoomsError as exc:
             code = _JOIN_CLOSE_CODES.get(type(exc), CloseCode.NOT_ALLOWED)
@@ -259,10 +261,8 @@ class _Session:
             self.connection.send({"type": "ice_servers", **self._ice_servers(), "ref": message.ref})
             return
         if isinstance(message, m.MediaOfferMessage):
-            client = self.websocket.client
             answer = await self.services.answer_media(
-                self.room_id, self.identity.user_id, message.sdp,
-                client.host if client is not None else None,
+                self.room_id, self.identity.user_id, message.sdp, self.address
             )
             self.connection.send({"type": "media_answer", "sdp": answer, "ref": message.ref})
             return

@@ -66,3 +66,13 @@ def room_id_from_events_channel(channel: str) -> str:
 def rate_limit(scope: str, subject: str) -> str:
     """string: integer count of attempts in the current fixed window; expires with it."""
     return f"{PREFIX}ratelimit:{scope}:{subject}"
+
+
+def guest_revoked(guest_id: str) -> str:
+    """string: "1" while a signed-out guest's token would still be valid; expires with it."""
+    return f"{PREFIX}guest:{guest_id}:revoked"
+
+
+# pub/sub channel: the user id of an account an operator just banned from the whole server.
+# Every node closes that user's sockets when it hears it.
+ACCOUNT_BANS = PREFIX + "accounts:banned"

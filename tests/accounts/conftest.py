@@ -9,10 +9,12 @@ shared test database is left as it was found.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from audio_rooms.accounts.hashpool import HashPool
 from audio_rooms.settings import Settings
 
 SERVER = "test.example"
@@ -30,3 +32,10 @@ def settings(tmp_path: Path) -> Settings:
         secret_key=SECRET,
         session_ttl=3600,
     )
+
+
+@pytest.fixture
+def hashes() -> Iterator[HashPool]:
+    pool = HashPool(concurrency=2, queue=4, per_address=2)
+    yield pool
+    pool.close()

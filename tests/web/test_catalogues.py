@@ -19,12 +19,13 @@ ERROR_CODES = [
     "too_many_tracks", "unsupported_media", "service_unavailable", "draining", "internal_error",
     "guests_only_listen", "too_many_rooms",
     "too_many_media_transports",
+    "weak_password", "account_banned", "busy",
 ]
 # The edge (issue 9): refused origins, non-JSON bodies, connection caps.
 ERROR_CODES += ["cross_origin", "unsupported_media_type", "too_many_connections"]
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",
-                 "room_ended", "removed", "banned"]
+                 "room_ended", "removed", "banned", "account_banned"]
 ROLES = ["host", "moderator", "speaker", "listener"]
 
 

@@ -27,7 +27,7 @@ const MEDIA_STEADY_MS = 60000;
 
 // Reasons that have a `closed.<reason>` sentence; refusals with another code use the close code's.
 const CLOSED_REASONS = new Set(["not_authenticated", "not_allowed_in", "room_not_found",
-  "replaced", "room_ended", "removed", "banned"]);
+  "replaced", "room_ended", "removed", "banned", "account_banned"]);
 
 const Phase = Object.freeze({
   LOADING: "loading",
@@ -145,7 +145,11 @@ export class RoomView {
           this.app.toast(errorText("media_error"));
         }),
         onMediaFailed: (msg) => this.mediaFailed(msg),
-        onError: (msg) => this.app.toast(errorText(msg.code)),
+        onError: (msg) => {
+          // Sent just before the server closes every socket of an account banned server-wide.
+          if (msg.code === "account_banned") this.closedReason = "account_banned";
+          this.app.toast(errorText(msg.code));
+        },
         onClosed: (reason, refusal) => this.closed(reason, refusal),
       },
     });
@@ -224,7 +228,7 @@ export class RoomView {
     }
     const me = this.state.me;
     if (msg.type === "participant_removed" && msg.user_id === me) {
-      this.closedReason = msg.banned ? "banned" : "removed";
+      this.closedReason ??= msg.banned ? "banned" : "removed";
     }
     const { state, notices } = applyDelta(this.state, msg);
     this.state = state;
