@@ -238,6 +238,10 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
     )
     hub.listeners.append(services.on_published)
     await hub.start()
+    try:
+        await store.rank_unranked()
+    except (aioredis.RedisError, OSError):
+        logger.warning("could not rank live rooms for the lobby: Redis unreachable")
     services.metrics.watch(services)
     services.metrics.start()
     if settings.metrics_port is not None:

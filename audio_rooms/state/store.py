@@ -137,6 +137,14 @@ class RoomStore:
         raw = await self.redis.zrevrange(keys.LIVE_ACTIVITY, offset, offset + count - 1)
         return [_text(r) for r in raw]
 
+    async def rank_unranked(self) -> None:
+        """Give every live room a place in the lobby's ranking. Rooms that went live before the
+        ranking existed (an upgrade) would otherwise stay out of the lobby until their next
+        change; they enter at the bottom and move up with that change."""
+        live = await self.redis.smembers(keys.LIVE_ROOMS)
+        if live:
+            await self.redis.zadd(keys.LIVE_ACTIVITY, {_text(r): 0 for r in live}, nx=True)
+
     # --- guests kept out by address ------------------------------------------------------------
 
     async def remember_address(self, room_id: str, user_id: str, tag: str) -> None:

@@ -100,3 +100,17 @@ async def test_rooms_per_address_are_capped(
     ) as http:
         allowed = await http.post("/api/rooms", json={"title": "From elsewhere"})
     assert allowed.status_code == 201, allowed.text
+
+
+async def test_rooms_live_before_an_upgrade_are_listed_after_it(
+    server: RunningServer, make_server: ServerFactory, make_account: AccountFactory, redis: Any
+) -> None:
+    # A room that went live before the lobby ranked rooms has no place in the ranking; a server
+    # started on that Redis gives it one, so the room is not missing from the lobby.
+    old = server
+    host = await make_account("Host")
+    room_id = await create_room(old, host, title="From before")
+    await redis.zrem("ar:rooms:activity", room_id)
+    assert room_id not in [r["id"] for r in (await page(old, "limit=50"))["rooms"]]
+    new = await make_server()
+    assert room_id in [r["id"] for r in (await page(new, "limit=50"))["rooms"]]
