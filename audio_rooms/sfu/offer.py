@@ -14,6 +14,10 @@ from aiortc import sdp
 from audio_rooms.sfu.errors import MalformedSdp, NoOpus, TooManyTracks, UnsupportedMedia
 
 MAX_SDP_BYTES = 64 * 1024
+# Each remote candidate becomes a held candidate pair per local candidate until the connect
+# timeout: a browser sends a handful per m-line (host, server-reflexive and relay, per
+# interface), so this leaves room for many interfaces while a crafted offer stays small.
+MAX_CANDIDATES_PER_LINE = 32
 SENDING = ("sendrecv", "sendonly")
 RECEIVING = ("sendrecv", "recvonly")
 
@@ -68,6 +72,11 @@ class Offer:
                 raise MalformedSdp("an m-line has no ICE credentials", mline=index)
             if media.dtls is None or not media.dtls.fingerprints:
                 raise MalformedSdp("an m-line has no DTLS fingerprint", mline=index)
+            if len(media.ice_candidates) > MAX_CANDIDATES_PER_LINE:
+                raise MalformedSdp(
+                    "an m-line has too many ICE candidates",
+                    mline=index, limit=MAX_CANDIDATES_PER_LINE,
+                )
             if not media.rtcp_mux:
                 raise MalformedSdp("rtcp-mux is required", mline=index)
             if not media.rtp.muxId:

@@ -41,8 +41,11 @@ async def _offer(slots: int = 3) -> str:
         (lambda sdp: re.sub(r"a=ice-pwd:.*\r\n", "", sdp), MalformedSdp, "malformed_sdp"),
         (lambda sdp: sdp.replace("opus/48000/2", "PCMU/8000"), NoOpus, "no_opus"),
         (lambda sdp: sdp.replace("m=audio", "m=video"), UnsupportedMedia, "unsupported_media"),
+        (lambda sdp: sdp.replace("a=mid:", "".join(
+            f"a=candidate:{n} 1 udp 2130706431 198.51.100.{n} 9 typ host\r\n" for n in range(33)
+        ) + "a=mid:", 1), MalformedSdp, "malformed_sdp"),
     ],
-    ids=["garbage", "empty", "no-ice-pwd", "no-opus", "video"],
+    ids=["garbage", "empty", "no-ice-pwd", "no-opus", "video", "too-many-candidates"],
 )
 async def test_bad_offers_raise_typed_errors(
     media: MediaServer, mangle: object, error: type[MediaError], code: str
