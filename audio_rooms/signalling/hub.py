@@ -65,6 +65,8 @@ class Hub:
         self._emptied = asyncio.Event()
         self._emptied.set()
         self._snapshots: set[asyncio.Task[None]] = set()
+        # Rooms whose channel was lost with the pub/sub connection and not yet subscribed again.
+        self._missed: set[str] = set()
 
     async def start(self) -> None:
         self._tasks = [
@@ -144,6 +146,14 @@ class Hub:
             connection.ready(state.version)
         else:
             connection.ready(connection.version)
+
+    def _resync(self, connection: Connection) -> None:
+        connection.hold()  # later deltas wait for the snapshot, in order
+        # Reading and encoding a big room's snapshot takes tens of ms: not in the fan-out path
+        # of everyone else, nor in the way of the next published message.
+        task = asyncio.create_task(self.resend_snapshot(connection), name="snapshot")
+        self._snapshots.add(task)
+        task.add_done_callback(self._snapshots.discard)
 
     def send_local(self, room_id: str, message: dict[str, Any]) -> None:
         for connection in list(self.rooms.get(room_id, {}).values()):
@@ -225,6 +235,9 @@ class Hub:
                 message = await self._pubsub.get_message(timeout=1.0)
             except (aioredis.ConnectionError, OSError):
                 logger.warning("hub: lost the Redis pub/sub connection; retrying")
+                # Deltas published until the channels are subscribed again are lost: each
+                # room's connections get a fresh snapshot once its channel is back.
+                self._missed.update(self.rooms)
                 await asyncio.sleep(0.5)
                 continue
             if message is None:
@@ -234,6 +247,12 @@ class Hub:
                 future = self._confirmations.pop(channel, None)
                 if future is not None and not future.done():
                     future.set_result(None)
+                if channel != keys.ACCOUNT_BANS:
+                    room_id = keys.room_id_from_events_channel(channel)
+                    if room_id in self._missed:
+                        self._missed.discard(room_id)
+                        for connection in list(self.rooms.get(room_id, {}).values()):
+                            self._resync(connection)
             elif message["type"] == "message" and channel == keys.ACCOUNT_BANS:
                 user_id = _text(message["data"])
                 if self.close_user(user_id):
@@ -257,14 +276,9 @@ class Hub:
             connection.deliver(published)
             if connection.needs_snapshot:
                 connection.needs_snapshot = False
-                connection.hold()  # later deltas wait for the snapshot, in order
                 promoted.append(connection)
         for connection in promoted:
-            # Reading and encoding a big room's snapshot takes tens of ms: not in the fan-out
-            # path of everyone else, nor in the way of the next published message.
-            task = asyncio.create_task(self.resend_snapshot(connection), name="snapshot")
-            self._snapshots.add(task)
-            task.add_done_callback(self._snapshots.discard)
+            self._resync(connection)
         for listener in self.listeners:
             try:
                 await listener(published)
