@@ -256,25 +256,45 @@ def paced(rate: float) -> Callable[[], Awaitable[int]]:
     return tick
 
 
+async def raw_post(port: int, path: str, body: dict[str, Any], address: str,
+                   timeout: float) -> str:
+    """One POST on a connection of its own; its status code, or why there was none.
+
+    httpx's connection pool costs O(pending requests) per event: a flood that does not wait
+    for answers starves its own event loop with it within seconds.
+    """
+    payload = json.dumps(body).encode()
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", port, local_addr=(address, 0))
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+                f"Connection: close\r\n\r\n".encode() + payload
+            )
+            status = await reader.readline()
+    except TimeoutError:
+        return "no answer"
+    except OSError as exc:
+        return type(exc).__name__
+    finally:
+        if writer is not None:
+            writer.close()
+    parts = status.split()
+    return f"HTTP {parts[1].decode()}" if len(parts) >= 2 else "closed without an answer"
+
+
 class SigninFlood(Attack):
-    async def prepare(self) -> None:
-        self.http = httpx.AsyncClient(
-            base_url=self.target.base_url, timeout=30,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=50),
-            transport=httpx.AsyncHTTPTransport(
-                local_address=ATTACKER_ADDRESS,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=50)),
-        )
+    def __init__(self, target: Target) -> None:
+        super().__init__(target)
         self.pending: set[asyncio.Task[None]] = set()
 
     async def _attempt(self, n: int) -> None:
-        handle = f"f{n}_{secrets.token_hex(6)}"
-        try:
-            response = await self.http.post("/api/auth/signin", json={
-                "handle": handle, "password": secrets.token_urlsafe(12)})
-            self.stats[f"HTTP {response.status_code}"] += 1
-        except httpx.HTTPError as exc:
-            self.stats[type(exc).__name__] += 1
+        body = {"handle": f"f{n}_{secrets.token_hex(6)}", "password": secrets.token_urlsafe(12)}
+        self.stats[await raw_post(self.target.port, "/api/auth/signin", body,
+                                  ATTACKER_ADDRESS, 60)] += 1
 
     async def _run(self) -> None:
         tick = paced(float(self.options["signin_rate"]))
@@ -292,11 +312,10 @@ class SigninFlood(Attack):
 
     async def stop(self) -> None:
         await super().stop()
-        self.stats["unanswered"] += len(self.pending)
+        self.stats["unanswered at the end"] += len(self.pending)
         for task in list(self.pending):
             task.cancel()
         await asyncio.gather(*self.pending, return_exceptions=True)
-        await self.http.aclose()
 
 
 class JunkDatagrams(Attack):
