@@ -35,6 +35,7 @@ HTTP_TIMEOUT = 5.0
 JOIN_TIMEOUT = 10.0
 WS_MAX_MESSAGE_BYTES = 64 * 1024  # the server's default, for oversized frames
 MIB = 1024 * 1024
+WRITE_BACKLOG = MIB  # unread bytes a socket holds back for; a real flood is paced by TCP
 
 
 def raise_open_files() -> None:
@@ -93,11 +94,12 @@ class RawSocket(asyncio.Protocol):
         self.parse = parse
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.upgraded = False
+        self.upgraded: asyncio.Future[None] = loop.create_future()
         self.welcome: asyncio.Future[str] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
         self.received_bytes = 0
         self.errors: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()  # message types, while parsing
         self.close_code: int | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -110,19 +112,24 @@ class RawSocket(asyncio.Protocol):
             f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
         )
 
-    def send(self, frame: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(frame)
+    def send(self, frame: bytes) -> bool:
+        """Write ``frame`` unless the server has not read the last WRITE_BACKLOG bytes."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        if self.transport.get_write_buffer_size() > WRITE_BACKLOG:
+            return False
+        self.transport.write(frame)
+        return True
 
-    def send_json(self, message: dict[str, Any]) -> None:
-        self.send(mask_frame(0x1, json.dumps(message).encode()))
+    def send_json(self, message: dict[str, Any]) -> bool:
+        return self.send(mask_frame(0x1, json.dumps(message).encode()))
 
     def data_received(self, data: bytes) -> None:
         self.received_bytes += len(data)
         if self.welcome.done() and not self.parse:
             return
         self.buffer += data
-        if not self.upgraded:
+        if not self.upgraded.done():
             end = self.buffer.find(b"\r\n\r\n")
             if end < 0:
                 return
@@ -130,10 +137,11 @@ class RawSocket(asyncio.Protocol):
             del self.buffer[: end + 4]
             if not status.startswith(b"HTTP/1.1 101"):
                 self._settle(f"upgrade refused: {status.decode(errors='replace')}")
+                self.upgraded.set_result(None)
                 if self.transport is not None:
                     self.transport.close()
                 return
-            self.upgraded = True
+            self.upgraded.set_result(None)
         offset = 0
         while len(self.buffer) - offset >= 2:
             first, length = self.buffer[offset], self.buffer[offset + 1] & 0x7F
@@ -159,6 +167,7 @@ class RawSocket(asyncio.Protocol):
                 message = json.loads(payload)
             except ValueError:
                 return
+            self.received[str(message.get("type"))] += 1
             if message.get("type") == "welcome":
                 self._settle("joined")
             elif message.get("type") == "error":
@@ -175,6 +184,8 @@ class RawSocket(asyncio.Protocol):
             self.welcome.set_result(outcome)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if not self.upgraded.done():
+            self.upgraded.set_exception(ConnectionError("closed before the upgrade"))
         self._settle("closed before welcome")
         if not self.lost.done():
             self.lost.set_result(None)
@@ -195,11 +206,15 @@ async def raw_join(target: Target, address: str, token: str | None,
             "127.0.0.1", target.port, local_addr=(address, 0)), JOIN_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         return None, type(exc).__name__
-    protocol.send_json({"type": "join", "token": token} if token else {"type": "join"})
     try:
+        # Frames sent before the 101 answer are lost on uvicorn's side of the upgrade.
+        await asyncio.wait_for(asyncio.shield(protocol.upgraded), JOIN_TIMEOUT)
+        protocol.send_json({"type": "join", "token": token} if token else {"type": "join"})
         outcome = await asyncio.wait_for(asyncio.shield(protocol.welcome), JOIN_TIMEOUT)
     except TimeoutError:
         outcome = "timeout"
+    except ConnectionError:
+        outcome = "closed before the upgrade"
     if outcome != "joined":
         protocol.close()
         return None, outcome
@@ -477,10 +492,25 @@ class PortHoarding(Attack):
             return
         self.stats["joined"] += 1
         self.sockets.append(sock)
+        first = True
         while not sock.lost.done() and not self.stopping:
             sock.send_json({"type": "media_offer", "sdp": offer, "ref": f"h{n}"})
             self.stats["offers sent"] += 1
+            if first:
+                deadline = time.monotonic() + JOIN_TIMEOUT
+                while not (sock.received["media_answer"] or sock.errors or sock.lost.done()):
+                    if time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.05)
+                self.settled.add(n)
+                first = False
             await asyncio.sleep(2.0)
+
+    async def _settle(self, n: int, http: httpx.AsyncClient, offer: str) -> None:
+        try:
+            await self._hoarder(n, http, offer)
+        finally:
+            self.settled.add(n)
 
     async def prepare(self) -> None:
         peer = AudioClient(decode=False)
@@ -491,14 +521,19 @@ class PortHoarding(Attack):
         self.sockets: list[RawSocket] = []
         self.http = bound_http(self.target.base_url, ATTACKER_ADDRESS, HTTP_TIMEOUT)
         count = int(self.options["hoarders"] or self.target.media_port_count)
-        self.tasks = [asyncio.create_task(self._hoarder(n, self.http, offer))
+        self.settled: set[int] = set()
+        self.tasks = [asyncio.create_task(self._settle(n, self.http, offer))
                       for n in range(count)]
-        await asyncio.sleep(3.0)  # the offers answered (or refused) before the window
+        # Every hoarder's first offer answered (or refused) before the window starts.
+        deadline = time.monotonic() + 2 * JOIN_TIMEOUT
+        while len(self.settled) < count and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
 
     async def stop(self) -> None:
         await super().stop()
         for sock in self.sockets:
             self.stats.update({f"offer error {k}": v for k, v in sock.errors.items()})
+            self.stats["offers answered"] += sock.received["media_answer"]
             sock.close()
         await self.http.aclose()
 
@@ -532,8 +567,11 @@ class WsJunk(Attack):
             while not sock.lost.done():
                 for _ in range(await tick()):
                     sent += 1
-                    sock.send(bad_utf8 if sent % 50 == 0 else junk[sent % len(junk)])
-                    self.stats["frames sent"] += 1
+                    frame = bad_utf8 if sent % 50 == 0 else junk[sent % len(junk)]
+                    if sock.send(frame):
+                        self.stats["frames sent"] += 1
+                    else:
+                        self.stats["frames held back (server not reading)"] += 1
             self.stats[f"closed by the server ({sock.close_code})"] += 1
             await asyncio.sleep(0.1)
 
