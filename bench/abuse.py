@@ -19,7 +19,7 @@ strength, a window of --seconds seconds measure:
   cannot hide its stalls by slowing the probe down; an error, a timeout or a non-200 answer
   counts as a failed sample, shown as "fail" when it reaches the percentile;
 * joining: a real user signs in (`POST /api/auth/signin`) and joins the room over the
-  WebSocket until `welcome`, every 1.5 s (10 s timeout), then leaves;
+  WebSocket until `welcome`, every 1.5 s (8 s timeout), then leaves;
 * a new listener's media: once per window a guest joins, offers, and waits for the first
   audio packet from the host (8 s timeout);
 * the server's RSS (`VmRSS` of its process, every 0.2 s);
@@ -479,28 +479,28 @@ async def _media_probe(world: World, http: httpx.AsyncClient, window: Window) ->
     participant: Participant | None = None
     peer: AudioClient | None = None
     why = ""
+    stage = "guest sign-in"
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(MEDIA_TIMEOUT + JOIN_TIMEOUT):
+        async with asyncio.timeout(MEDIA_TIMEOUT):
             response = await http.post("/api/auth/guest", json={"display_name": "Newcomer"})
             if response.status_code != 200:
                 why = f"guest HTTP {response.status_code}"
             else:
+                stage = "join"
                 participant = await Participant.join(world.server, world.room_id,
                                                      response.json()["token"], PROBE_ADDRESS)
                 peer = AudioClient(decode=False, record_packets=False)
                 started = time.perf_counter()
+                stage = "answer"
                 await participant.media(peer)
-                while peer.packet_count == 0:
+                stage = "first audio"
+                while peer.packet_count == 0 and not why:
                     if peer.pc.connectionState in ("failed", "closed"):
                         why = f"transport {peer.pc.connectionState}"
-                        break
-                    if time.perf_counter() - started > MEDIA_TIMEOUT:
-                        why = "no audio"
-                        break
                     await asyncio.sleep(0.02)
     except TimeoutError:
-        why = "timeout"
+        why = f"timeout waiting for {stage}"
     except RuntimeError as exc:
         why = str(exc)
     except (httpx.HTTPError, OSError, websockets.WebSocketException) as exc:

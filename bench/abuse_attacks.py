@@ -32,7 +32,7 @@ from audio_rooms.sfu.testing import AudioClient
 ATTACKER_ADDRESS = "127.0.0.2"
 GUEST_NET = "127.0.1"  # the reaction flood's guests: one address each
 HTTP_TIMEOUT = 5.0
-JOIN_TIMEOUT = 10.0
+JOIN_TIMEOUT = 8.0
 WS_MAX_MESSAGE_BYTES = 64 * 1024  # the server's default, for oversized frames
 MIB = 1024 * 1024
 WRITE_BACKLOG = MIB  # unread bytes a socket holds back for; a real flood is paced by TCP
@@ -176,6 +176,8 @@ class RawSocket(asyncio.Protocol):
                     self._settle(f"refused: {message.get('code')}")
         elif opcode == 0x8:
             self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self.send(mask_frame(0x8, payload[:2]))  # the closing handshake; then TCP goes
+            self.close()
         elif opcode == 0x9:
             self.send(mask_frame(0xA, payload))
 
