@@ -333,6 +333,7 @@ class World:
     listener_peer: AudioClient
     ports: list[int]  # the server's media ports of the host's and the listener's transports
     probe_accounts: list[tuple[str, str]]  # (handle, password)
+    lobby_rooms: int  # live rooms the server let us open
 
     async def close(self) -> None:
         for peer in (self.speaker_peer, self.listener_peer):
@@ -350,26 +351,39 @@ async def _signup(server: Server, address: str, handle: str, secret: str) -> str
     return str(response.json()["token"])
 
 
+async def _create_room(server: Server, address: str, token: str, title: str) -> str | None:
+    """A live open room's id, or None when the server refuses one more (a limit per account
+    or address)."""
+    async with bound_http(server.base_url, address) as http:
+        response = await http.post("/api/rooms", json={"title": title, "visibility": "open"},
+                                   headers={"Authorization": f"Bearer {token}"})
+    if response.status_code == 429:
+        return None
+    response.raise_for_status()
+    return str(response.json()["room"]["id"])
+
+
 async def build_world(server: Server, rooms: int, probe_accounts: int) -> World:
     host_token = await _signup(server, f"{SETUP_NET}.1", "benchhost", password())
-    async with bound_http(server.base_url, f"{SETUP_NET}.1") as http:
-        http.headers["Authorization"] = f"Bearer {host_token}"
-        room_ids = []
-        for n in range(max(1, rooms)):
-            response = await http.post("/api/rooms", json={
-                "title": f"Abuse bench {n}", "visibility": "open"})
-            response.raise_for_status()
-            room_ids.append(str(response.json()["room"]["id"]))
+    room_id = await _create_room(server, f"{SETUP_NET}.1", host_token, "Abuse bench")
+    assert room_id is not None, "the server refused the first room"
     async with bound_http(server.base_url, f"{SETUP_NET}.2") as http:
         response = await http.post("/api/auth/guest", json={"display_name": "Listener"})
         response.raise_for_status()
         listener_token = str(response.json()["token"])
     accounts = []
-    for n in range(probe_accounts):
+    tokens = []
+    for n in range(max(1, probe_accounts)):
         handle, secret = f"benchprobe{n}", password()
-        await _signup(server, f"{SETUP_NET}.{10 + n}", handle, secret)
+        tokens.append(await _signup(server, f"{SETUP_NET}.{10 + n}", handle, secret))
         accounts.append((handle, secret))
-    room_id = room_ids[0]
+    # The rest of the lobby, spread over the probe accounts as the limits per account allow.
+    lobby = 1
+    for n in range(1, rooms):
+        owner = n % len(tokens)
+        if await _create_room(server, f"{SETUP_NET}.{10 + owner}", tokens[owner],
+                              f"Lobby room {n}"):
+            lobby += 1
     host = await Participant.join(server, room_id, host_token, f"{SETUP_NET}.1")
     listener = await Participant.join(server, room_id, listener_token, f"{SETUP_NET}.2")
     speaker_peer = AudioClient(mic=ToneTrack(440), decode=False, record_packets=False)
@@ -381,7 +395,8 @@ async def build_world(server: Server, rooms: int, probe_accounts: int) -> World:
         await listener_peer.connected()
         while listener_peer.packet_count < 25:  # noqa: ASYNC110 - a peer's counter, no event
             await asyncio.sleep(0.05)
-    return World(server, room_id, host, listener, speaker_peer, listener_peer, ports, accounts)
+    return World(server, room_id, host, listener, speaker_peer, listener_peer, ports, accounts,
+                 lobby)
 
 
 # --- the probes --------------------------------------------------------------------------------
@@ -582,9 +597,12 @@ class Outcome:
     attacked: Window
     attacker: dict[str, int]
     load: tuple[float, float]
+    lobby_rooms: int
+    seconds: float  # the whole run of this attack, server start to stop
 
 
 async def run_attack(name: str, args: argparse.Namespace) -> Outcome:
+    started = time.monotonic()
     load_before = os.getloadavg()[0]
     data_dir = Path(tempfile.mkdtemp(prefix=f"abuse-{name}-", dir="/tmp"))
     server = Server(data_dir, free_udp_range(args.media_ports), args.media_ports)
@@ -619,7 +637,8 @@ async def run_attack(name: str, args: argparse.Namespace) -> Outcome:
         stats: dict[str, int] = await answer_within(mine, 30)
         if baseline_transports is not None:
             baseline.transports = baseline_transports
-        return Outcome(name, baseline, attacked, stats, (load_before, os.getloadavg()[0]))
+        return Outcome(name, baseline, attacked, stats, (load_before, os.getloadavg()[0]),
+                       world.lobby_rooms, time.monotonic() - started)
     finally:
         if process is not None:
             process.join(5)
@@ -714,12 +733,12 @@ def report(outcomes: list[Outcome]) -> str:
     lines.append("")
     for outcome in outcomes:
         achieved = ", ".join(f"{k} {v}" for k, v in sorted(outcome.attacker.items()))
-        lines.append(f"- {outcome.attack} (load {outcome.load[0]:.1f} -> {outcome.load[1]:.1f}):"
-                     f" {achieved}")
-        failures = {**outcome.baseline.failures}
-        if failures:
+        lines.append(f"- {outcome.attack} ({outcome.seconds:.0f} s, {outcome.lobby_rooms} rooms "
+                     f"in the lobby, load {outcome.load[0]:.1f} -> {outcome.load[1]:.1f}): "
+                     f"{achieved}")
+        if outcome.baseline.failures:
             lines.append("  - baseline failures: " + ", ".join(
-                f"{k} x{v}" for k, v in sorted(failures.items())))
+                f"{k} x{v}" for k, v in sorted(outcome.baseline.failures.items())))
         if outcome.attacked.failures:
             lines.append("  - failures under attack: " + ", ".join(
                 f"{k} x{v}" for k, v in sorted(outcome.attacked.failures.items())))
@@ -745,7 +764,8 @@ def as_json(outcome: Outcome) -> dict[str, Any]:
 
     return {"attack": outcome.attack, "baseline": window(outcome.baseline),
             "attacked": window(outcome.attacked), "transports_lost": transports_lost(outcome),
-            "attacker": outcome.attacker, "load": outcome.load}
+            "attacker": outcome.attacker, "load": outcome.load,
+            "lobby_rooms": outcome.lobby_rooms, "seconds": round(outcome.seconds, 1)}
 
 
 async def main_async(args: argparse.Namespace) -> list[Outcome]:
