@@ -610,8 +610,11 @@ async def _attacker(pipe: Pipe, name: str, target: Target) -> None:
     await attack.prepare()
     pipe.send("ready")
     assert await loop.run_in_executor(None, pipe.recv) == "go"
+    started = time.monotonic()
     attack.start()
     assert await loop.run_in_executor(None, pipe.recv) == "stop"
+    # The window, plus the probes still in flight at its end: the rates achieved follow.
+    attack.stats["seconds attacked"] = round(time.monotonic() - started)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(attack.stop(), 15)
     pipe.send(dict(attack.stats))
