@@ -38,7 +38,7 @@ those clients), and is brought to full strength before its window starts:
   of the server's media ports for the host and the listener (taken from the answers'
   candidates);
 * stalled-connections: --stalled connections from one address that send half a request
-  header and stall; any the server closes is reopened;
+  header and stall; any the server closes is reopened a second later;
 * reaction-flood: --guests guests (one address each: this measures the fan-out, not the
   per-address caps) in the room, each sending reactions at --reaction-rate a second (the
   default per-socket budget);

@@ -35,6 +35,7 @@ HTTP_TIMEOUT = 5.0
 JOIN_TIMEOUT = 8.0
 WS_MAX_MESSAGE_BYTES = 64 * 1024  # the server's default, for oversized frames
 MIB = 1024 * 1024
+RETRY_AFTER = 1.0  # before a stalled connection the server ended is reopened
 WRITE_BACKLOG = MIB  # unread bytes a socket holds back for; a real flood is paced by TCP
 
 
@@ -384,6 +385,9 @@ class _Stall(asyncio.Protocol):
 
 
 class StalledConnections(Attack):
+    """Each of ``stalled`` slots holds one connection; one that ends is reopened a second later
+    (a server that refuses at once must not turn this into a connect flood)."""
+
     HALF = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: stall"
 
     def __init__(self, target: Target) -> None:
@@ -401,7 +405,7 @@ class StalledConnections(Attack):
                     local_addr=(ATTACKER_ADDRESS, 0)), HTTP_TIMEOUT)
             except (OSError, TimeoutError) as exc:
                 self.stats[f"connect {type(exc).__name__}"] += 1
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(RETRY_AFTER)
                 continue
             self.stats["connections opened"] += 1
             self.open += 1
@@ -413,12 +417,12 @@ class StalledConnections(Attack):
             finally:
                 self.open -= 1
                 transport.close()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(RETRY_AFTER)
 
     async def prepare(self) -> None:
         count = int(self.options["stalled"])
         self.tasks = [asyncio.create_task(self._slot()) for _ in range(count)]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 5  # a server with a cap per address never lets all in
         while self.open < count and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
         self.stats["open when the window started"] = self.open
