@@ -37,8 +37,9 @@ those clients), and is brought to full strength before its window starts:
 * junk-datagrams: --datagram-rate datagrams a second (empty, random bytes, fake RTP) at each
   of the server's media ports for the host and the listener (taken from the answers'
   candidates);
-* stalled-connections: --stalled connections from one address that send half a request
-  header and stall; any the server closes is reopened a second later;
+* stalled-connections: --stalled connections from one address (or --stalled-addresses)
+  that send half a request header and stall; with --stalled-reopen, one the server ends is
+  reopened a second later;
 * reaction-flood: --guests guests (one address each: this measures the fan-out, not the
   per-address caps) in the room, each sending reactions at --reaction-rate a second (the
   default per-socket budget);
@@ -619,6 +620,8 @@ async def run_attack(name: str, args: argparse.Namespace) -> Outcome:
                             "signin_rate": args.signin_rate,
                             "datagram_rate": args.datagram_rate,
                             "stalled": args.stalled,
+                            "stalled_addresses": args.stalled_addresses,
+                            "stalled_reopen": args.stalled_reopen,
                             "guests": args.guests,
                             "reaction_rate": args.reaction_rate,
                             "hoarders": args.hoarders,
@@ -796,6 +799,10 @@ def main() -> None:
     parser.add_argument("--signin-rate", type=float, default=50.0)
     parser.add_argument("--datagram-rate", type=float, default=1000.0, help="per media port")
     parser.add_argument("--stalled", type=int, default=2000)
+    parser.add_argument("--stalled-addresses", type=int, default=1, choices=range(1, 200),
+                        metavar="N", help="spread the stalled connections over N addresses")
+    parser.add_argument("--stalled-reopen", action="store_true",
+                        help="reopen a stalled connection the server ended, a second later")
     parser.add_argument("--guests", type=int, default=100, help="reaction-flood guests (max 250)")
     parser.add_argument("--reaction-rate", type=float, default=20.0, help="per guest")
     parser.add_argument("--hoarders", type=int, default=0,

@@ -385,8 +385,10 @@ class _Stall(asyncio.Protocol):
 
 
 class StalledConnections(Attack):
-    """Each of ``stalled`` slots holds one connection; one that ends is reopened a second later
-    (a server that refuses at once must not turn this into a connect flood)."""
+    """``stalled`` connections from ``stalled_addresses`` addresses (127.0.0.2 and up), each
+    sending half a request header, then nothing. With ``stalled_reopen`` a connection the
+    server ends is reopened a second later (not at once: against a server that refuses at once
+    that would be a connect flood, another attack)."""
 
     HALF = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: stall"
 
@@ -395,16 +397,19 @@ class StalledConnections(Attack):
         self.open: int = 0
         self.peak: int = 0
 
-    async def _slot(self) -> None:
+    async def _slot(self, address: str) -> None:
         loop = asyncio.get_running_loop()
+        reopen = bool(self.options["stalled_reopen"])
         while not self.stopping:
             closed: asyncio.Future[None] = loop.create_future()
             try:
                 transport, _ = await asyncio.wait_for(loop.create_connection(
                     functools.partial(_Stall, closed), "127.0.0.1", self.target.port,
-                    local_addr=(ATTACKER_ADDRESS, 0)), HTTP_TIMEOUT)
+                    local_addr=(address, 0)), HTTP_TIMEOUT)
             except (OSError, TimeoutError) as exc:
                 self.stats[f"connect {type(exc).__name__}"] += 1
+                if not reopen:
+                    return
                 await asyncio.sleep(RETRY_AFTER)
                 continue
             self.stats["connections opened"] += 1
@@ -417,11 +422,15 @@ class StalledConnections(Attack):
             finally:
                 self.open -= 1
                 transport.close()
+            if not reopen:
+                return
             await asyncio.sleep(RETRY_AFTER)
 
     async def prepare(self) -> None:
         count = int(self.options["stalled"])
-        self.tasks = [asyncio.create_task(self._slot()) for _ in range(count)]
+        addresses = [f"127.0.0.{2 + n}" for n in range(int(self.options["stalled_addresses"]))]
+        self.tasks = [asyncio.create_task(self._slot(addresses[n % len(addresses)]))
+                      for n in range(count)]
         deadline = time.monotonic() + 5  # a server with a cap per address never lets all in
         while self.open < count and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.1)
