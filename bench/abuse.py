@@ -32,8 +32,9 @@ probes' event loop), from attacker
 addresses 127.0.0.2 and up (sockets bound with a local address; the server sees them as
 those clients), and is brought to full strength before its window starts:
 
-* signin-flood: --signin-rate sign-in attempts a second from one address, each with a new
-  handle and a random password, not waiting for answers;
+* signin-flood: --signin-rate sign-in attempts a second from one address (or
+  --signin-addresses in turn), each with a new handle and a random password, not waiting for
+  answers;
 * junk-datagrams: --datagram-rate datagrams a second (empty, random bytes, fake RTP) at each
   of the server's media ports for the host and the listener (taken from the answers'
   candidates);
@@ -619,6 +620,7 @@ async def run_attack(name: str, args: argparse.Namespace) -> Outcome:
                         args.media_ports, {
                             "signin_rate": args.signin_rate,
                             "datagram_rate": args.datagram_rate,
+                            "signin_addresses": args.signin_addresses,
                             "stalled": args.stalled,
                             "stalled_addresses": args.stalled_addresses,
                             "stalled_reopen": args.stalled_reopen,
@@ -797,6 +799,8 @@ def main() -> None:
     parser.add_argument("--probe-accounts", type=int, default=4)
     parser.add_argument("--media-ports", type=int, default=40, help="the server's UDP port range")
     parser.add_argument("--signin-rate", type=float, default=50.0)
+    parser.add_argument("--signin-addresses", type=int, default=1, choices=range(1, 200),
+                        metavar="N", help="spread the sign-in flood over N addresses")
     parser.add_argument("--datagram-rate", type=float, default=1000.0, help="per media port")
     parser.add_argument("--stalled", type=int, default=2000)
     parser.add_argument("--stalled-addresses", type=int, default=1, choices=range(1, 200),

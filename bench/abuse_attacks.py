@@ -311,8 +311,8 @@ class SigninFlood(Attack):
 
     async def _attempt(self, n: int) -> None:
         body = {"handle": f"f{n}_{secrets.token_hex(6)}", "password": secrets.token_urlsafe(12)}
-        self.stats[await raw_post(self.target.port, "/api/auth/signin", body,
-                                  ATTACKER_ADDRESS, 60)] += 1
+        address = f"127.0.0.{2 + n % int(self.options['signin_addresses'])}"
+        self.stats[await raw_post(self.target.port, "/api/auth/signin", body, address, 60)] += 1
 
     async def _run(self) -> None:
         tick = paced(float(self.options["signin_rate"]))
