@@ -615,7 +615,6 @@ async def run_attack(name: str, args: argparse.Namespace) -> Outcome:
         await server.wait_ready()
         world = await build_world(server, args.rooms, args.probe_accounts)
         baseline = await measure(world, args.baseline)
-        baseline_transports = await server.transports()
         target = Target(server.base_url, server.port, world.room_id, world.ports,
                         args.media_ports, {
                             "signin_rate": args.signin_rate,
@@ -635,13 +634,15 @@ async def run_attack(name: str, args: argparse.Namespace) -> Outcome:
         process = context.Process(target=attacker_main, args=(theirs, name, target),
                                   daemon=True)
         process.start()
-        assert await answer_within(mine, 60) == "ready"
+        if await answer_within(mine, 60, process) != "ready":
+            raise RuntimeError("the attacker process did not get ready")
         mine.send("go")
         attacked = await measure(world, args.seconds)
         mine.send("stop")
-        stats: dict[str, int] = await answer_within(mine, 30)
-        if baseline_transports is not None:
-            baseline.transports = baseline_transports
+        try:
+            stats: dict[str, int] = await answer_within(mine, 30, process)
+        except (RuntimeError, TimeoutError) as exc:
+            stats = {f"no report from the attacker: {exc}": 1}
         return Outcome(name, baseline, attacked, stats, (load_before, os.getloadavg()[0]),
                        world.lobby_rooms, time.monotonic() - started)
     finally:
@@ -786,7 +787,12 @@ async def main_async(args: argparse.Namespace) -> list[Outcome]:
     for name in names:
         print(f"{name}: {args.baseline:.0f} s quiet, then {args.seconds:.0f} s under attack...",
               flush=True)
-        outcomes.append(await run_attack(name, args))
+        try:
+            outcomes.append(await run_attack(name, args))
+        except (RuntimeError, TimeoutError, OSError, httpx.HTTPError,
+                websockets.WebSocketException) as exc:
+            # One attack that could not be set up says so; the others still run.
+            print(f"{name}: not measured: {type(exc).__name__}: {exc}", flush=True)
     return outcomes
 
 

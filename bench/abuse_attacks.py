@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection as Pipe
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import httpx
@@ -638,8 +639,13 @@ def attacker_main(pipe: Pipe, name: str, target: Target) -> None:
     asyncio.run(_attacker(pipe, name, target))
 
 
-async def answer_within(pipe: Pipe, timeout: float) -> Any:
+async def answer_within(pipe: Pipe, timeout: float, process: BaseProcess) -> Any:
+    """The attacker's next message; RuntimeError as soon as its process has died."""
     loop = asyncio.get_running_loop()
-    if not await loop.run_in_executor(None, pipe.poll, timeout):
-        raise TimeoutError("the attacker process did not answer in time")
-    return pipe.recv()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await loop.run_in_executor(None, pipe.poll, 0.5):
+            return pipe.recv()
+        if not process.is_alive():
+            raise RuntimeError(f"the attacker process exited with {process.exitcode}")
+    raise TimeoutError("the attacker process did not answer in time")
