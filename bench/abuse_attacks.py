@@ -47,10 +47,10 @@ def raise_open_files() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def mask_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """A masked client WebSocket frame (RFC 6455 section 5.2)."""
+def mask_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked, final client WebSocket frame (RFC 6455 section 5.2)."""
     n = len(payload)
-    first = (0x80 if fin else 0) | opcode
+    first = 0x80 | opcode
     if n < 126:
         header = bytes([first, 0x80 | n])
     elif n < 65536:
@@ -475,9 +475,9 @@ class ReactionFlood(Attack):
         n = 0
         while not sock.lost.done():
             for _ in range(await tick()):
-                sock.send(frames[n % len(frames)])
+                sent = sock.send(frames[n % len(frames)])
                 n += 1
-                self.stats["reactions sent"] += 1
+                self.stats["reactions sent" if sent else "reactions held back"] += 1
         self.stats["guests closed by the server"] += 1
 
     def start(self) -> None:
