@@ -39,6 +39,9 @@ WARN_EVERY = 10.0
 HASH_NICENESS = 10
 """How much lower than the rest of the process hashing threads are scheduled (Linux nice)."""
 
+FIRST_GUESS = 0.15
+"""Seconds a hash is taken to last before one has been timed here."""
+
 
 class HashPool:
     def __init__(self, concurrency: int, queue: int, per_address: int) -> None:
@@ -53,6 +56,8 @@ class HashPool:
         self.refused = {"address": 0, "busy": 0}
         """Work refused so far, by reason (for /metrics)."""
         self._warned_at = -WARN_EVERY
+        self.typical = FIRST_GUESS
+        """Seconds the recent hashes took, waiting included (a moving average)."""
 
     @property
     def in_use(self) -> int:
@@ -86,6 +91,7 @@ class HashPool:
         self._admitted += 1
         self._by_address[address] = self._by_address.get(address, 0) + 1
         loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             future = self._executor.submit(function, *args)
         except BaseException:
@@ -98,7 +104,13 @@ class HashPool:
                 loop.call_soon_threadsafe(self._release, address)
 
         future.add_done_callback(finished)
-        return await asyncio.wrap_future(future)
+        result = await asyncio.wrap_future(future)
+        self.typical += (loop.time() - started - self.typical) / 8
+        return result
+
+    async def imitate(self) -> None:
+        """Take as long as a hash does now, without hashing (an unknown handle's sign-in)."""
+        await asyncio.sleep(self.typical)
 
     def close(self) -> None:
         """Cancel work not started yet and let the threads end after the hashes running now."""

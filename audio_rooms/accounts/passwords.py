@@ -7,7 +7,6 @@ event loop run them on the password-hash pool (:mod:`audio_rooms.accounts.hashpo
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 from argon2 import PasswordHasher
@@ -83,15 +82,3 @@ def needs_rehash(password_hash: str) -> bool:
         return _hasher.check_needs_rehash(password_hash)
     except InvalidHashError:
         return True
-
-
-def verify_unknown(password: str) -> bool:
-    """Spend the time a real verification takes, for a handle that has no account."""
-    return verify_password(dummy_hash(), password)
-
-
-@functools.cache
-def dummy_hash() -> str:
-    """A real hash of nothing anyone knows, verified against on unknown handles so that a
-    sign-in takes as long whether or not the handle exists."""
-    return _hasher.hash("no account has this password: it only costs the time a real one does")

@@ -66,9 +66,11 @@ async def sign_in(
         raise InvalidCredentials(_WRONG)
     user = await db.get_user_by_handle(normalise_handle(handle), settings.server_name)
     if user is None:
-        # Spend the time a real verification takes, so response time does not reveal whether
-        # the handle exists.
-        await hashes.run(address, passwords.verify_unknown, password)
+        # Take the time a real verification takes, so response time does not reveal whether
+        # the handle exists, but without hashing: a flood of made-up handles then costs no
+        # CPU or hashing memory and leaves the pool to real accounts. (Handles are public
+        # anyway: profiles show them and sign-up answers `handle_taken`.)
+        await hashes.imitate()
         raise InvalidCredentials(_WRONG)
     if not await hashes.run(address, passwords.verify_password, user.password_hash, password):
         log.info("sign-in to %s failed: wrong password", user.id)

@@ -100,11 +100,15 @@ async def test_hashing_refuses_past_its_queue_instead_of_piling_up(
     server = await make_server(
         password_hash_concurrency=1, password_hash_queue=1, password_hashes_per_address=1
     )
+    async with server.http() as http:  # guesses at a real account's password are hashed
+        created = await http.post("/api/auth/signup", json={
+            "handle": "target", "display_name": "Target", "password": PASSWORD})
+        assert created.status_code == 201, created.text
     addresses = [f"127.0.0.{n}" for n in range(2, 12)]
     clients = [client_from(server, a) for a in addresses]
     try:
         responses = await asyncio.gather(*(
-            http.post("/api/auth/signin", json={"handle": "nobody", "password": "guess1234"})
+            http.post("/api/auth/signin", json={"handle": "target", "password": "guess1234"})
             for http in clients
         ))
     finally:
@@ -120,3 +124,35 @@ async def test_hashing_refuses_past_its_queue_instead_of_piling_up(
     assert again.status_code == 401
     assert f'audio_rooms_password_hashes_refused_total{{reason="busy"}} {len(busy)}.0' in metrics
     assert "audio_rooms_password_hashes 0.0" in metrics
+
+
+async def test_made_up_handles_from_many_addresses_leave_hashing_to_real_users(
+    make_server: ServerFactory,
+) -> None:
+    # Unknown handles are answered without hashing (in the time a hash takes), so a flood of
+    # made-up handles spread over many addresses cannot fill the pool: a real user signs in.
+    server = await make_server(
+        password_hash_concurrency=1, password_hash_queue=1, password_hashes_per_address=1,
+        max_connections_per_address=1000,
+    )
+    async with server.http() as http:
+        created = await http.post("/api/auth/signup", json={
+            "handle": "sara", "display_name": "Sara", "password": PASSWORD})
+        assert created.status_code == 201, created.text
+    clients = [client_from(server, f"127.0.0.{n}") for n in range(2, 22)]
+    try:
+        floods = asyncio.gather(*(
+            http.post("/api/auth/signin", json={"handle": f"nobody{i}{n}", "password": "guess1234"})
+            for i, http in enumerate(clients) for n in range(5)
+        ))
+        await asyncio.sleep(0.05)
+        async with server.http() as http:
+            real = await http.post(
+                "/api/auth/signin", json={"handle": "sara", "password": PASSWORD}
+            )
+        statuses = Counter(r.status_code for r in await floods)
+    finally:
+        for http in clients:
+            await http.aclose()
+    assert real.status_code == 200, real.text
+    assert statuses[503] == 0 and statuses[401] > 0, statuses
