@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_rows(rows: list[dict[str, object]], none: str) -> None:
+    """One line a row, ``key=value`` fields separated by tabs (easy to grep and cut)."""
+    for row in rows:
+        print("\t".join(f"{k}={v}" for k, v in row.items()))
+    if not rows:
+        print(none)
+
+
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     from audio_rooms import errors
     from audio_rooms.admin import connect
@@ -49,20 +57,12 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     async with connect(settings) as admin:
         try:
             if args.command == "rooms" and args.rooms_command == "list":
-                rows = await admin.list_rooms()
-                for row in rows:
-                    print("\t".join(f"{k}={v}" for k, v in row.items()))
-                if not rows:
-                    print("no live or scheduled rooms")
+                _print_rows(await admin.list_rooms(), "no live or scheduled rooms")
             elif args.command == "rooms" and args.rooms_command == "end":
                 await admin.end_room(args.room_id)
                 print(f"room {args.room_id} ended")
             elif args.command == "users" and args.users_command == "list":
-                users = await admin.list_users()
-                for user in users:
-                    print("\t".join(f"{k}={v}" for k, v in user.items()))
-                if not users:
-                    print("no accounts")
+                _print_rows(await admin.list_users(), "no accounts")
             elif args.command == "users" and args.users_command == "ban":
                 user_id, rooms = await admin.ban_user(args.handle, args.reason)
                 print(f"{user_id} banned: signed out everywhere; removed from {len(rooms)} "

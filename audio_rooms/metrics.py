@@ -13,7 +13,7 @@ import contextlib
 import hmac
 import time
 from collections import Counter as TallyCounter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
@@ -119,14 +119,11 @@ class _StateCollector(Collector):
         )
         hashes.add_metric([], services.hashes.in_use)
         yield hashes
-        refused = CounterMetricFamily(
-            f"{PREFIX}_password_hashes_refused",
+        yield _by_reason(
+            "password_hashes_refused",
             "Sign-ins and sign-ups refused before hashing: address over its share, or pool full.",
-            labels=["reason"],
+            services.hashes.refused,
         )
-        for reason in ("address", "busy"):
-            refused.add_metric([reason], services.hashes.refused[reason])
-        yield refused
         if services.media is None:
             return
         stats = services.media.stats()
@@ -148,22 +145,16 @@ class _StateCollector(Collector):
         octets = CounterMetricFamily(f"{PREFIX}_forwarded_bytes", "RTP bytes forwarded.")
         octets.add_metric([], stats.forwarded_bytes)
         yield octets
-        drops = CounterMetricFamily(
-            f"{PREFIX}_dropped_packets",
+        yield _by_reason(
+            "dropped_packets",
             "Datagrams and RTP packets dropped on the way in or not forwarded, by reason.",
-            labels=["reason"],
+            stats.drops,
         )
-        for reason, count in sorted(stats.drops.items()):
-            drops.add_metric([reason], count)
-        yield drops
-        lost = CounterMetricFamily(
-            f"{PREFIX}_media_transports_lost",
+        yield _by_reason(
+            "media_transports_lost",
             "Media transports that ended without being asked to, by reason.",
-            labels=["reason"],
+            stats.lost,
         )
-        for reason, count in sorted(stats.lost.items()):
-            lost.add_metric([reason], count)
-        yield lost
 
 
 class _ConnectionCollector(Collector):
@@ -178,23 +169,19 @@ class _ConnectionCollector(Collector):
         open_now.add_metric(["http"], limits.open - limits.websockets)
         open_now.add_metric(["websocket"], limits.websockets)
         yield open_now
-        refused = CounterMetricFamily(
-            f"{PREFIX}_connections_refused",
+        yield _by_reason(
+            "connections_refused",
             "Connections refused at a cap: node, address, websocket_address.",
-            labels=["reason"],
+            limits.refused,
+            ("node", "address", "websocket_address"),
         )
-        for reason in ("node", "address", "websocket_address"):
-            refused.add_metric([reason], limits.refused[reason])
-        yield refused
-        dropped = CounterMetricFamily(
-            f"{PREFIX}_connections_dropped",
+        yield _by_reason(
+            "connections_dropped",
             "Connections dropped before a request was read: headers (too slow), "
             "header_size (too large), body (idle).",
-            labels=["reason"],
+            limits.dropped,
+            ("headers", "header_size", "body"),
         )
-        for reason in ("headers", "header_size", "body"):
-            dropped.add_metric([reason], limits.dropped[reason])
-        yield dropped
 
 
 def token_accepted(expected: str | None, authorization: str) -> bool:
@@ -280,3 +267,13 @@ def _http(status: int, content_type: str, body: bytes) -> bytes:
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
     )
     return head.encode() + body
+
+
+def _by_reason(
+    name: str, help_text: str, counts: Mapping[str, int], known: tuple[str, ...] = ()
+) -> CounterMetricFamily:
+    """A counter with one series per reason; the ``known`` reasons are listed at 0 too."""
+    family = CounterMetricFamily(f"{PREFIX}_{name}", help_text, labels=["reason"])
+    for reason in sorted(set(known) | set(counts)):
+        family.add_metric([reason], counts.get(reason, 0))
+    return family
