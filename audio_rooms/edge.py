@@ -23,6 +23,7 @@ WebSocket's own join deadline.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import resource
@@ -57,6 +58,9 @@ class ConnectionLimits:
     websockets_by_address: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)  # by reason
     dropped: Counter[str] = field(default_factory=Counter)  # by reason
+    # Reverse proxies: they carry many clients' connections, so only the node cap holds them;
+    # the app counts each client by X-Forwarded-For instead.
+    proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
@@ -64,13 +68,25 @@ class ConnectionLimits:
             total=connection_cap(settings),
             per_address=settings.max_connections_per_address,
             websockets_per_address=settings.max_websockets_per_address,
+            proxies=tuple(ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies),
         )
 
-    def admit(self, address: str) -> str | None:
+    def is_proxy(self, transport: asyncio.BaseTransport) -> bool:
+        """Whether the connection comes from one of the trusted reverse proxies."""
+        if not self.proxies:
+            return False
+        peer = get_remote_addr(transport)  # type: ignore[arg-type]
+        try:
+            ip = ipaddress.ip_address(peer[0]) if peer is not None else None
+        except ValueError:
+            return False
+        return ip is not None and any(ip in network for network in self.proxies)
+
+    def admit(self, address: str, proxy: bool = False) -> str | None:
         """Count a new connection in, or return why it is refused: ``node`` or ``address``."""
         if self.open >= self.total:
             reason = "node"
-        elif self.by_address[address] >= self.per_address:
+        elif self.by_address[address] >= self.per_address and not proxy:
             reason = "address"
         else:
             self.open += 1
@@ -83,8 +99,8 @@ class ConnectionLimits:
         self.open -= 1
         _decrement(self.by_address, address)
 
-    def admit_websocket(self, address: str) -> bool:
-        if self.websockets_by_address[address] >= self.websockets_per_address:
+    def admit_websocket(self, address: str, proxy: bool = False) -> bool:
+        if self.websockets_by_address[address] >= self.websockets_per_address and not proxy:
             self.refused["websocket_address"] += 1
             return False
         self.websockets += 1
@@ -176,13 +192,15 @@ def edge_protocols(
             super().__init__(*args, **kwargs)
             self.ws_protocol_class = EdgeWebSocketProtocol
             self._address: str | None = None  # set while this connection holds a place
+            self._proxy = False  # from a trusted reverse proxy: no per-address caps
             self._deadline: asyncio.TimerHandle | None = None
             self._header_bytes: int | None = 0  # None once the headers are complete
             self._reading_body = False
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             address = client_key(transport)
-            refused = limits.admit(address)
+            self._proxy = limits.is_proxy(transport)
+            refused = limits.admit(address, self._proxy)
             if refused is not None:
                 transport.write(REFUSALS[refused])  # type: ignore[attr-defined]
                 transport.close()
@@ -233,7 +251,7 @@ def edge_protocols(
         def handle_websocket_upgrade(self) -> None:
             address = self._address
             assert address is not None
-            if not limits.admit_websocket(address):
+            if not limits.admit_websocket(address, self._proxy):
                 self.transport.write(REFUSALS["websocket_address"])
                 self.transport.close()
                 return

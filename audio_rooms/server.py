@@ -48,7 +48,9 @@ def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
         log_config=None,
         # Access logs would record room links with their invite tokens; the app logs instead.
         access_log=False,
-        proxy_headers=False,
+        # Only from the configured proxies: anyone else could name any address they like.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         lifespan="on",
         timeout_graceful_shutdown=5,
         # The media plane's fast paths (sfu/hooks/: direct SRTP sends on each pair's socket,

@@ -8,6 +8,7 @@ variable (see :func:`load_settings`). Every setting is listed in docs/operations
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from enum import StrEnum
@@ -115,6 +116,10 @@ class Settings(BaseSettings):
     max_connections_per_address: int = Field(128, ge=1)
     max_websockets_per_address: int = Field(32, ge=1)
     allowed_origins: CommaList = ()
+    # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client: every
+    # per-address limit then counts the client, and the proxy's own connections are not held
+    # to the per-address connection caps.
+    trusted_proxies: CommaList = ()
     log_repeat_limit: int = Field(20, ge=1, le=10_000)
     metrics_token: str | None = Field(None, min_length=16, max_length=256)
     metrics_host: str = "127.0.0.1"
@@ -137,7 +142,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "media_host_addresses", "stun_urls", "turn_urls", "allowed_origins", mode="before"
+        "media_host_addresses", "stun_urls", "turn_urls", "allowed_origins", "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -153,6 +159,16 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
                 raise ValueError(f"{origin[:80]!r} is not an origin like https://rooms.example.org")
         return tuple(origin.lower() for origin in value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry[:80]!r} is not an address or CIDR block") from None
+        return value
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Settings:
