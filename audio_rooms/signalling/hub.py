@@ -1,9 +1,10 @@
 """This node's connections, grouped by room, fed from the rooms' Redis event channels.
 
 The hub subscribes to a room's channel while it has at least one local connection in it, and
-hands every published message to each of them in order. It also keeps the media plane in step
-with roles (only participants who may speak are forwarded), keeps its participants present in
-Redis with heartbeats, and applies the grace-period rule to every live room.
+hands every published message to each of them in order, then to its ``listeners`` (the
+composition root registers the media plane's and SQL's). It keeps its participants present in
+Redis with heartbeats, applies the grace-period rule to every live room, and drains the node
+before a restart. Others find connections through its accessors, never its dict.
 
 Reactions take a shorter road: the hub tallies its own connections' reactions per room and,
 once a tick, publishes each room's counts on the room's channel; every node hands them to its
