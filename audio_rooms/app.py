@@ -134,7 +134,7 @@ async def start_services(
     except (aioredis.RedisError, OSError):
         logger.warning("could not rank live rooms for the lobby: Redis unreachable")
     metrics.watch(hub, services.hashes, media)
-    services.metrics.start()
+    metrics.start()
     if settings.metrics_port is not None:
         services.metrics_server = MetricsServer(
             services.metrics, settings.metrics_host, settings.metrics_port, settings.metrics_token

@@ -46,7 +46,7 @@ class Services:
     guest_limit: RateLimit
     hashes: HashPool
     revocations: GuestRevocations
-    metrics: Metrics = field(default_factory=Metrics)
+    metrics: Metrics
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
     metrics_server: MetricsServer | None = field(default=None, repr=False)
