@@ -1,4 +1,5 @@
-"""``create_app()``: wires settings, live state, durable state, the SFU and the routes."""
+"""``create_app()``: the composition root. It builds settings, live state, durable state, the
+SFU and the routes and wires them together; the behaviour lives in the objects it builds."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,141 +27,26 @@ from audio_rooms.domain.room import Limits
 from audio_rooms.edge import ConnectionLimits
 from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
 from audio_rooms.rooms import RoomService
+from audio_rooms.services import Services
 from audio_rooms.settings import Settings
-from audio_rooms.sfu import IceServer, MediaConfig, MediaServer, SpeakerLevel
+from audio_rooms.sfu import IceServer, MediaConfig, MediaServer
 from audio_rooms.signalling import api
 from audio_rooms.signalling.auth import Authenticator
-from audio_rooms.signalling.connection import CloseCode, Connection
+from audio_rooms.signalling.connection import CloseCode
 from audio_rooms.signalling.frames import ExposeProtocol
 from audio_rooms.signalling.headers import SecurityHeaders
 from audio_rooms.signalling.hub import Hub
+from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
 from audio_rooms.state.embedded import REDIS_CONNECTIONS, EmbeddedRedis
 from audio_rooms.state.ratelimit import RateLimit
 from audio_rooms.state.revocations import GuestRevocations
-from audio_rooms.state.store import Published, RoomStore
-from audio_rooms.turn import client_ice_servers
+from audio_rooms.state.store import RoomStore
 
 logger = logging.getLogger(__name__)
 
-# How long clients wait before reconnecting when told to: time for a restarted server to start.
-RECONNECT_AFTER_MS = 1500
-
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-
-
-@dataclass
-class Services:
-    """Everything a request handler needs, built once in the lifespan."""
-
-    settings: Settings
-    redis: aioredis.Redis
-    db: Database
-    store: RoomStore
-    rooms: RoomService
-    hub: Hub
-    auth: Authenticator
-    media: MediaServer | None
-    login_limit: RateLimit
-    signup_limit: RateLimit
-    room_create_limit: RateLimit
-    room_address_limit: RateLimit
-    login_address_limit: RateLimit
-    guest_limit: RateLimit
-    hashes: HashPool
-    revocations: GuestRevocations
-    metrics: Metrics = field(default_factory=Metrics)
-    draining: bool = False
-    housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
-    # The last active-speaker report per room: reports go out only when the list changes, so a
-    # newcomer gets the current one when their media connects.
-    active_speakers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
-    metrics_server: MetricsServer | None = field(default=None, repr=False)
-
-    async def drain(self, deadline: float) -> None:
-        """Stop taking joins, ask every client to reconnect, and wait up to ``deadline``
-        seconds for them to go; close whoever is left. Room state stays in Redis, and the
-        participants' grace period lets them resume on the next server with their roles."""
-        self.draining = True
-        self.hub.send_all({"type": "reconnect", "after_ms": RECONNECT_AFTER_MS})
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.hub.empty(), deadline)
-        self.hub.close_all(CloseCode.GOING_AWAY)
-        logger.info("drained: %d connections left at the deadline", self.hub.connection_count)
-
-    def client_ice_servers(self, user_id: str) -> list[dict[str, Any]]:
-        s = self.settings
-        return client_ice_servers(s.stun_urls, s.turn_urls, s.turn_secret, s.turn_ttl, user_id)
-
-    async def answer_media(
-        self, room_id: str, user_id: str, offer_sdp: str, address: str | None
-    ) -> str:
-        """Answer a participant's offer; ``address`` (the client's) is held to its quota."""
-        if self.media is None:
-            raise errors.ServiceUnavailable("This server relays no media.")
-        state = await self.rooms.live_state(room_id)
-        me = state.get(user_id)
-        if me is None:
-            raise errors.NotInRoom("You are not in this room.")
-        router = self.media.router(room_id)
-        if router.on_active_speakers is None:
-            router.on_active_speakers = self._active_speakers
-        if router.on_transport_closed is None:
-            router.on_transport_closed = self._media_failed
-        router.set_may_produce(user_id, me.may_speak)
-        answer = await router.answer(user_id, offer_sdp, address)
-        current = self.active_speakers.get(room_id)
-        connection = self.hub.rooms.get(room_id, {}).get(user_id)
-        if current is not None and connection is not None:
-            connection.send(current)
-        return answer
-
-    async def media_disconnected(self, room_id: str, user_id: str, connection: Connection) -> None:
-        """A participant's WebSocket ended: end its media unless a newer connection took over."""
-        if self.media is None:
-            return
-        current = self.hub.rooms.get(room_id, {}).get(user_id)
-        router = self.media.get_router(room_id)
-        if router is not None and (current is None or current is connection):
-            await router.disconnect(user_id)
-
-    def _media_failed(self, room_id: str, user_id: str, reason: str) -> None:
-        """A transport ended by itself: its client re-offers at once rather than sit silent."""
-        connection = self.hub.rooms.get(room_id, {}).get(user_id)
-        if connection is not None:
-            connection.send({"type": "media_failed", "reason": reason})
-
-    def _active_speakers(self, room_id: str, levels: list[SpeakerLevel]) -> None:
-        speakers = [{"user_id": s.participant_id, "level": round(s.level, 3)} for s in levels]
-        message = {"type": "active_speakers", "speakers": speakers}
-        self.active_speakers[room_id] = message
-        self.hub.send_local(room_id, message)
-
-    async def on_published(self, published: Published) -> None:
-        """Keep the media plane and SQL in step with what happened in a room."""
-        room_id = published.room_id
-        kinds = {e.type for e in published.events}
-        if "room_ended" in kinds:
-            self.active_speakers.pop(room_id, None)
-            if self.media is not None:
-                await self.media.close_router(room_id)
-            await self.rooms.ended(room_id)
-            return
-        router = self.media.get_router(room_id) if self.media is not None else None
-        if router is None:
-            return
-        # Only the participant an event is about can have gained or lost the right to speak.
-        for event in published.events:
-            if event.subject is None:
-                continue
-            if event.type in ("participant_left", "participant_removed"):
-                router.set_may_produce(event.subject, False)
-                await router.disconnect(event.subject)
-                router.forget(event.subject)
-            elif event.type in ("role_changed", "mute_changed"):
-                router.set_may_produce(event.subject, event.subject in published.may_speak)
 
 
 def media_config(settings: Settings) -> MediaConfig:
@@ -180,7 +65,9 @@ def media_config(settings: Settings) -> MediaConfig:
     )
 
 
-async def start_services(settings: Settings, with_media: bool = True) -> Services:
+async def start_services(
+    settings: Settings, metrics: Metrics, with_media: bool = True
+) -> Services:
     embedded: EmbeddedRedis | None = None
     if settings.redis_url:
         redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
@@ -209,6 +96,8 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
         redis, store, settings.heartbeat_interval, settings.grace_period,
         settings.empty_room_timeout, settings.reaction_tick,
     )
+    media = MediaServer(media_config(settings)) if with_media else None
+    room_media = RoomMedia(media, rooms, hub.connection, hub.send_local)
     services = Services(
         settings=settings,
         redis=redis,
@@ -217,7 +106,8 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
         rooms=rooms,
         hub=hub,
         auth=Authenticator(db, signer, settings.cookie_secure, revocations),
-        media=MediaServer(media_config(settings)) if with_media else None,
+        media=media,
+        room_media=room_media,
         login_limit=RateLimit(redis, "login", settings.login_attempts_per_minute, 60),
         signup_limit=RateLimit(redis, "signup", settings.signups_per_address_per_hour, 3600),
         room_create_limit=RateLimit(redis, "room-create", 30, 60),
@@ -234,16 +124,17 @@ async def start_services(settings: Settings, with_media: bool = True) -> Service
             settings.password_hashes_per_address,
         ),
         revocations=revocations,
+        metrics=metrics,
         embedded_redis=embedded,
     )
-    hub.listeners.append(services.on_published)
+    hub.listeners += [room_media.on_published, rooms.on_published]
     await hub.start()
     try:
         await store.rank_unranked()
     except (aioredis.RedisError, OSError):
         logger.warning("could not rank live rooms for the lobby: Redis unreachable")
-    services.metrics.watch(services)
-    services.metrics.start()
+    metrics.watch(hub, services.hashes, media)
+    metrics.start()
     if settings.metrics_port is not None:
         services.metrics_server = MetricsServer(
             services.metrics, settings.metrics_host, settings.metrics_port, settings.metrics_token
@@ -310,9 +201,10 @@ async def readyz(request: Request) -> Response:
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"
-    if services.draining:
+    draining = services.hub.draining
+    if draining:
         checks["draining"] = "yes"
-    ready = all(v == "ok" for k, v in checks.items() if k != "draining") and not services.draining
+    ready = all(v == "ok" for k, v in checks.items() if k != "draining") and not draining
     return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
                         status_code=200 if ready else 503)
 
@@ -363,12 +255,13 @@ def create_app(
                        "is not")
 
     connection_limits = ConnectionLimits.from_settings(settings)
+    metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await start_services(settings, with_media=with_media)
+        services = await start_services(settings, metrics, with_media=with_media)
         app.state.services = services
-        services.metrics.watch_connections(connection_limits)
+        metrics.watch_connections(connection_limits)
         try:
             yield
         finally:
@@ -377,7 +270,7 @@ def create_app(
     routes: list[Any] = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
-        Route("/metrics", metrics_endpoint),
+        Route("/metrics", metrics_endpoint(metrics, settings)),
         *api.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         Route("/", _index(web)),

@@ -13,7 +13,7 @@ import contextlib
 import hmac
 import time
 from collections import Counter as TallyCounter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
@@ -24,8 +24,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
-    from audio_rooms.app import Services
+    from audio_rooms.accounts.hashpool import HashPool
     from audio_rooms.edge import ConnectionLimits
+    from audio_rooms.settings import Settings
+    from audio_rooms.sfu import MediaServer
+    from audio_rooms.signalling.hub import Hub
 
 PREFIX = "audio_rooms"
 LAG_INTERVAL = 0.5
@@ -55,8 +58,8 @@ class Metrics:
         )
         self._lag_task: asyncio.Task[None] | None = None
 
-    def watch(self, services: Services) -> None:
-        self.registry.register(_StateCollector(lambda: services))
+    def watch(self, hub: Hub, hashes: HashPool, media: MediaServer | None) -> None:
+        self.registry.register(_StateCollector(hub, hashes, media))
 
     def watch_connections(self, limits: ConnectionLimits) -> None:
         self.registry.register(_ConnectionCollector(limits))
@@ -81,19 +84,21 @@ class Metrics:
 
 
 class _StateCollector(Collector):
-    def __init__(self, services: Callable[[], Services]) -> None:
-        self._services = services
+    def __init__(self, hub: Hub, hashes: HashPool, media: MediaServer | None) -> None:
+        self._hub = hub
+        self._hashes = hashes
+        self._media = media
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        services = self._services()
+        hub = self._hub
+        room_ids = hub.room_ids()
         rooms = GaugeMetricFamily(
             f"{PREFIX}_rooms", "Rooms with participants connected to this node."
         )
-        rooms.add_metric([], len(services.hub.rooms))
+        rooms.add_metric([], len(room_ids))
         yield rooms
-        by_role: TallyCounter[str] = TallyCounter(
-            c.role.value for room in services.hub.rooms.values() for c in room.values()
-        )
+        connections = [c for room_id in room_ids for c in hub.connections(room_id)]
+        by_role: TallyCounter[str] = TallyCounter(c.role.value for c in connections)
         participants = GaugeMetricFamily(
             f"{PREFIX}_participants", "Participants connected to this node, by role.",
             labels=["role"],
@@ -102,9 +107,7 @@ class _StateCollector(Collector):
             participants.add_metric([role], by_role.get(role, 0))
         yield participants
         paths: TallyCounter[str] = TallyCounter(
-            "frames" if c.shares_frames else "asgi"
-            for room in services.hub.rooms.values()
-            for c in room.values()
+            "frames" if c.shares_frames else "asgi" for c in connections
         )
         send_paths = GaugeMetricFamily(
             f"{PREFIX}_connections_by_send_path",
@@ -117,16 +120,16 @@ class _StateCollector(Collector):
         hashes = GaugeMetricFamily(
             f"{PREFIX}_password_hashes", "Password hashes running or waiting for a thread."
         )
-        hashes.add_metric([], services.hashes.in_use)
+        hashes.add_metric([], self._hashes.in_use)
         yield hashes
         yield _by_reason(
             "password_hashes_refused",
             "Sign-ins and sign-ups refused before hashing: address over its share, or pool full.",
-            services.hashes.refused,
+            self._hashes.refused,
         )
-        if services.media is None:
+        if self._media is None:
             return
-        stats = services.media.stats()
+        stats = self._media.stats()
         for name, help_text, value in (
             ("routers", "Media routers (rooms with media on this node).", stats.routers),
             ("transports", "WebRTC transports (one per connected participant).",
@@ -194,17 +197,22 @@ def token_accepted(expected: str | None, authorization: str) -> bool:
                                                               expected.encode())
 
 
-async def metrics_endpoint(request: Request) -> Response:
-    services: Services = request.app.state.services
-    settings = services.settings
-    if settings.metrics_port is not None:
-        return JSONResponse({"code": "not_found", "message": "Not Found"}, 404)
-    if not token_accepted(settings.metrics_token, request.headers.get("authorization", "")):
-        return JSONResponse(
-            {"code": "not_authenticated", "message": "Metrics need the metrics token."}, 401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+def metrics_endpoint(
+    metrics: Metrics, settings: Settings
+) -> Callable[[Request], Awaitable[Response]]:
+    """``GET /metrics`` on the public port, unless the metrics have a port of their own."""
+
+    async def endpoint(request: Request) -> Response:
+        if settings.metrics_port is not None:
+            return JSONResponse({"code": "not_found", "message": "Not Found"}, 404)
+        if not token_accepted(settings.metrics_token, request.headers.get("authorization", "")):
+            return JSONResponse(
+                {"code": "not_authenticated", "message": "Metrics need the metrics token."}, 401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return endpoint
 
 
 class MetricsServer:

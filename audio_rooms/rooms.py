@@ -25,7 +25,7 @@ from audio_rooms.domain import actions as a
 from audio_rooms.domain.roles import Visibility
 from audio_rooms.domain.room import Limits, RoomState, new_room
 from audio_rooms.domain.transitions import Outcome, host_rotate_invite
-from audio_rooms.state.store import RoomStore
+from audio_rooms.state.store import Published, RoomStore
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +192,18 @@ class RoomService:
         record = await self.db.get_room(room_id)
         if record is not None and record.ended_at is None:
             await self.db.mark_room_ended(room_id, datetime.now(UTC))
+
+    async def on_published(self, published: Published) -> None:
+        """Record in SQL the end of a room, whichever node or sweep ended it."""
+        if any(e.type == "room_ended" for e in published.events):
+            await self.ended(published.room_id)
+
+    async def current_state(self, room_id: str) -> RoomState | None:
+        """The room's live state as it is now, ended or not; None once it is gone.
+
+        A joining connection reads it after subscribing to the room's deltas, so that none is
+        missed between this snapshot and the first delta."""
+        return await self.store.load(room_id)
 
     async def live_state(self, room_id: str) -> RoomState:
         state = await self.store.load(room_id)

@@ -84,6 +84,6 @@ class DrainingServer(uvicorn.Server):
 
     async def _drain_then_exit(self) -> None:
         try:
-            await self.app.state.services.drain(self.deadline)
+            await self.app.state.services.hub.drain(self.deadline)
         finally:
             self.should_exit = True

@@ -30,7 +30,7 @@ from audio_rooms.signalling import untrusted
 from audio_rooms.turn import stun_servers
 
 if TYPE_CHECKING:
-    from audio_rooms.app import Services
+    from audio_rooms.services import Services
 
 MAX_BODY = 16 * 1024
 

@@ -1,9 +1,10 @@
 """This node's connections, grouped by room, fed from the rooms' Redis event channels.
 
 The hub subscribes to a room's channel while it has at least one local connection in it, and
-hands every published message to each of them in order. It also keeps the media plane in step
-with roles (only participants who may speak are forwarded), keeps its participants present in
-Redis with heartbeats, and applies the grace-period rule to every live room.
+hands every published message to each of them in order, then to its ``listeners`` (the
+composition root registers the media plane's and SQL's). It keeps its participants present in
+Redis with heartbeats, applies the grace-period rule to every live room, and drains the node
+before a restart. Others find connections through its accessors, never its dict.
 
 Reactions take a shorter road: the hub tallies its own connections' reactions per room and,
 once a tick, publishes each room's counts on the room's channel; every node hands them to its
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 PublishedListener = Callable[[Published], Awaitable[None]]
 
+# How long clients wait before reconnecting when told to: time for a restarted server to start.
+RECONNECT_AFTER_MS = 1500
+
 
 class Hub:
     def __init__(
@@ -54,8 +58,10 @@ class Hub:
         self.empty_room_timeout = empty_room_timeout
         self.reaction_tick = reaction_tick
         self.reactions = Tally()
-        self.rooms: dict[str, dict[str, Connection]] = {}
+        self._rooms: dict[str, dict[str, Connection]] = {}
         self.listeners: list[PublishedListener] = []
+        # Set by drain(): no more joins on this node.
+        self.draining = False
         self._pubsub = redis.pubsub()
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._subscribed = asyncio.Event()
@@ -87,7 +93,18 @@ class Hub:
 
     @property
     def connection_count(self) -> int:
-        return sum(len(c) for c in self.rooms.values())
+        return sum(len(c) for c in self._rooms.values())
+
+    def room_ids(self) -> list[str]:
+        """The rooms with at least one connection on this node."""
+        return list(self._rooms)
+
+    def connections(self, room_id: str) -> list[Connection]:
+        return list(self._rooms.get(room_id, {}).values())
+
+    def connection(self, room_id: str, user_id: str) -> Connection | None:
+        """The participant's current connection on this node, if any."""
+        return self._rooms.get(room_id, {}).get(user_id)
 
     # --- connections ---------------------------------------------------------------------------
 
@@ -97,7 +114,7 @@ class Hub:
         Returns once Redis confirmed the subscription, so a snapshot read afterwards misses no
         delta. A previous connection of the same user in the room is closed as replaced.
         """
-        room = self.rooms.setdefault(connection.room_id, {})
+        room = self._rooms.setdefault(connection.room_id, {})
         previous = room.get(connection.user_id)
         room[connection.user_id] = connection
         self._emptied.clear()
@@ -107,16 +124,16 @@ class Hub:
         await self._subscribe(connection.room_id)
 
     async def detach(self, connection: Connection, left: bool) -> None:
-        room = self.rooms.get(connection.room_id)
+        room = self._rooms.get(connection.room_id)
         if room is None or room.get(connection.user_id) is not connection:
             return  # already replaced by a newer connection of the same user
         del room[connection.user_id]
         # Forget the room before anything that awaits Redis (which may be down), so that a
         # drain sees the last connection go the moment it goes.
-        emptied = not room and self.rooms.get(connection.room_id) is room
+        emptied = not room and self._rooms.get(connection.room_id) is room
         if emptied:
-            del self.rooms[connection.room_id]
-            if not self.rooms:
+            del self._rooms[connection.room_id]
+            if not self._rooms:
                 self._emptied.set()
         try:
             if not left:
@@ -156,14 +173,14 @@ class Hub:
         task.add_done_callback(self._snapshots.discard)
 
     def send_local(self, room_id: str, message: dict[str, Any]) -> None:
-        for connection in list(self.rooms.get(room_id, {}).values()):
+        for connection in list(self._rooms.get(room_id, {}).values()):
             connection.send(message)
 
     def broadcast(self, room_id: str, message: dict[str, Any]) -> None:
         """Send one message to every local connection of a room, encoded once for all."""
         text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
         frame = text_frame(text.encode())
-        for connection in list(self.rooms.get(room_id, {}).values()):
+        for connection in list(self._rooms.get(room_id, {}).values()):
             if connection.shares_frames:
                 connection.send_frame(frame)
             else:
@@ -173,12 +190,23 @@ class Hub:
         """Return once no connection is left on this node."""
         await self._emptied.wait()
 
+    async def drain(self, deadline: float) -> None:
+        """Stop taking joins, ask every client to reconnect, and wait up to ``deadline``
+        seconds for them to go; close whoever is left. Room state stays in Redis, and the
+        participants' grace period lets them resume on the next server with their roles."""
+        self.draining = True
+        self.send_all({"type": "reconnect", "after_ms": RECONNECT_AFTER_MS})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.empty(), deadline)
+        self.close_all(CloseCode.GOING_AWAY)
+        logger.info("drained: %d connections left at the deadline", self.connection_count)
+
     def send_all(self, message: dict[str, Any]) -> None:
-        for room_id in list(self.rooms):
+        for room_id in list(self._rooms):
             self.send_local(room_id, message)
 
     def close_all(self, code: int) -> None:
-        for room in self.rooms.values():
+        for room in self._rooms.values():
             for connection in list(room.values()):
                 connection.close(code)
 
@@ -186,7 +214,7 @@ class Hub:
         """Close every socket of ``user_id`` on this node, saying why; return how many."""
         message = error_message(AccountBanned("This account is banned from this server."), None)
         closed = 0
-        for room in list(self.rooms.values()):
+        for room in list(self._rooms.values()):
             connection = room.get(user_id)
             if connection is not None:
                 connection.send(message)
@@ -209,7 +237,7 @@ class Hub:
 
     async def _unsubscribe(self, room_id: str) -> None:
         async with self._channel_lock:
-            if room_id not in self.rooms:
+            if room_id not in self._rooms:
                 await self._pubsub.unsubscribe(keys.room_events(room_id))
 
     async def _listen_for_account_bans(self) -> None:
@@ -237,7 +265,7 @@ class Hub:
                 logger.warning("hub: lost the Redis pub/sub connection; retrying")
                 # Deltas published until the channels are subscribed again are lost: each
                 # room's connections get a fresh snapshot once its channel is back.
-                self._missed.update(self.rooms)
+                self._missed.update(self._rooms)
                 await asyncio.sleep(0.5)
                 continue
             if message is None:
@@ -251,7 +279,7 @@ class Hub:
                     room_id = keys.room_id_from_events_channel(channel)
                     if room_id in self._missed:
                         self._missed.discard(room_id)
-                        for connection in list(self.rooms.get(room_id, {}).values()):
+                        for connection in list(self._rooms.get(room_id, {}).values()):
                             self._resync(connection)
             elif message["type"] == "message" and channel == keys.ACCOUNT_BANS:
                 user_id = _text(message["data"])
@@ -272,7 +300,7 @@ class Hub:
 
     async def _dispatch(self, published: Published) -> None:
         promoted: list[Connection] = []
-        for connection in list(self.rooms.get(published.room_id, {}).values()):
+        for connection in list(self._rooms.get(published.room_id, {}).values()):
             connection.deliver(published)
             if connection.needs_snapshot:
                 connection.needs_snapshot = False
@@ -323,7 +351,7 @@ class Hub:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            for room_id, room in list(self.rooms.items()):
+            for room_id, room in list(self._rooms.items()):
                 try:
                     await self.store.keep_present(room_id, list(room), self._lease)
                 except (aioredis.ConnectionError, OSError):
@@ -338,7 +366,7 @@ class Hub:
             check_abandoned = rounds % 30 == 0
             try:
                 for room_id in await self.store.live_room_ids():
-                    connected_here = set(self.rooms.get(room_id, {}))
+                    connected_here = set(self._rooms.get(room_id, {}))
                     outcomes = await self.store.drop_overdue(room_id, connected_here)
                     for outcome in outcomes:
                         left = [e.subject for e in outcome.events if e.type == "participant_left"]

@@ -25,10 +25,11 @@ from audio_rooms.domain import reactions
 from audio_rooms.logs import room_id_var, user_id_var
 from audio_rooms.signalling import messages as m
 from audio_rooms.signalling.connection import CloseCode, Connection, Strikes, TokenBucket
+from audio_rooms.turn import client_ice_servers
 
 if TYPE_CHECKING:
     from audio_rooms.accounts.tokens import Identity
-    from audio_rooms.app import Services
+    from audio_rooms.services import Services
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ async def room_socket(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     room_id = websocket.path_params["room_id"][:64]
     await websocket.accept()
-    if services.draining:
+    if services.hub.draining:
         await _refuse(websocket, errors.Draining("The server is restarting."), CloseCode.GOING_AWAY)
         return
     session = _Session(services, websocket, room_id)
@@ -152,7 +153,7 @@ class _Session:
         connection.start()
         await self.services.hub.attach(connection)
         # Read the snapshot only now that this node receives the room's deltas: none is missed.
-        state = await self.services.store.load(self.room_id)
+        state = await self.services.rooms.current_state(self.room_id)
         me = state.get(self.identity.user_id) if state and state.live else None
         if state is None or me is None:
             connection.close(CloseCode.ROOM_ENDED if state is None or not state.live
@@ -261,7 +262,7 @@ class _Session:
             self.connection.send({"type": "ice_servers", **self._ice_servers(), "ref": message.ref})
             return
         if isinstance(message, m.MediaOfferMessage):
-            answer = await self.services.answer_media(
+            answer = await self.services.room_media.answer(
                 self.room_id, self.identity.user_id, message.sdp, self.address
             )
             self.connection.send({"type": "media_answer", "sdp": answer, "ref": message.ref})
@@ -281,9 +282,12 @@ class _Session:
     def _ice_servers(self) -> dict[str, Any]:
         """ICE servers with TURN credentials for this participant, and how long they last."""
         assert self.identity is not None
+        s = self.settings
         return {
-            "ice_servers": self.services.client_ice_servers(self.identity.user_id),
-            "ice_servers_ttl": self.settings.turn_ttl,
+            "ice_servers": client_ice_servers(
+                s.stun_urls, s.turn_urls, s.turn_secret, s.turn_ttl, self.identity.user_id
+            ),
+            "ice_servers_ttl": s.turn_ttl,
         }
 
     async def _error(self, error: errors.AudioRoomsError, ref: str | None) -> None:
@@ -306,6 +310,7 @@ class _Session:
         except OSError:
             logger.warning("room %s: could not record that %s disconnected", self.room_id,
                            self.identity.user_id)
-        await self.services.media_disconnected(self.room_id, self.identity.user_id, connection)
+        await self.services.room_media.disconnected(self.room_id, self.identity.user_id,
+                                                    connection)
         connection.close(CloseCode.NORMAL)
         await connection.wait_closed()

@@ -28,15 +28,18 @@ async def test_fast_path_is_taken_and_clients_read_it(
     room_id = await create_room(server, host)
     host_c = await join(server, room_id, host)
     ana_c = await join(server, room_id, ana)
-    connections = server.services.hub.rooms[room_id]
+    hub = server.services.hub
     # If an upgrade of uvicorn or websockets moved what frames.py relies on, this fails: the
     # server still works (ASGI path), but fan-out is an order of magnitude slower.
-    assert all(c.shares_frames for c in connections.values())
+    connections = hub.connections(room_id)
+    assert len(connections) == 2 and all(c.shares_frames for c in connections)
     big = "ن" * 40_000  # a multi-byte, 16-bit-length frame through the same path
     await host_c.send("reaction", emoji="🔥")
     reactions = await ana_c.expect("reactions")
     assert reactions["counts"] == {"🔥": 1}
-    connections[ana.user_id].send({"type": "probe", "text": big})
+    ana_connection = hub.connection(room_id, ana.user_id)
+    assert ana_connection is not None
+    ana_connection.send({"type": "probe", "text": big})
     probe = await ana_c.expect("probe")
     assert probe["text"] == big
     assert json.loads(json.dumps(probe)) == probe
