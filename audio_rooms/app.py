@@ -29,7 +29,8 @@ from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
 from audio_rooms.rooms import RoomService
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig, MediaServer, SpeakerLevel
-from audio_rooms.signalling import api
+from audio_rooms.signalling import api, schema
+from audio_rooms.signalling import outbound as out
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.frames import ExposeProtocol
@@ -76,7 +77,7 @@ class Services:
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
     # The last active-speaker report per room: reports go out only when the list changes, so a
     # newcomer gets the current one when their media connects.
-    active_speakers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    active_speakers: dict[str, out.ActiveSpeakers] = field(default_factory=dict)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
     metrics_server: MetricsServer | None = field(default=None, repr=False)
 
@@ -85,7 +86,7 @@ class Services:
         seconds for them to go; close whoever is left. Room state stays in Redis, and the
         participants' grace period lets them resume on the next server with their roles."""
         self.draining = True
-        self.hub.send_all({"type": "reconnect", "after_ms": RECONNECT_AFTER_MS})
+        self.hub.send_all(out.Reconnect(after_ms=RECONNECT_AFTER_MS))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.hub.empty(), deadline)
         self.hub.close_all(CloseCode.GOING_AWAY)
@@ -131,11 +132,12 @@ class Services:
         """A transport ended by itself: its client re-offers at once rather than sit silent."""
         connection = self.hub.rooms.get(room_id, {}).get(user_id)
         if connection is not None:
-            connection.send({"type": "media_failed", "reason": reason})
+            connection.send(out.MediaFailed.of(reason))
 
     def _active_speakers(self, room_id: str, levels: list[SpeakerLevel]) -> None:
-        speakers = [{"user_id": s.participant_id, "level": round(s.level, 3)} for s in levels]
-        message = {"type": "active_speakers", "speakers": speakers}
+        speakers = [out.ActiveSpeaker(user_id=s.participant_id, level=round(s.level, 3))
+                    for s in levels]
+        message = out.ActiveSpeakers(speakers=speakers)
         self.active_speakers[room_id] = message
         self.hub.send_local(room_id, message)
 
@@ -379,6 +381,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint),
         *api.routes,
+        *schema.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         Route("/", _index(web)),
         Route("/r/{room_id}", _index(web)),

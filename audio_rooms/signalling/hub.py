@@ -28,7 +28,7 @@ from audio_rooms.domain.transitions import end_if_abandoned
 from audio_rooms.errors import AccountBanned, AudioRoomsError
 from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.frames import text_frame
-from audio_rooms.signalling.messages import error_message
+from audio_rooms.signalling.outbound import Error, Reactions, ServerMessage, Snapshot
 from audio_rooms.state import keys
 from audio_rooms.state.store import Published, RoomStore
 
@@ -136,13 +136,7 @@ class Hub:
             logger.warning("%r: no snapshot, Redis unreachable; deltas go on", connection)
             state = None
         if state is not None and state.get(connection.user_id) is not None:
-            connection.send(
-                {
-                    "type": "snapshot",
-                    "room": state.snapshot(connection.user_id),
-                    "version": state.version,
-                }
-            )
+            connection.send(Snapshot.of(state.snapshot(connection.user_id), state.version))
             connection.ready(state.version)
         else:
             connection.ready(connection.version)
@@ -155,13 +149,13 @@ class Hub:
         self._snapshots.add(task)
         task.add_done_callback(self._snapshots.discard)
 
-    def send_local(self, room_id: str, message: dict[str, Any]) -> None:
+    def send_local(self, room_id: str, message: ServerMessage) -> None:
         for connection in list(self.rooms.get(room_id, {}).values()):
             connection.send(message)
 
-    def broadcast(self, room_id: str, message: dict[str, Any]) -> None:
+    def broadcast(self, room_id: str, message: ServerMessage) -> None:
         """Send one message to every local connection of a room, encoded once for all."""
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(message.wire(), ensure_ascii=False, separators=(",", ":"))
         frame = text_frame(text.encode())
         for connection in list(self.rooms.get(room_id, {}).values()):
             if connection.shares_frames:
@@ -173,7 +167,7 @@ class Hub:
         """Return once no connection is left on this node."""
         await self._emptied.wait()
 
-    def send_all(self, message: dict[str, Any]) -> None:
+    def send_all(self, message: ServerMessage) -> None:
         for room_id in list(self.rooms):
             self.send_local(room_id, message)
 
@@ -184,7 +178,7 @@ class Hub:
 
     def close_user(self, user_id: str) -> int:
         """Close every socket of ``user_id`` on this node, saying why; return how many."""
-        message = error_message(AccountBanned("This account is banned from this server."), None)
+        message = Error.of(AccountBanned("This account is banned from this server."), None)
         closed = 0
         for room in list(self.rooms.values()):
             connection = room.get(user_id)
@@ -311,7 +305,7 @@ class Hub:
             if emoji in REACTIONS and isinstance(n, int) and n > 0
         }
         if valid:
-            self.broadcast(room_id, {"type": "reactions", "counts": valid})
+            self.broadcast(room_id, Reactions(counts=valid))
 
     # --- presence ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from audio_rooms.signalling.frames import text_frame
+from audio_rooms.signalling.outbound import MediaAnswer
 from tests.conftest import AccountFactory, RunningServer, create_room, join
 
 
@@ -36,7 +37,7 @@ async def test_fast_path_is_taken_and_clients_read_it(
     await host_c.send("reaction", emoji="🔥")
     reactions = await ana_c.expect("reactions")
     assert reactions["counts"] == {"🔥": 1}
-    connections[ana.user_id].send({"type": "probe", "text": big})
-    probe = await ana_c.expect("probe")
-    assert probe["text"] == big
+    connections[ana.user_id].send(MediaAnswer(sdp=big, ref="probe"))
+    probe = await ana_c.expect("media_answer")
+    assert probe["sdp"] == big
     assert json.loads(json.dumps(probe)) == probe
