@@ -139,7 +139,7 @@ class Services:
                     for s in levels]
         message = out.ActiveSpeakers(speakers=speakers)
         self.active_speakers[room_id] = message
-        self.hub.send_local(room_id, message)
+        self.hub.broadcast(room_id, message)
 
     async def on_published(self, published: Published) -> None:
         """Keep the media plane and SQL in step with what happened in a room."""

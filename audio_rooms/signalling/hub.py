@@ -149,10 +149,6 @@ class Hub:
         self._snapshots.add(task)
         task.add_done_callback(self._snapshots.discard)
 
-    def send_local(self, room_id: str, message: ServerMessage) -> None:
-        for connection in list(self.rooms.get(room_id, {}).values()):
-            connection.send(message)
-
     def broadcast(self, room_id: str, message: ServerMessage) -> None:
         """Send one message to every local connection of a room, encoded once for all."""
         text = json.dumps(message.wire(), ensure_ascii=False, separators=(",", ":"))
@@ -169,7 +165,7 @@ class Hub:
 
     def send_all(self, message: ServerMessage) -> None:
         for room_id in list(self.rooms):
-            self.send_local(room_id, message)
+            self.broadcast(room_id, message)
 
     def close_all(self, code: int) -> None:
         for room in self.rooms.values():
