@@ -2,10 +2,11 @@
 
 messages.py holds the other direction. Each model declares its fields in wire order, and
 ``wire()`` gives the plain dict that goes out, so the encoded text is the same as the
-hand-written dicts it replaced. Builders take plain, already trusted values: a welcome carries
-a room snapshot of up to thousands of participants, which the domain built from typed state, so
-:meth:`Welcome.of` and :meth:`Snapshot.of` skip validating it (the tests check real messages
-against the schema instead).
+hand-written dicts it replaced. Messages are validated as they are built, except three whose
+``of()`` takes plain values the server made itself: a welcome or snapshot carries a room of up
+to thousands of participants, built by the domain from typed state, and validating it again
+for every join would cost more than encoding it; ICE servers come from the settings. The tests
+check what a real room sends against the schema instead.
 
 Room deltas are not built here: the domain encodes each event once per published message
 (domain/events.py, which must not import signalling). Their models below describe that
