@@ -30,7 +30,7 @@ from audio_rooms.rooms import RoomService
 from audio_rooms.services import Services
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig, MediaServer
-from audio_rooms.signalling import api
+from audio_rooms.signalling import api, schema
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode
 from audio_rooms.signalling.frames import ExposeProtocol
@@ -97,7 +97,7 @@ async def start_services(
         settings.empty_room_timeout, settings.reaction_tick,
     )
     media = MediaServer(media_config(settings)) if with_media else None
-    room_media = RoomMedia(media, rooms, hub.connection, hub.send_local)
+    room_media = RoomMedia(media, rooms, hub.connection, hub.broadcast)
     services = Services(
         settings=settings,
         redis=redis,
@@ -272,6 +272,7 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint(metrics, settings)),
         *api.routes,
+        *schema.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         Route("/", _index(web)),
         Route("/r/{room_id}", _index(web)),

@@ -6,6 +6,7 @@ are size-limited and validated against the schemas below before anything else ha
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -316,6 +317,19 @@ async def follow(request: Request) -> Response:
 def _client_address(request: Request) -> str:
     return client_key(request.client.host if request.client else None)
 
+
+# What the OpenAPI document (signalling/schema.py) says each endpoint takes besides its path.
+REQUEST_BODIES: dict[Callable[[Request], Awaitable[Response]], type[Body]] = {
+    sign_up: SignUp,
+    sign_in: SignIn,
+    guest: Guest,
+    create_room: NewRoom,
+    invite_link: InviteLink,
+}
+QUERY_PARAMETERS: dict[Callable[[Request], Awaitable[Response]], tuple[str, ...]] = {
+    list_rooms: ("status", "limit", "cursor"),
+    get_room: ("invite",),
+}
 
 routes = [
     Route("/api/auth/signup", sign_up, methods=["POST"]),

@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from audio_rooms.domain.events import Audience
 from audio_rooms.domain.roles import Role
 from audio_rooms.signalling.frames import FrameWriter, frames_of, text_frame
+from audio_rooms.signalling.outbound import ServerMessage
 from audio_rooms.state.store import Published
 
 logger = logging.getLogger(__name__)
@@ -118,8 +119,8 @@ class Connection:
         """Closed because the participant is no longer in the room (no grace period applies)."""
         return self._close_code in (CloseCode.ROOM_ENDED, CloseCode.REMOVED, CloseCode.NORMAL)
 
-    def send(self, message: dict[str, Any]) -> None:
-        self.send_text(json.dumps(message, ensure_ascii=False, separators=(",", ":")))
+    def send(self, message: ServerMessage) -> None:
+        self.send_text(json.dumps(message.wire(), ensure_ascii=False, separators=(",", ":")))
 
     def send_text(self, text: str) -> None:
         if self._frames is not None:

@@ -29,7 +29,7 @@ from audio_rooms.domain.transitions import end_if_abandoned
 from audio_rooms.errors import AccountBanned, AudioRoomsError
 from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.frames import text_frame
-from audio_rooms.signalling.messages import error_message
+from audio_rooms.signalling.outbound import Error, Reactions, Reconnect, ServerMessage, Snapshot
 from audio_rooms.state import keys
 from audio_rooms.state.store import Published, RoomStore
 
@@ -153,13 +153,7 @@ class Hub:
             logger.warning("%r: no snapshot, Redis unreachable; deltas go on", connection)
             state = None
         if state is not None and state.get(connection.user_id) is not None:
-            connection.send(
-                {
-                    "type": "snapshot",
-                    "room": state.snapshot(connection.user_id),
-                    "version": state.version,
-                }
-            )
+            connection.send(Snapshot.of(state.snapshot(connection.user_id), state.version))
             connection.ready(state.version)
         else:
             connection.ready(connection.version)
@@ -172,13 +166,9 @@ class Hub:
         self._snapshots.add(task)
         task.add_done_callback(self._snapshots.discard)
 
-    def send_local(self, room_id: str, message: dict[str, Any]) -> None:
-        for connection in list(self._rooms.get(room_id, {}).values()):
-            connection.send(message)
-
-    def broadcast(self, room_id: str, message: dict[str, Any]) -> None:
+    def broadcast(self, room_id: str, message: ServerMessage) -> None:
         """Send one message to every local connection of a room, encoded once for all."""
-        text = json.dumps(message, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(message.wire(), ensure_ascii=False, separators=(",", ":"))
         frame = text_frame(text.encode())
         for connection in list(self._rooms.get(room_id, {}).values()):
             if connection.shares_frames:
@@ -195,15 +185,15 @@ class Hub:
         seconds for them to go; close whoever is left. Room state stays in Redis, and the
         participants' grace period lets them resume on the next server with their roles."""
         self.draining = True
-        self.send_all({"type": "reconnect", "after_ms": RECONNECT_AFTER_MS})
+        self.send_all(Reconnect(after_ms=RECONNECT_AFTER_MS))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.empty(), deadline)
         self.close_all(CloseCode.GOING_AWAY)
         logger.info("drained: %d connections left at the deadline", self.connection_count)
 
-    def send_all(self, message: dict[str, Any]) -> None:
+    def send_all(self, message: ServerMessage) -> None:
         for room_id in list(self._rooms):
-            self.send_local(room_id, message)
+            self.broadcast(room_id, message)
 
     def close_all(self, code: int) -> None:
         for room in self._rooms.values():
@@ -212,7 +202,7 @@ class Hub:
 
     def close_user(self, user_id: str) -> int:
         """Close every socket of ``user_id`` on this node, saying why; return how many."""
-        message = error_message(AccountBanned("This account is banned from this server."), None)
+        message = Error.of(AccountBanned("This account is banned from this server."), None)
         closed = 0
         for room in list(self._rooms.values()):
             connection = room.get(user_id)
@@ -339,7 +329,7 @@ class Hub:
             if emoji in REACTIONS and isinstance(n, int) and n > 0
         }
         if valid:
-            self.broadcast(room_id, {"type": "reactions", "counts": valid})
+            self.broadcast(room_id, Reactions(counts=valid))
 
     # --- presence ------------------------------------------------------------------------------
 

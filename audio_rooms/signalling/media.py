@@ -12,18 +12,18 @@ construction.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from audio_rooms import errors
 from audio_rooms.rooms import RoomService
 from audio_rooms.sfu import MediaServer, SpeakerLevel
+from audio_rooms.signalling import outbound as out
 from audio_rooms.signalling.connection import Connection
 from audio_rooms.state.store import Published
 
 # (room_id, user_id) -> the participant's current connection on this node, if any.
 FindConnection = Callable[[str, str], Connection | None]
 # (room_id, message): send to every connection of the room on this node.
-SendToRoom = Callable[[str, dict[str, Any]], None]
+SendToRoom = Callable[[str, out.ServerMessage], None]
 
 
 class RoomMedia:
@@ -40,7 +40,7 @@ class RoomMedia:
         self._send_to_room = send_to_room
         # The last active-speaker report per room: reports go out only when the list changes,
         # so a newcomer gets the current one when their media connects.
-        self._active_speakers: dict[str, dict[str, Any]] = {}
+        self._active_speakers: dict[str, out.ActiveSpeakers] = {}
 
     async def answer(
         self, room_id: str, user_id: str, offer_sdp: str, address: str | None
@@ -78,11 +78,12 @@ class RoomMedia:
         """A transport ended by itself: its client re-offers at once rather than sit silent."""
         connection = self._connection(room_id, user_id)
         if connection is not None:
-            connection.send({"type": "media_failed", "reason": reason})
+            connection.send(out.MediaFailed.of(reason))
 
     def _report_active_speakers(self, room_id: str, levels: list[SpeakerLevel]) -> None:
-        speakers = [{"user_id": s.participant_id, "level": round(s.level, 3)} for s in levels]
-        message = {"type": "active_speakers", "speakers": speakers}
+        speakers = [out.ActiveSpeaker(user_id=s.participant_id, level=round(s.level, 3))
+                    for s in levels]
+        message = out.ActiveSpeakers(speakers=speakers)
         self._active_speakers[room_id] = message
         self._send_to_room(room_id, message)
 

@@ -98,7 +98,7 @@ ClientMessage = Annotated[
     | ReactionMessage,
     Field(discriminator="type"),
 ]
-_ADAPTER: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+CLIENT_MESSAGES: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 MESSAGE_TYPES = frozenset(
     {"join", "ping", "ice_servers", "media_offer", "lower_hand", "reaction", "set_accounts_only"}
@@ -136,7 +136,7 @@ def parse(raw: str | bytes) -> Message:
     if kind not in MESSAGE_TYPES:
         raise errors.UnknownMessageType(f"Unknown message type {kind[:40]!r}.", ref=_ref(data))
     try:
-        message: Message = _ADAPTER.validate_python(data)
+        message: Message = CLIENT_MESSAGES.validate_python(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = clip(".".join(str(part) for part in first["loc"][1:]) or "message")
@@ -171,10 +171,3 @@ def to_action(message: Message) -> a.Action | None:
         return a.SetAccountsOnly(message.enabled)
     return None
 
-
-def error_message(error: errors.AudioRoomsError, ref: str | None) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": "error", **error.to_wire(), "ref": ref}
-    body.get("details", {}).pop("ref", None)
-    if body.get("details") == {}:
-        del body["details"]
-    return body

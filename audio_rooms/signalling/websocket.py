@@ -24,6 +24,7 @@ from audio_rooms.domain import actions as a
 from audio_rooms.domain import reactions
 from audio_rooms.logs import room_id_var, user_id_var
 from audio_rooms.signalling import messages as m
+from audio_rooms.signalling import outbound as out
 from audio_rooms.signalling.connection import CloseCode, Connection, Strikes, TokenBucket
 from audio_rooms.turn import client_ice_servers
 
@@ -57,7 +58,7 @@ async def room_socket(websocket: WebSocket) -> None:
 
 async def _refuse(websocket: WebSocket, error: errors.AudioRoomsError, code: int) -> None:
     try:
-        await websocket.send_json(m.error_message(error, None))
+        await websocket.send_json(out.Error.of(error, None).wire())
         await websocket.close(code)
     except (OSError, RuntimeError, WebSocketDisconnect):
         pass
@@ -117,7 +118,7 @@ class _Session:
                 join = message
                 break
             error = errors.NotInRoom("Send a join message first.")
-            await self.websocket.send_json(m.error_message(error, message.ref))
+            await self.websocket.send_json(out.Error.of(error, message.ref).wire())
         if join is None:
             await _refuse(
                 self.websocket,
@@ -161,20 +162,16 @@ class _Session:
             return False
         connection.role = me.role
         connection.send(
-            {
-                "type": "welcome",
-                "you": {
-                    "user_id": me.user_id,
-                    "display_name": me.display_name,
-                    "role": me.role.value,
-                    "is_guest": me.is_guest,
-                },
-                "room": state.snapshot(me.user_id),
-                "version": state.version,
-                "resumed": resumed,
-                **self._ice_servers(),
-                "slots": self.settings.media_slots,
-            }
+            out.Welcome.of(
+                you=out.You(user_id=me.user_id, display_name=me.display_name,
+                            role=me.role.value, is_guest=me.is_guest),
+                room=state.snapshot(me.user_id),
+                version=state.version,
+                resumed=resumed,
+                ice_servers=self._ice_servers(),
+                ice_servers_ttl=self.settings.turn_ttl,
+                slots=self.settings.media_slots,
+            )
         )
         connection.ready(state.version)
         logger.info("room %s: %s joined as %s%s", self.room_id, me.user_id, me.role.value,
@@ -246,7 +243,7 @@ class _Session:
     async def _handle(self, message: m.Message) -> None:
         assert self.identity is not None and self.connection is not None
         if isinstance(message, m.PingMessage):
-            self.connection.send({"type": "pong", "ref": message.ref})
+            self.connection.send(out.Pong(ref=message.ref))
             return
         if isinstance(message, m.JoinMessage):
             raise errors.AlreadyInRoom("You are already in this room.")
@@ -254,49 +251,44 @@ class _Session:
             # Tallied, not a transition: it goes out in the room's next reactions batch.
             self.services.hub.react(self.room_id, reactions.check(message.emoji))
             if message.ref is not None:
-                self.connection.send(
-                    {"type": "ack", "ref": message.ref, "version": self.connection.version}
-                )
+                self.connection.send(out.Ack(ref=message.ref, version=self.connection.version))
             return
         if isinstance(message, m.IceServersMessage):
-            self.connection.send({"type": "ice_servers", **self._ice_servers(), "ref": message.ref})
+            self.connection.send(
+                out.IceServers.of(self._ice_servers(), self.settings.turn_ttl, message.ref)
+            )
             return
         if isinstance(message, m.MediaOfferMessage):
             answer = await self.services.room_media.answer(
                 self.room_id, self.identity.user_id, message.sdp, self.address
             )
-            self.connection.send({"type": "media_answer", "sdp": answer, "ref": message.ref})
+            self.connection.send(out.MediaAnswer(sdp=answer, ref=message.ref))
             return
         action = m.to_action(message)
         if action is None:
             raise errors.UnknownMessageType("That message is not understood here.")
         outcome = await self.services.rooms.act(self.identity, self.room_id, action)
         if message.ref is not None:
-            self.connection.send(
-                {"type": "ack", "ref": message.ref, "version": outcome.state.version}
-            )
+            self.connection.send(out.Ack(ref=message.ref, version=outcome.state.version))
         if isinstance(action, a.Leave):
             self.left = True
             self.connection.close(CloseCode.NORMAL)
 
-    def _ice_servers(self) -> dict[str, Any]:
-        """ICE servers with TURN credentials for this participant, and how long they last."""
+    def _ice_servers(self) -> list[dict[str, Any]]:
+        """ICE servers with TURN credentials for this participant (they last ``turn_ttl``)."""
         assert self.identity is not None
         s = self.settings
-        return {
-            "ice_servers": client_ice_servers(
-                s.stun_urls, s.turn_urls, s.turn_secret, s.turn_ttl, self.identity.user_id
-            ),
-            "ice_servers_ttl": s.turn_ttl,
-        }
+        return client_ice_servers(
+            s.stun_urls, s.turn_urls, s.turn_secret, s.turn_ttl, self.identity.user_id
+        )
 
     async def _error(self, error: errors.AudioRoomsError, ref: str | None) -> None:
         self.services.metrics.errors.labels(error.code).inc()
-        payload: dict[str, Any] = m.error_message(error, ref)
+        payload = out.Error.of(error, ref)
         if self.connection is not None:
             self.connection.send(payload)
         elif self.websocket.application_state is WebSocketState.CONNECTED:
-            await self.websocket.send_json(payload)
+            await self.websocket.send_json(payload.wire())
 
     # --- the end -------------------------------------------------------------------------------
 

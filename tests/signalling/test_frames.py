@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from audio_rooms.signalling.frames import text_frame
+from audio_rooms.signalling.outbound import MediaAnswer
 from tests.conftest import AccountFactory, RunningServer, create_room, join
 
 
@@ -39,7 +40,7 @@ async def test_fast_path_is_taken_and_clients_read_it(
     assert reactions["counts"] == {"🔥": 1}
     ana_connection = hub.connection(room_id, ana.user_id)
     assert ana_connection is not None
-    ana_connection.send({"type": "probe", "text": big})
-    probe = await ana_c.expect("probe")
-    assert probe["text"] == big
+    ana_connection.send(MediaAnswer(sdp=big, ref="probe"))
+    probe = await ana_c.expect("media_answer")
+    assert probe["sdp"] == big
     assert json.loads(json.dumps(probe)) == probe

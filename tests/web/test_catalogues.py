@@ -6,23 +6,13 @@ import json
 import re
 from pathlib import Path
 
+from audio_rooms.signalling.outbound import error_catalogue
+
 WEB = Path(__file__).resolve().parents[2] / "web"
 
-# The server's stable error codes (issue 4's contract); each needs a human sentence.
-ERROR_CODES = [
-    "bad_request", "malformed_message", "unknown_message_type", "invalid_field",
-    "message_too_large", "rate_limited", "not_authenticated", "invalid_credentials",
-    "handle_taken", "account_required", "not_found", "user_not_found", "room_not_found",
-    "not_permitted", "room_ended", "room_not_live", "room_full", "stage_full", "not_in_room",
-    "already_in_room", "banned", "not_allowed_in", "invalid_target", "no_invitation",
-    "muted_by_moderator", "version_conflict", "media_error", "malformed_sdp", "no_opus",
-    "too_many_tracks", "unsupported_media", "service_unavailable", "draining", "internal_error",
-    "guests_only_listen", "too_many_rooms",
-    "too_many_media_transports",
-    "weak_password", "account_banned", "busy",
-]
-# The edge (issue 9): refused origins, non-JSON bodies, connection caps.
-ERROR_CODES += ["cross_origin", "unsupported_media_type", "too_many_connections"]
+# The server's stable error codes, from its error classes; each needs a human sentence.
+ERROR_CODES = sorted(error_catalogue())
+PROTOCOL = WEB.parent / "docs" / "protocol.md"
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",
                  "room_ended", "removed", "banned", "account_banned"]
@@ -55,6 +45,22 @@ def test_every_error_code_and_close_reason_has_a_sentence() -> None:
         missing += [f"notice.you_are_{r}" for r in ROLES if f"notice.you_are_{r}" not in keys]
         missing += [f"notice.role_{r}" for r in ROLES if f"notice.role_{r}" not in keys]
         assert not missing, f"{locale}: {missing}"
+
+
+def test_every_error_code_is_documented_with_its_status() -> None:
+    rows = [line for line in PROTOCOL.read_text(encoding="utf-8").splitlines()
+            if line.startswith("| `")]
+    documented: dict[str, str] = {}
+    for row in rows:
+        names, _, rest = row[2:].partition(" | ")
+        status = rest.partition(" | ")[0]
+        for code in re.findall(r"`([a-z_]+)`", names):
+            documented.setdefault(code, status)
+    missing = [code for code in ERROR_CODES if code not in documented]
+    assert missing == [], f"codes missing from the Errors table of docs/protocol.md: {missing}"
+    wrong = [code for code, status in error_catalogue().items()
+             if str(status) not in documented[code]]
+    assert wrong == [], f"HTTP status in docs/protocol.md differs from the code: {wrong}"
 
 
 def test_every_literal_key_used_in_the_code_exists() -> None:
