@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 # How long clients wait before reconnecting when told to: time for a restarted server to start.
 RECONNECT_AFTER_MS = 1500
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parent / "web"  # package data: a wheel ships it
 
 
 @dataclass

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-WEB = Path(__file__).resolve().parents[2] / "web"
+WEB = Path(__file__).resolve().parents[2] / "audio_rooms" / "web"
 
 # The server's stable error codes (issue 4's contract); each needs a human sentence.
 ERROR_CODES = [
