@@ -29,6 +29,7 @@ async def test_a_second_server_on_the_same_data_directory_is_refused(
     host = await first.account("lockhost")
     room_id = await first.create_room(host)
     host_c = await join(first, room_id, host)
+    redis_pid = await first.redis_pid()
 
     refused = await asyncio.to_thread(
         run_cli, cli_env(tmp_path), "serve", "--port", str(free_port())
@@ -37,6 +38,8 @@ async def test_a_second_server_on_the_same_data_directory_is_refused(
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1 and "already running on data directory" in lines[0], refused.stderr
 
+    # Its Redis is the same process, still on its socket (a second one would have unlinked it).
+    assert await first.redis_pid() == redis_pid
     assert (await first.get("/healthz")).status_code == 200
     assert (await first.get("/readyz")).status_code == 200
     lobby = await first.get(f"/api/rooms/{room_id}")
@@ -56,13 +59,17 @@ async def test_admin_cli_lists_the_rooms_of_the_running_embedded_redis_server(
     host = await server.account("clihost")
     room_id = await server.create_room(host)
     await join(server, room_id, host)
+    redis_pid = await server.redis_pid()
 
     listed = await asyncio.to_thread(run_cli, cli_env(tmp_path), "rooms", "list")
     assert listed.returncode == 0, listed.stderr
     line = next(row for row in listed.stdout.splitlines() if room_id in row)
     assert "status=live" in line and "speakers=1" in line
-    # It used the server's Redis: no second redis-server was started on the data directory.
+    # It used the server's Redis: no other redis-server took the data directory's socket.
+    assert await server.redis_pid() == redis_pid
     assert (await server.get("/healthz")).status_code == 200
+    unknown = await asyncio.to_thread(run_cli, cli_env(tmp_path), "users", "ban", "nosuchuser")
+    assert unknown.returncode == 1 and "nosuchuser" in unknown.stderr
 
 
 def test_admin_cli_without_a_server_or_redis_url_says_so(tmp_path: Path) -> None:
