@@ -119,8 +119,8 @@ async def connect(settings: Settings) -> AsyncIterator[Admin]:
         if running is None:
             raise NoRunningServer(
                 f"no audio-rooms server is running on data directory {settings.data_dir.resolve()}"
-                " and AUDIO_ROOMS_REDIS_URL is not set: start the server, or set both to the"
-                " server's"
+                " and AUDIO_ROOMS_REDIS_URL is not set: start it (audio-rooms serve), or give"
+                " this command the server's AUDIO_ROOMS_DATA_DIR or AUDIO_ROOMS_REDIS_URL"
             )
         redis_url = running.redis_url
     redis = aioredis.from_url(redis_url)

@@ -8,6 +8,7 @@ import importlib
 import importlib.metadata
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -89,9 +90,13 @@ def test_hooked_packages_are_pinned_and_constrained() -> None:
 
 
 def test_a_wheel_install_serves_the_web_client(tmp_path: Path, redis_url: str) -> None:
+    # Built from a copy: setuptools leaves build/ and *.egg-info/ in the tree it builds.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "data", "*.egg-info", "__pycache__", ".*_cache", "*.so"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
-         str(ROOT)],
+         str(source)],
         check=True, timeout=300, capture_output=True,
     )
     wheel = next((tmp_path / "dist").glob("audio_rooms-*.whl"))
