@@ -88,7 +88,10 @@ def read_running_server(data_dir: Path) -> RunningServer | None:
             pass  # held: a server runs, and its record is complete (written under the lock)
         else:
             return None  # nobody holds it: what the file says is from a server that exited
-        record = json.loads(path.read_text() or "{}")
+        try:
+            record = json.loads(path.read_text() or "{}")
+        except ValueError:  # not written by a server of this version: nothing to go on
+            return None
     finally:
         os.close(fd)
     if not isinstance(record, dict) or "redis_url" not in record:

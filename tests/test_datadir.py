@@ -72,6 +72,18 @@ async def test_admin_cli_lists_the_rooms_of_the_running_embedded_redis_server(
     assert unknown.returncode == 1 and "nosuchuser" in unknown.stderr
 
 
+async def test_a_killed_server_leaves_no_stale_lock(
+    start_embedded: Start, tmp_path: Path  # noqa: F811
+) -> None:
+    first = start_embedded()
+    await first.ready()
+    first.process.kill()
+    first.process.wait()
+    again = start_embedded()  # the same data directory: the kernel dropped the dead one's lock
+    await again.ready()
+    assert (await again.get("/healthz")).status_code == 200
+
+
 def test_admin_cli_without_a_server_or_redis_url_says_so(tmp_path: Path) -> None:
     result = run_cli(cli_env(tmp_path), "rooms", "list")
     assert result.returncode == 1
