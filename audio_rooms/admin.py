@@ -1,6 +1,7 @@
 """The operator's commands: list and end rooms, list, ban and unban users, against the
-configured Redis and database. With no Redis configured they use the running server's embedded
-Redis (its socket in the data directory), or start it for the duration of the command."""
+configured Redis and database. With no Redis configured they use the Redis of the server
+running on the data directory (as its lock file says, datadir.py); they never start one of their
+own, which would not be the one the server's rooms are in."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from audio_rooms import errors
+from audio_rooms.datadir import NoRunningServer, read_running_server
 from audio_rooms.db.database import Database
 from audio_rooms.db.records import RoomStatus
 from audio_rooms.domain.transitions import ADMIN, admin_end, admin_remove
 from audio_rooms.settings import Settings
 from audio_rooms.state import keys
-from audio_rooms.state.embedded import EmbeddedRedis
 from audio_rooms.state.store import RoomStore
 
 
@@ -111,24 +112,21 @@ class Admin:
 
 @contextlib.asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[Admin]:
-    started: EmbeddedRedis | None = None
-    if settings.redis_url:
-        redis = aioredis.from_url(settings.redis_url)
-    else:
-        embedded = EmbeddedRedis(settings.data_dir / "redis", binary=settings.embedded_redis_binary)
-        redis = embedded.client()
-        try:
-            await redis.ping()  # the server is running: use its Redis
-        except (aioredis.ConnectionError, OSError):
-            await redis.aclose()
-            await embedded.start()
-            started = embedded
-            redis = embedded.client()
+    """Raise :class:`NoRunningServer` when there is no Redis to talk to."""
+    redis_url = settings.redis_url
+    if not redis_url:
+        running = read_running_server(settings.data_dir)
+        if running is None:
+            raise NoRunningServer(
+                f"no audio-rooms server is running on data directory {settings.data_dir.resolve()}"
+                " and AUDIO_ROOMS_REDIS_URL is not set: start it (audio-rooms serve), or give"
+                " this command the server's AUDIO_ROOMS_DATA_DIR or AUDIO_ROOMS_REDIS_URL"
+            )
+        redis_url = running.redis_url
+    redis = aioredis.from_url(redis_url)
     db = await Database.open(settings.resolved_database_url)
     try:
         yield Admin(settings, db, RoomStore(redis))
     finally:
         db.close()
         await redis.aclose()
-        if started is not None:
-            await started.stop()

@@ -46,7 +46,7 @@ from audio_rooms.state.store import RoomStore
 
 logger = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = Path(__file__).resolve().parent / "web"  # package data: a wheel ships it
 
 
 def media_config(settings: Settings) -> MediaConfig:

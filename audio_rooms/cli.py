@@ -12,26 +12,32 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from audio_rooms import __version__
 from audio_rooms.logs import configure_logging
 from audio_rooms.settings import Settings, SettingsError, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audio-rooms", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="audio-rooms",
+        description="Self-hostable live audio rooms. Settings come from AUDIO_ROOMS_* variables "
+        "or .env (docs/operations.md).",
+    )
+    parser.add_argument("--version", action="version", version=f"audio-rooms {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to bind (default AUDIO_ROOMS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default AUDIO_ROOMS_PORT or 8000)")
 
     rooms = commands.add_parser("rooms", help="live and scheduled rooms").add_subparsers(
-        dest="rooms_command", required=True
+        dest="rooms_command", required=True, metavar="ACTION"
     )
     rooms.add_parser("list", help="list live and scheduled rooms")
     end = rooms.add_parser("end", help="end a live room now")
     end.add_argument("room_id")
 
     users = commands.add_parser("users", help="accounts").add_subparsers(
-        dest="users_command", required=True
+        dest="users_command", required=True, metavar="ACTION"
     )
     users.add_parser("list", help="list accounts: handle, display name, banned, created")
     ban = users.add_parser("ban", help="ban a user from the whole server")
@@ -53,9 +59,10 @@ def _print_rows(rows: list[dict[str, object]], none: str) -> None:
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
     from audio_rooms import errors
     from audio_rooms.admin import connect
+    from audio_rooms.datadir import NoRunningServer
 
-    async with connect(settings) as admin:
-        try:
+    try:
+        async with connect(settings) as admin:
             if args.command == "rooms" and args.rooms_command == "list":
                 _print_rows(await admin.list_rooms(), "no live or scheduled rooms")
             elif args.command == "rooms" and args.rooms_command == "end":
@@ -70,20 +77,37 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
             elif args.command == "users" and args.users_command == "unban":
                 user_id, lifted = await admin.unban_user(args.handle)
                 print(f"{user_id} unbanned" if lifted else f"{user_id} was not banned")
-        except errors.AudioRoomsError as exc:
-            print(f"audio-rooms: {exc.message}", file=sys.stderr)
-            return 1
+    except (errors.AudioRoomsError, NoRunningServer) as exc:
+        print(f"audio-rooms: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings) -> int:
     from audio_rooms.app import create_app
+    from audio_rooms.datadir import DataDirectoryInUse, ServerLock
     from audio_rooms.edge import raise_fd_limit
-    from audio_rooms.server import DrainingServer, uvicorn_config
+    from audio_rooms.server import DrainingServer, log_media_plan, uvicorn_config
+    from audio_rooms.state.embedded import EmbeddedRedis
 
-    logging.getLogger(__name__).info("open-files limit: %d", raise_fd_limit())
-    app = create_app(settings)
-    DrainingServer(uvicorn_config(app, settings), app, settings.drain_timeout).run()
+    # Before anything touches the data directory: a second server would unlink the first one's
+    # Redis socket and write to the same append-only file and SQLite database.
+    lock = ServerLock(settings.data_dir)
+    try:
+        lock.acquire(settings.redis_url or EmbeddedRedis(settings.data_dir / "redis").url)
+    except DataDirectoryInUse as exc:
+        print(f"audio-rooms: {exc}", file=sys.stderr)
+        return 1
+    try:
+        logger = logging.getLogger(__name__)
+        logger.info("audio-rooms %s, data directory %s", __version__, settings.data_dir.resolve())
+        logger.info("open-files limit: %d", raise_fd_limit())
+        log_media_plan(settings)
+        app = create_app(settings)
+        DrainingServer(uvicorn_config(app, settings), app, settings.drain_timeout).run()
+    finally:
+        lock.release()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,8 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     if args.command == "serve":
-        serve(settings)
-        return 0
+        return serve(settings)
     return asyncio.run(_admin(settings, args))
 
 

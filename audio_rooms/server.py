@@ -27,6 +27,33 @@ logger = logging.getLogger(__name__)
 WS_HARD_LIMIT_FACTOR = 16
 
 
+def log_media_plan(settings: Settings) -> None:
+    """Say at start-up what the media plane will do, so an operator sees a misconfiguration
+    (wrong addresses, no TURN behind a NAT, the fast path not built) before a listener hears
+    nothing. TURN's shared secret is never logged, only whether one is set."""
+    from audio_rooms.sfu import egress, hooks
+
+    addresses = settings.media_host_addresses or tuple(hooks.default_host_addresses())
+    origin = "configured" if settings.media_host_addresses else "all interfaces"
+    logger.info("media: ICE host addresses %s (%s)", ", ".join(addresses) or "none", origin)
+    if settings.media_announced_address:
+        logger.info("media: announced address %s", settings.media_announced_address)
+    if settings.media_port_min is not None:
+        logger.info("media: UDP ports %d-%d", settings.media_port_min, settings.media_port_max)
+    else:
+        logger.info("media: UDP ports ephemeral (AUDIO_ROOMS_MEDIA_PORT_MIN/MAX not set)")
+    logger.info("media: STUN %s", ", ".join(settings.stun_urls) or "none")
+    turn = ", ".join(settings.turn_urls) or "none"
+    secret = "with" if settings.turn_secret else "without"
+    logger.info("media: TURN %s (%s shared secret)", turn, secret)
+    if egress.fast_path_enabled():
+        logger.info("media: compiled fast path in use")
+    elif egress.compiled is not None:
+        logger.info("media: compiled fast path built but disabled (AUDIO_ROOMS_SFU_FASTPATH=0)")
+    else:
+        logger.info("media: compiled fast path not built: forwarding in Python")
+
+
 def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
     http, ws = edge_protocols(
         app.state.connection_limits, settings.http_header_timeout, settings.http_idle_timeout,

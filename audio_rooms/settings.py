@@ -42,7 +42,7 @@ class Settings(BaseSettings):
 
     # --- process ---
     host: str = "127.0.0.1"
-    web_dir: Path | None = None  # the browser client's files; default: web/ beside the package
+    web_dir: Path | None = None  # the browser client's files; default: the package's web/
     port: int = Field(8000, ge=0, le=65535)
     data_dir: Path = Path("data")
     server_name: str = Field("localhost", min_length=1, max_length=253, pattern=r"^[a-z0-9.-]+$")

@@ -11,8 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-# Reactions are a closed set: free text here would be a side channel around moderation.
-REACTIONS = frozenset({"👏", "❤️", "😂", "🔥", "👍", "🙏", "😮", "🎉"})
+# Reactions are a closed set: free text here would be a side channel around moderation. Each
+# has a stable name, in the order clients show them: the web client's translations and test ids
+# key on the name (it gets this table from /api/config).
+REACTION_NAMES = {
+    "clap": "👏", "heart": "❤️", "laugh": "😂", "fire": "🔥",
+    "thumbs": "👍", "pray": "🙏", "wow": "😮", "party": "🎉",
+}
+REACTIONS = frozenset(REACTION_NAMES.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from audio_rooms.accounts.service import GUEST_TTL
 from audio_rooms.accounts.tokens import Identity
 from audio_rooms.addresses import client_key
 from audio_rooms.signalling import untrusted
-from audio_rooms.turn import stun_servers
+from audio_rooms.signalling.client_config import client_config
 
 if TYPE_CHECKING:
     from audio_rooms.services import Services
@@ -193,17 +193,7 @@ async def me(request: Request) -> Response:
 
 
 async def config(request: Request) -> Response:
-    settings = _services(request).settings
-    return JSONResponse(
-        {
-            "server_name": settings.server_name,
-            "slots": settings.media_slots,
-            # STUN only: TURN credentials go to participants of a live room, in `welcome`.
-            "ice_servers": stun_servers(settings.stun_urls),
-            "max_message_bytes": settings.ws_max_message_bytes,
-            "locales": ["fa", "en"],
-        }
-    )
+    return JSONResponse(client_config(_services(request).settings))
 
 
 # --- rooms -------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from audio_rooms.signalling.outbound import error_catalogue
 
-WEB = Path(__file__).resolve().parents[2] / "web"
+WEB = Path(__file__).resolve().parents[2] / "audio_rooms" / "web"
 
 # The server's stable error codes, from its error classes; each needs a human sentence.
 ERROR_CODES = sorted(error_catalogue())

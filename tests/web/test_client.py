@@ -15,7 +15,7 @@ from tests.web.browser import Browsers, tid
 
 pytestmark = pytest.mark.browser
 
-WEB = Path(__file__).resolve().parents[2] / "web"
+WEB = Path(__file__).resolve().parents[2] / "audio_rooms" / "web"
 FA = json.loads((WEB / "i18n" / "fa.json").read_text(encoding="utf-8"))
 
 

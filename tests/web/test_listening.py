@@ -74,7 +74,7 @@ async def test_guest_hears_the_host_within_three_seconds_and_after_a_drop(
     # The socket drops (not a close code that ends the visit): the client rejoins within the
     # grace period as the same participant, offers again and hears the host again.
     await page.evaluate("__audioProbe.history.length = 0")
-    await page.evaluate("audioRooms.view.conn.ws.close(3000)")
+    await page.evaluate("audioRooms.view.session.conn.ws.close(3000)")
     await page.wait_for_selector(f"{tid('connection-state')}[data-state='reconnecting']")
     await page.wait_for_selector(f"{tid('connection-state')}[data-state='joined']")
     await page.wait_for_function(

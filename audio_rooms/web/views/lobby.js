@@ -2,8 +2,9 @@
 // scheduled rooms, and the form to open or schedule a room.
 
 import * as api from "../api.js";
-import { avatarColour, h, initials, replaceChildrenKeepingFocus } from "../dom.js";
+import { h, replaceChildrenKeepingFocus } from "../dom.js";
 import { errorText, formatDateTime, t, toAsciiDigits } from "../i18n.js";
+import { avatar, limit, roomPath, shareLink } from "./common.js";
 
 const REFRESH_MS = 15000;
 const SPEAKERS_SHOWN = 5;
@@ -153,10 +154,12 @@ export class LobbyView {
       h("summary", { testid: "create-room-open" }, t("lobby.create")),
       h("form", { class: "stack", onsubmit: (e) => this.create(e, error) },
         h("label", { class: "field" }, h("span", {}, t("lobby.room_title")),
-          h("input", { name: "title", required: true, maxlength: "120", dir: "auto",
+          h("input", { name: "title", required: true, dir: "auto",
+            maxlength: limit(this.app, "title_max"),
             testid: "room-title-input" })),
         h("label", { class: "field" }, h("span", {}, t("lobby.room_description")),
-          h("textarea", { name: "description", rows: "2", maxlength: "500", dir: "auto",
+          h("textarea", { name: "description", rows: "2", dir: "auto",
+            maxlength: limit(this.app, "description_max"),
             testid: "room-description-input" })),
         h("fieldset", { class: "field" },
           h("legend", {}, t("lobby.visibility")),
@@ -209,34 +212,5 @@ export class LobbyView {
 
   async share(room) {
     await shareLink(this.app, room.title, new URL(roomPath(room.id), location.href).href);
-  }
-}
-
-export function roomPath(id) {
-  return `/r/${encodeURIComponent(id)}`;
-}
-
-export function avatar(userId, name, size = "") {
-  const el = h("span", { class: `avatar ${size}`.trim(), "aria-hidden": "true" }, initials(name));
-  // Through the CSSOM rather than a style attribute, which a strict CSP would block.
-  el.style.setProperty("--avatar-bg", avatarColour(userId));
-  return el;
-}
-
-/** The system share sheet on phones; the clipboard elsewhere. */
-export async function shareLink(app, title, url) {
-  if (navigator.share) {
-    try {
-      await navigator.share({ title, url });
-      return;
-    } catch (err) {
-      if (err.name === "AbortError") return;
-    }
-  }
-  try {
-    await navigator.clipboard.writeText(url);
-    app.toast(t("room.link_copied"));
-  } catch {
-    app.toast(url);
   }
 }

@@ -1,70 +1,65 @@
-// A room: the pre-join screen ("tap to listen"), then the stage, the audience, the hand queue,
-// the participant's own controls, and the moderators' per-person menu.
+// A room's view: the pre-join screen ("tap to listen"), then the stage, the audience, the hand
+// queue, the participant's own controls, and the moderators' per-person menu. What it shows
+// comes from a RoomSession (room-session.js: connection, room state, media), which it renders.
 
 import * as api from "../api.js";
 import { h, icon, replaceChildrenKeepingFocus } from "../dom.js";
 import { errorText, formatDateTime, formatNumber, t } from "../i18n.js";
-import { AudioPool, MediaSession, Microphone } from "../media.js";
-import {
-  applyDelta, audience, fromSnapshot, fromWelcome, isModerator, myRole, myself, stage, STAGE_ROLES,
-} from "../room-state.js";
-import { ConnectionState, RoomConnection } from "../signalling.js";
-import { avatar, roomPath, shareLink } from "./lobby.js";
+import { AudioPool } from "../media.js";
+import { Phase, RoomSession } from "../room-session.js";
+import { audience, isModerator, myRole, myself, stage, STAGE_ROLES } from "../room-state.js";
+import { ConnectionState } from "../signalling.js";
+import { avatar, roomPath, shareLink } from "./common.js";
 
-// The server's allowlist (audio_rooms/domain/actions.py REACTIONS), with stable test names.
-export const REACTIONS = [
-  ["clap", "👏"], ["heart", "❤️"], ["laugh", "😂"], ["fire", "🔥"],
-  ["thumbs", "👍"], ["pray", "🙏"], ["wow", "😮"], ["party", "🎉"],
-];
 const RANK = { listener: 0, speaker: 1, moderator: 2, host: 3 };
 const AUDIENCE_SHOWN = 300; // beyond this a phone spends more on layout than people can scan
 const REACTION_MS = 2500;
-// After `media_failed` the client offers again: at once the first time, then waiting longer
-// each time it fails again (a network that blocks UDP must not make client and server loop).
-// A failure this long after the previous one starts the sequence over.
-const MEDIA_RETRY_MS = [0, 1000, 3000, 10000, 30000];
-const MEDIA_STEADY_MS = 60000;
-
-// Reasons that have a `closed.<reason>` sentence; refusals with another code use the close code's.
-const CLOSED_REASONS = new Set(["not_authenticated", "not_allowed_in", "room_not_found",
-  "replaced", "room_ended", "removed", "banned", "account_banned"]);
-
-const Phase = Object.freeze({
-  LOADING: "loading",
-  MISSING: "missing",
-  SCHEDULED: "scheduled",
-  PREJOIN: "prejoin",
-  JOINING: "joining",
-  IN_ROOM: "in_room",
-  CLOSED: "closed",
-});
 
 export class RoomView {
   constructor(app, roomId, invite) {
     this.app = app;
     this.roomId = roomId;
-    this.invite = invite;
-    this.phase = Phase.LOADING;
-    this.info = null; // the REST room record, before joining
-    this.state = null; // the live room, from the WebSocket
-    this.closedReason = null;
-    this.conn = null;
-    this.connState = ConnectionState.IDLE;
     this.openMenu = null;
     this.confirming = null;
     this.levels = new Map(); // user id -> level, from the latest active_speakers
     this.renderQueued = false;
-    this.micTarget = false;
-    this.mic = new Microphone();
     this.audioBox = h("div", { class: "visually-hidden", testid: "remote-audio" });
     this.audioPool = new AudioPool(this.audioBox);
     this.audioPool.onBlocked = () => this.scheduleRender();
-    this.media = null;
-    this.mediaFailures = 0; // media_failed in a row (see MEDIA_RETRY_MS)
-    this.lastMediaFailure = 0;
-    this.mediaRetryTimer = null;
     this.invitation = null;
     this.onKeydown = (e) => this.keydown(e);
+    this.session = new RoomSession(roomId, invite, {
+      config: app.config,
+      audioPool: this.audioPool,
+      events: {
+        changed: () => this.scheduleRender(),
+        joined: (role) => {
+          const joined = t("notice.joined", { title: this.session.state.title });
+          app.announce(role === "listener" ? joined : `${joined} ${t(`notice.you_are_${role}`)}`);
+        },
+        notice: (key, params, options) => app.announce(t(key, params), options),
+        toast: (key) => app.toast(t(key)),
+        error: (code) => app.toast(errorText(code)),
+        levels: (levels) => {
+          this.levels = levels;
+          this.applyLevels();
+        },
+        reactions: (counts) => this.showReactions(counts),
+        invitation: (open) => (open ? this.showInvitation() : this.closeInvitation()),
+      },
+    });
+  }
+
+  get phase() {
+    return this.session.phase;
+  }
+
+  get state() {
+    return this.session.state;
+  }
+
+  get info() {
+    return this.session.info;
   }
 
   mount(container) {
@@ -72,42 +67,21 @@ export class RoomView {
     document.body.append(this.audioBox);
     document.addEventListener("keydown", this.onKeydown);
     this.render();
-    this.load();
+    this.session.load();
   }
 
   unmount() {
     document.removeEventListener("keydown", this.onKeydown);
-    this.conn?.leave();
-    this.teardownMedia();
+    this.session.leave();
     this.closeInvitation();
     this.audioBox.remove();
     this.container = null;
   }
 
-  async load() {
-    try {
-      this.info = await api.getRoom(this.roomId, this.invite);
-    } catch (err) {
-      this.phase = Phase.MISSING;
-      this.closedReason = err.code;
-      this.render();
-      return;
-    }
-    if (this.info.status === "live") this.phase = Phase.PREJOIN;
-    else if (this.info.status === "ended") {
-      this.phase = Phase.CLOSED;
-      this.closedReason = "room_ended";
-    } else this.phase = Phase.SCHEDULED;
-    this.render();
-  }
-
-  // --- joining --------------------------------------------------------------------------------
-
   /** The click that joins is also the gesture that lets audio play (iOS Safari). */
   async join(event) {
     event?.preventDefault();
-    const slots = this.app.config?.slots ?? 3;
-    this.audioPool.ensure(slots);
+    this.audioPool.ensure(this.session.slots);
     this.audioPool.unlock();
     if (!this.app.user) {
       const name = this.container.querySelector("[data-testid=guest-name]")?.value.trim();
@@ -119,191 +93,11 @@ export class RoomView {
         return;
       }
     }
-    this.phase = Phase.JOINING;
-    this.render();
-    this.media = new MediaSession({
-      iceServers: this.app.config?.ice_servers ?? [],
-      slots,
-      audioPool: this.audioPool,
-      onStateChange: (s) => {
-        // A transport that failed cannot recover by itself: rejoin, which renegotiates.
-        if (s === "failed") this.conn?.resync();
-      },
-    });
-    this.conn = new RoomConnection(this.roomId, {
-      token: api.token(),
-      invite: this.invite,
-      handlers: {
-        onState: (s) => {
-          this.connState = s;
-          this.scheduleRender();
-        },
-        onWelcome: (msg) => this.welcome(msg),
-        onDelta: (msg) => this.delta(msg),
-        onMediaAnswer: (msg) => this.media?.applyAnswer(msg.sdp).catch((err) => {
-          console.warn("room %s: answer rejected: %s", this.roomId, err);
-          this.app.toast(errorText("media_error"));
-        }),
-        onMediaFailed: (msg) => this.mediaFailed(msg),
-        onError: (msg) => {
-          // Sent just before the server closes every socket of an account banned server-wide.
-          if (msg.code === "account_banned") this.closedReason = "account_banned";
-          this.app.toast(errorText(msg.code));
-        },
-        onClosed: (reason, refusal) => this.closed(reason, refusal),
-      },
-    });
-    this.conn.connect();
-    // Gather ICE candidates while the WebSocket joins; without TURN the welcome usually confirms
-    // the same ICE servers and slots, and then this offer goes out at once.
-    this.media.prepare();
-  }
-
-  async welcome(msg) {
-    const rejoin = this.state !== null;
-    this.state = fromWelcome(msg);
-    this.levels = new Map(); // until the server's next active_speakers
-    this.phase = Phase.IN_ROOM;
-    // The welcome's ICE servers hold this participant's TURN credentials (/api/config has STUN
-    // only); they are short-lived, so fresh ones are asked for before they run out.
-    this.useIceServers(msg);
-    if (msg.slots) this.media.slots = msg.slots;
-    this.render();
-    if (!rejoin) {
-      const role = myRole(this.state);
-      const joined = t("notice.joined", { title: this.state.title });
-      this.app.announce(role === "listener" ? joined : `${joined} ${t(`notice.you_are_${role}`)}`);
-    }
-    if (this.state.invited) this.showInvitation();
-    await this.syncMic();
-    await this.offerMedia();
-  }
-
-  /** Offer a fresh peer connection for the current ICE servers, slots and microphone. */
-  async offerMedia() {
-    if (!this.media) return;
-    try {
-      const sdp = await this.media.offer(this.mic.track);
-      this.conn.sendRaw({ type: "media_offer", sdp });
-    } catch (err) {
-      console.warn("room %s: offer failed: %s", this.roomId, err);
-      this.app.toast(errorText("media_error"));
-    }
-  }
-
-  /** The server closed our media transport by itself: offer again rather than sit silent. */
-  mediaFailed(msg) {
-    if (!this.media || this.phase !== Phase.IN_ROOM) return;
-    const now = Date.now();
-    if (now - this.lastMediaFailure > MEDIA_STEADY_MS) this.mediaFailures = 0;
-    this.lastMediaFailure = now;
-    const delay = MEDIA_RETRY_MS[Math.min(this.mediaFailures, MEDIA_RETRY_MS.length - 1)];
-    this.mediaFailures += 1;
-    console.warn("room %s: media failed (%s); offering again in %d ms", this.roomId,
-      msg.reason, delay);
-    if (delay > 0) this.app.toast(t("room.media_reconnecting"));
-    clearTimeout(this.mediaRetryTimer);
-    this.mediaRetryTimer = setTimeout(() => this.offerMedia(), delay);
-  }
-
-  /** Take ICE servers from `welcome` or an `ice_servers` reply; renew them at 80% of their life. */
-  useIceServers(msg) {
-    if (msg.ice_servers && this.media) this.media.iceServers = msg.ice_servers;
-    clearTimeout(this.iceRenewal);
-    const ttl = Number(msg.ice_servers_ttl) || 0;
-    if (ttl > 0) this.iceRenewal = setTimeout(() => this.conn?.send("ice_servers"), ttl * 800);
-  }
-
-  delta(msg) {
-    if (!this.state) return;
-    if (msg.type === "ice_servers") return this.useIceServers(msg);
-    if (msg.type === "active_speakers") return this.speaking(msg.speakers || []);
-    if (msg.type === "reactions") return this.showReactions(msg.counts || {});
-    if (msg.type === "snapshot") {
-      this.state = fromSnapshot(this.state, msg);
-      if (!this.state.invited) this.closeInvitation();
-      this.syncMic();
-      this.scheduleRender();
-      return;
-    }
-    const me = this.state.me;
-    if (msg.type === "participant_removed" && msg.user_id === me) {
-      this.closedReason ??= msg.banned ? "banned" : "removed";
-    }
-    const { state, notices } = applyDelta(this.state, msg);
-    this.state = state;
-    for (const n of notices) this.app.announce(t(n.key, n.params), { urgent: n.urgent });
-    if (msg.type === "invited" && msg.user_id === me) this.showInvitation();
-    if (!state.invited) this.closeInvitation();
-    if (state.ended) this.closed("room_ended");
-    this.syncMic();
-    this.scheduleRender();
-  }
-
-  /** `refusal`: the server's error code when a join was refused (banned, removed, ...). */
-  closed(reason, refusal = null) {
-    const specific = refusal && CLOSED_REASONS.has(refusal) ? refusal : null;
-    this.closedReason = this.closedReason ?? specific ?? reason;
-    this.phase = Phase.CLOSED;
-    this.conn?.shutdown(1000);
-    this.teardownMedia();
-    this.closeInvitation();
-    this.app.announce(t(`closed.${this.closedReason}`), { urgent: true });
-    this.render();
-  }
-
-  teardownMedia() {
-    clearTimeout(this.mediaRetryTimer);
-    this.mediaRetryTimer = null;
-    clearTimeout(this.iceRenewal);
-    this.media?.close();
-    this.media = null;
-    this.mic.release();
-    this.micTarget = false;
-    this.audioPool.detachAll();
+    this.session.join();
   }
 
   leave() {
     this.app.navigate("/"); // unmount sends `leave`
-  }
-
-  // --- the microphone -------------------------------------------------------------------------
-
-  /** Match the microphone to the role and mute flags the server holds for us. */
-  async syncMic() {
-    const me = this.state && myself(this.state);
-    const onStage = Boolean(me && STAGE_ROLES.has(me.role));
-    if (onStage && !this.micTarget) {
-      this.micTarget = true;
-      try {
-        const track = await this.mic.acquire();
-        await this.media?.setMicTrack(track);
-      } catch (err) {
-        console.warn("room %s: microphone unavailable: %s", this.roomId, err);
-        this.app.toast(t("room.mic_unavailable"));
-      }
-    } else if (!onStage && this.micTarget) {
-      this.micTarget = false;
-      await this.media?.setMicTrack(null);
-      this.mic.release();
-    }
-    const live = this.state && myself(this.state);
-    this.mic.setEnabled(Boolean(live && onStage && !live.self_muted && !live.muted_by_moderator));
-  }
-
-  toggleMic() {
-    const me = myself(this.state);
-    if (me.muted_by_moderator) {
-      this.app.toast(errorText("muted_by_moderator"));
-      return;
-    }
-    if (me.self_muted) {
-      // The track is enabled when the server confirms (mute_changed), not before.
-      this.conn.send("unmute", { user_id: me.user_id });
-    } else {
-      this.mic.setEnabled(false); // silence at once, whatever the round trip
-      this.conn.send("mute", { user_id: me.user_id });
-    }
   }
 
   // --- invitations ----------------------------------------------------------------------------
@@ -329,19 +123,9 @@ export class RoomView {
     accept.focus();
   }
 
-  async answerInvitation(yes) {
+  answerInvitation(yes) {
     this.closeInvitation();
-    if (!yes) {
-      this.conn.send("decline_invitation");
-      return;
-    }
-    // Ask for the microphone inside the click, where browsers allow the prompt most readily.
-    try {
-      await this.mic.acquire();
-    } catch {
-      this.app.toast(t("room.mic_unavailable"));
-    }
-    this.conn.send("accept_invitation");
+    this.session.answerInvitation(yes);
   }
 
   closeInvitation() {
@@ -353,14 +137,9 @@ export class RoomView {
   // --- active speakers and reactions (drawn in place, no re-render at 5 Hz) -----------------
 
   /**
-   * The server sends the list when it changes (docs/sfu.md), not periodically: a steady voice
-   * is one message. So the latest list holds until the next one; it is not timed out.
+   * The server sends the active speakers when they change (docs/sfu.md), not periodically: a
+   * steady voice is one message. So the latest list holds until the next one.
    */
-  speaking(speakers) {
-    this.levels = new Map(speakers.map((s) => [s.user_id, Number(s.level) || 0]));
-    this.applyLevels();
-  }
-
   applyLevels() {
     if (!this.container) return;
     for (const tile of this.container.querySelectorAll("[data-user-id]")) {
@@ -375,7 +154,7 @@ export class RoomView {
   showReactions(counts) {
     const slot = this.container?.querySelector(".reaction-burst");
     if (!slot) return;
-    const allowed = new Set(REACTIONS.map(([, emoji]) => emoji));
+    const allowed = new Set(this.reactions().map((r) => r.emoji));
     const shown = Object.entries(counts)
       .filter(([emoji, n]) => allowed.has(emoji) && Number.isInteger(n) && n > 0)
       .map(([emoji, n]) => (n > 1 ? `${emoji}×${formatNumber(n)}` : emoji));
@@ -432,9 +211,9 @@ export class RoomView {
       [ConnectionState.JOINED]: "connection.joined",
       [ConnectionState.RECONNECTING]: "connection.reconnecting",
       [ConnectionState.CLOSED]: "connection.closed",
-    }[this.connState];
-    return h("p", { class: `connection ${this.connState}`, testid: "connection-state",
-      "data-state": this.connState, role: "status" }, t(key));
+    }[this.session.connState];
+    return h("p", { class: `connection ${this.session.connState}`, testid: "connection-state",
+      "data-state": this.session.connState, role: "status" }, t(key));
   }
 
   renderScheduled() {
@@ -446,15 +225,7 @@ export class RoomView {
       })),
       isHost
         ? h("button", { type: "button", class: "primary", testid: `start-room-${this.info.id}`,
-            onclick: async () => {
-              try {
-                this.info = await api.startRoom(this.info.id);
-                this.phase = Phase.PREJOIN;
-                this.render();
-              } catch (err) {
-                this.app.toast(errorText(err.code));
-              }
-            } }, t("lobby.start_now"))
+            onclick: () => this.session.start() }, t("lobby.start_now"))
         : null,
       h("a", { href: "/", testid: "back-to-lobby" }, t("room.back_to_lobby")),
     ];
@@ -493,7 +264,7 @@ export class RoomView {
   }
 
   renderClosed() {
-    const reason = this.closedReason || "room_not_found";
+    const reason = this.session.closedReason || "room_not_found";
     return [
       h("section", { class: "panel", testid: "room-closed", "data-reason": reason },
         h("h1", {}, this.info ? this.info.title : t("room.unavailable")),
@@ -548,11 +319,11 @@ export class RoomView {
               h("span", { class: "name" }, h("bdi", {}, p.display_name)),
               h("button", { type: "button", class: "primary", testid: `invite-${p.user_id}`,
                 "aria-label": t("room.invite_named", { name: p.display_name }),
-                onclick: () => this.conn.send("invite_to_speak", { user_id: p.user_id }) },
+                onclick: () => this.session.send("invite_to_speak", { user_id: p.user_id }) },
                 t("room.invite")),
               h("button", { type: "button", testid: `dismiss-hand-${p.user_id}`,
                 "aria-label": t("room.dismiss_hand_named", { name: p.display_name }),
-                onclick: () => this.conn.send("lower_hand", { user_id: p.user_id }) },
+                onclick: () => this.session.send("lower_hand", { user_id: p.user_id }) },
                 t("room.dismiss_hand"))))));
   }
 
@@ -597,7 +368,7 @@ export class RoomView {
     const act = (type, testid, key) =>
       h("li", {}, h("button", { type: "button", testid: `${testid}-${id}`,
         onclick: () => {
-          this.conn.send(type, { user_id: id });
+          this.session.send(type, { user_id: id });
           this.openMenu = null;
           this.confirming = null;
           this.render();
@@ -655,7 +426,7 @@ export class RoomView {
             type: "button", class: muted ? "mic off" : "mic on", testid: "mic-toggle",
             "data-muted": muted ? "true" : "false",
             "aria-disabled": me?.muted_by_moderator ? "true" : null,
-            onclick: () => this.toggleMic(),
+            onclick: () => this.session.toggleMic(),
           }, icon(muted ? "mic-off" : "mic"), muted
             ? (me.muted_by_moderator ? t("room.muted_by_moderator") : t("room.unmute_me"))
             : t("room.mute_me"))
@@ -664,7 +435,7 @@ export class RoomView {
           : h("button", {
               type: "button", testid: "raise-hand",
               "aria-pressed": me?.hand_raised ? "true" : "false",
-              onclick: () => this.conn.send(me?.hand_raised ? "lower_hand" : "raise_hand"),
+              onclick: () => this.session.send(me?.hand_raised ? "lower_hand" : "raise_hand"),
             }, icon("hand"), me?.hand_raised ? t("room.lower_hand") : t("room.raise_hand")),
       h("button", { type: "button", testid: "share-room", onclick: () => this.share() },
         t("room.share")),
@@ -676,13 +447,13 @@ export class RoomView {
         ? h("button", {
             type: "button", testid: "accounts-only",
             "aria-pressed": s.accountsOnly ? "true" : "false",
-            onclick: () => this.conn.send("set_accounts_only", { enabled: !s.accountsOnly }),
+            onclick: () => this.session.send("set_accounts_only", { enabled: !s.accountsOnly }),
           }, t("room.accounts_only"))
         : null,
       isModerator(s)
         ? this.confirming === "end-room"
           ? h("button", { type: "button", class: "danger", testid: "confirm-end-room",
-              onclick: () => this.conn.send("end_room") }, t("room.confirm_end"))
+              onclick: () => this.session.send("end_room") }, t("room.confirm_end"))
           : h("button", { type: "button", class: "danger", testid: "end-room",
               onclick: () => {
                 this.confirming = "end-room";
@@ -694,25 +465,23 @@ export class RoomView {
       h("div", { class: "row" }, controls),
       h("p", { class: "reaction-burst", testid: "reaction-counts", "aria-hidden": "true" }),
       h("div", { class: "reactions", role: "group", "aria-label": t("room.reactions") },
-        REACTIONS.map(([name, emoji]) => h("button", {
+        this.reactions().map(({ name, emoji }) => h("button", {
           type: "button", class: "reaction", testid: `reaction-${name}`,
           "aria-label": t(`reaction.${name}`),
-          onclick: () => this.conn.send("reaction", { emoji }),
+          onclick: () => this.session.send("reaction", { emoji }),
         }, emoji))));
+  }
+
+  /** The server's reactions (/api/config), in the order it gives. */
+  reactions() {
+    return this.app.config?.reactions ?? [];
   }
 
   /** `rotate`: void every link shared so far and share the new one. */
   async share(rotate = false) {
-    let url = new URL(roomPath(this.roomId), location.href).href;
-    if (this.state.visibility !== "open" && isModerator(this.state)) {
-      try {
-        url = await api.inviteLink(this.roomId, rotate);
-      } catch (err) {
-        this.app.toast(errorText(err.code));
-        return;
-      }
-    }
-    await shareLink(this.app, this.state.title, url);
+    const own = new URL(roomPath(this.roomId), location.href).href;
+    const url = await this.session.shareUrl(rotate, own);
+    if (url) await shareLink(this.app, this.state.title, url);
   }
 
   keydown(event) {

@@ -3,6 +3,7 @@
 import * as api from "../api.js";
 import { h } from "../dom.js";
 import { errorText, locale, t } from "../i18n.js";
+import { limit } from "./common.js";
 
 export class AuthDialog {
   constructor(app) {
@@ -20,16 +21,17 @@ export class AuthDialog {
       h("h2", { id: "auth-title" }, t(mode === "signup" ? "auth.signup_title" : "auth.signin_title")),
       field("handle", t("auth.handle"), {
         autocomplete: "username", autocapitalize: "none", spellcheck: "false", dir: "ltr",
-        pattern: "[A-Za-z0-9_.]{2,32}", maxlength: "32",
+        pattern: handlePattern(this.app),
       }),
       mode === "signup"
         ? field("display_name", t("auth.display_name"), { autocomplete: "name", dir: "auto",
-            maxlength: "64" })
+            maxlength: limit(this.app, "display_name_max") })
         : null,
       field("password", t("auth.password"), {
         type: "password", dir: "ltr",
         autocomplete: mode === "signup" ? "new-password" : "current-password",
-        minlength: mode === "signup" ? "8" : null,
+        minlength: mode === "signup" ? limit(this.app, "password_min") : null,
+        maxlength: limit(this.app, "password_max"),
       }),
       error,
       h("div", { class: "row" },
@@ -80,4 +82,13 @@ export class AuthDialog {
       button.disabled = false;
     }
   }
+}
+
+/**
+ * The server's handle rule (/api/config) as an input pattern. The server lower-cases a handle
+ * before checking it, and a pattern attribute cannot ignore case, so upper case is let through.
+ */
+function handlePattern(app) {
+  const pattern = limit(app, "handle_pattern");
+  return pattern && pattern.replaceAll("a-z", "A-Za-z");
 }

@@ -1,0 +1,320 @@
+// One person's session in one room, without the DOM: the room's REST record, the WebSocket
+// connection, the live room state, the media session and the microphone. The view
+// (views/room.js) renders what this holds and calls its methods; this tells the view what
+// happened through `events`, and never touches the page.
+
+import * as api from "./api.js";
+import { MediaSession, Microphone } from "./media.js";
+import {
+  applyDelta, fromSnapshot, fromWelcome, isModerator, myRole, myself, STAGE_ROLES,
+} from "./room-state.js";
+import { ConnectionState, RoomConnection } from "./signalling.js";
+
+// After `media_failed` the client offers again: at once the first time, then waiting longer
+// each time it fails again (a network that blocks UDP must not make client and server loop).
+// A failure this long after the previous one starts the sequence over.
+const MEDIA_RETRY_MS = [0, 1000, 3000, 10000, 30000];
+const MEDIA_STEADY_MS = 60000;
+
+// Reasons that have a `closed.<reason>` sentence; refusals with another code use the close code's.
+const CLOSED_REASONS = new Set(["not_authenticated", "not_allowed_in", "room_not_found",
+  "replaced", "room_ended", "removed", "banned", "account_banned"]);
+
+export const Phase = Object.freeze({
+  LOADING: "loading",
+  MISSING: "missing",
+  SCHEDULED: "scheduled",
+  PREJOIN: "prejoin",
+  JOINING: "joining",
+  IN_ROOM: "in_room",
+  CLOSED: "closed",
+});
+
+/**
+ * `events` (all optional): changed() when anything shown changed; joined(role) on first entry;
+ * notice(key, params, {urgent}) for a sentence to announce; toast(key) for a passing message;
+ * error(code) for a failure to show; levels(map) for the active speakers; reactions(counts);
+ * invitation(open) when an invitation to speak appears or goes away.
+ */
+export class RoomSession {
+  constructor(roomId, invite, { config, audioPool, events }) {
+    this.roomId = roomId;
+    this.invite = invite;
+    this.config = config; // /api/config, or null when it could not be loaded
+    this.audioPool = audioPool; // plays the slots: the view owns its elements
+    this.events = events;
+    this.phase = Phase.LOADING;
+    this.info = null; // the REST room record, before joining
+    this.state = null; // the live room, from the WebSocket
+    this.closedReason = null;
+    this.conn = null;
+    this.connState = ConnectionState.IDLE;
+    this.micTarget = false;
+    this.mic = new Microphone();
+    this.media = null;
+    this.mediaFailures = 0; // media_failed in a row (see MEDIA_RETRY_MS)
+    this.lastMediaFailure = 0;
+    this.mediaRetryTimer = null;
+    this.iceRenewal = null;
+  }
+
+  /** Audio slots to prepare before the welcome confirms them (the server's media_slots). */
+  get slots() {
+    return this.config?.slots ?? 1;
+  }
+
+  emit(name, ...args) {
+    this.events[name]?.(...args);
+  }
+
+  async load() {
+    try {
+      this.info = await api.getRoom(this.roomId, this.invite);
+    } catch (err) {
+      this.phase = Phase.MISSING;
+      this.closedReason = err.code;
+      this.emit("changed");
+      return;
+    }
+    if (this.info.status === "live") this.phase = Phase.PREJOIN;
+    else if (this.info.status === "ended") {
+      this.phase = Phase.CLOSED;
+      this.closedReason = "room_ended";
+    } else this.phase = Phase.SCHEDULED;
+    this.emit("changed");
+  }
+
+  /** The host starts a scheduled room. */
+  async start() {
+    try {
+      this.info = await api.startRoom(this.info.id);
+      this.phase = Phase.PREJOIN;
+      this.emit("changed");
+    } catch (err) {
+      this.emit("error", err.code);
+    }
+  }
+
+  /** Join as the signed-in user (the view signs a guest in first). */
+  join() {
+    this.phase = Phase.JOINING;
+    this.emit("changed");
+    this.media = new MediaSession({
+      iceServers: this.config?.ice_servers ?? [],
+      slots: this.slots,
+      audioPool: this.audioPool,
+      onStateChange: (s) => {
+        // A transport that failed cannot recover by itself: rejoin, which renegotiates.
+        if (s === "failed") this.conn?.resync();
+      },
+    });
+    this.conn = new RoomConnection(this.roomId, {
+      token: api.token(),
+      invite: this.invite,
+      handlers: {
+        onState: (s) => {
+          this.connState = s;
+          this.emit("changed");
+        },
+        onWelcome: (msg) => this.welcome(msg),
+        onDelta: (msg) => this.delta(msg),
+        onMediaAnswer: (msg) => this.media?.applyAnswer(msg.sdp).catch((err) => {
+          console.warn("room %s: answer rejected: %s", this.roomId, err);
+          this.emit("error", "media_error");
+        }),
+        onMediaFailed: (msg) => this.mediaFailed(msg),
+        onError: (msg) => {
+          // Sent just before the server closes every socket of an account banned server-wide.
+          if (msg.code === "account_banned") this.closedReason = "account_banned";
+          this.emit("error", msg.code);
+        },
+        onClosed: (reason, refusal) => this.closed(reason, refusal),
+      },
+    });
+    this.conn.connect();
+    // Gather ICE candidates while the WebSocket joins; without TURN the welcome usually confirms
+    // the same ICE servers and slots, and then this offer goes out at once.
+    this.media.prepare();
+  }
+
+  /** Leave the room and let go of the connection, the media and the microphone. */
+  leave() {
+    this.conn?.leave();
+    this.teardownMedia();
+  }
+
+  send(type, fields) {
+    this.conn?.send(type, fields);
+  }
+
+  async welcome(msg) {
+    const rejoin = this.state !== null;
+    this.state = fromWelcome(msg);
+    this.phase = Phase.IN_ROOM;
+    this.emit("levels", new Map()); // until the server's next active_speakers
+    // The welcome's ICE servers hold this participant's TURN credentials (/api/config has STUN
+    // only); they are short-lived, so fresh ones are asked for before they run out.
+    this.useIceServers(msg);
+    if (msg.slots) this.media.slots = msg.slots;
+    this.emit("changed");
+    if (!rejoin) this.emit("joined", myRole(this.state));
+    if (this.state.invited) this.emit("invitation", true);
+    await this.syncMic();
+    await this.offerMedia();
+  }
+
+  /** Offer a fresh peer connection for the current ICE servers, slots and microphone. */
+  async offerMedia() {
+    if (!this.media) return;
+    try {
+      const sdp = await this.media.offer(this.mic.track);
+      this.conn.sendRaw({ type: "media_offer", sdp });
+    } catch (err) {
+      console.warn("room %s: offer failed: %s", this.roomId, err);
+      this.emit("error", "media_error");
+    }
+  }
+
+  /** The server closed our media transport by itself: offer again rather than sit silent. */
+  mediaFailed(msg) {
+    if (!this.media || this.phase !== Phase.IN_ROOM) return;
+    const now = Date.now();
+    if (now - this.lastMediaFailure > MEDIA_STEADY_MS) this.mediaFailures = 0;
+    this.lastMediaFailure = now;
+    const delay = MEDIA_RETRY_MS[Math.min(this.mediaFailures, MEDIA_RETRY_MS.length - 1)];
+    this.mediaFailures += 1;
+    console.warn("room %s: media failed (%s); offering again in %d ms", this.roomId,
+      msg.reason, delay);
+    if (delay > 0) this.emit("toast", "room.media_reconnecting");
+    clearTimeout(this.mediaRetryTimer);
+    this.mediaRetryTimer = setTimeout(() => this.offerMedia(), delay);
+  }
+
+  /** Take ICE servers from `welcome` or an `ice_servers` reply; renew them at 80% of their life. */
+  useIceServers(msg) {
+    if (msg.ice_servers && this.media) this.media.iceServers = msg.ice_servers;
+    clearTimeout(this.iceRenewal);
+    const ttl = Number(msg.ice_servers_ttl) || 0;
+    if (ttl > 0) this.iceRenewal = setTimeout(() => this.conn?.send("ice_servers"), ttl * 800);
+  }
+
+  delta(msg) {
+    if (!this.state) return;
+    if (msg.type === "ice_servers") return this.useIceServers(msg);
+    if (msg.type === "active_speakers") {
+      const speakers = msg.speakers || [];
+      return this.emit("levels", new Map(speakers.map((s) => [s.user_id, Number(s.level) || 0])));
+    }
+    if (msg.type === "reactions") return this.emit("reactions", msg.counts || {});
+    if (msg.type === "snapshot") {
+      this.state = fromSnapshot(this.state, msg);
+      if (!this.state.invited) this.emit("invitation", false);
+      this.syncMic();
+      this.emit("changed");
+      return;
+    }
+    const me = this.state.me;
+    if (msg.type === "participant_removed" && msg.user_id === me) {
+      this.closedReason ??= msg.banned ? "banned" : "removed";
+    }
+    const { state, notices } = applyDelta(this.state, msg);
+    this.state = state;
+    for (const n of notices) this.emit("notice", n.key, n.params, { urgent: n.urgent });
+    if (msg.type === "invited" && msg.user_id === me) this.emit("invitation", true);
+    if (!state.invited) this.emit("invitation", false);
+    if (state.ended) this.closed("room_ended");
+    this.syncMic();
+    this.emit("changed");
+  }
+
+  /** `refusal`: the server's error code when a join was refused (banned, removed, ...). */
+  closed(reason, refusal = null) {
+    const specific = refusal && CLOSED_REASONS.has(refusal) ? refusal : null;
+    this.closedReason = this.closedReason ?? specific ?? reason;
+    this.phase = Phase.CLOSED;
+    this.conn?.shutdown(1000);
+    this.teardownMedia();
+    this.emit("invitation", false);
+    this.emit("notice", `closed.${this.closedReason}`, {}, { urgent: true });
+    this.emit("changed");
+  }
+
+  teardownMedia() {
+    clearTimeout(this.mediaRetryTimer);
+    this.mediaRetryTimer = null;
+    clearTimeout(this.iceRenewal);
+    this.media?.close();
+    this.media = null;
+    this.mic.release();
+    this.micTarget = false;
+    this.audioPool.detachAll();
+  }
+
+  // --- the microphone -------------------------------------------------------------------------
+
+  /** Match the microphone to the role and mute flags the server holds for us. */
+  async syncMic() {
+    const me = this.state && myself(this.state);
+    const onStage = Boolean(me && STAGE_ROLES.has(me.role));
+    if (onStage && !this.micTarget) {
+      this.micTarget = true;
+      try {
+        const track = await this.mic.acquire();
+        await this.media?.setMicTrack(track);
+      } catch (err) {
+        console.warn("room %s: microphone unavailable: %s", this.roomId, err);
+        this.emit("toast", "room.mic_unavailable");
+      }
+    } else if (!onStage && this.micTarget) {
+      this.micTarget = false;
+      await this.media?.setMicTrack(null);
+      this.mic.release();
+    }
+    const live = this.state && myself(this.state);
+    this.mic.setEnabled(Boolean(live && onStage && !live.self_muted && !live.muted_by_moderator));
+  }
+
+  toggleMic() {
+    const me = myself(this.state);
+    if (me.muted_by_moderator) {
+      this.emit("error", "muted_by_moderator");
+      return;
+    }
+    if (me.self_muted) {
+      // The track is enabled when the server confirms (mute_changed), not before.
+      this.conn.send("unmute", { user_id: me.user_id });
+    } else {
+      this.mic.setEnabled(false); // silence at once, whatever the round trip
+      this.conn.send("mute", { user_id: me.user_id });
+    }
+  }
+
+  /** Accept or decline an invitation to speak. */
+  async answerInvitation(yes) {
+    if (!yes) {
+      this.conn.send("decline_invitation");
+      return;
+    }
+    // Ask for the microphone inside the click, where browsers allow the prompt most readily.
+    try {
+      await this.mic.acquire();
+    } catch {
+      this.emit("toast", "room.mic_unavailable");
+    }
+    this.conn.send("accept_invitation");
+  }
+
+  /**
+   * The link to share: the room's own, or for a moderator of a closed or social room an invite
+   * link (`rotate`: void every link shared so far). Null when the server refused one.
+   */
+  async shareUrl(rotate, roomUrl) {
+    if (this.state.visibility === "open" || !isModerator(this.state)) return roomUrl;
+    try {
+      return await api.inviteLink(this.roomId, rotate);
+    } catch (err) {
+      this.emit("error", err.code);
+      return null;
+    }
+  }
+}
