@@ -12,7 +12,7 @@ WEB = Path(__file__).resolve().parents[2] / "audio_rooms" / "web"
 
 # The server's stable error codes, from its error classes; each needs a human sentence.
 ERROR_CODES = sorted(error_catalogue())
-PROTOCOL = WEB.parent / "docs" / "protocol.md"
+PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 CLOSE_REASONS = ["not_authenticated", "not_allowed_in", "room_not_found", "replaced",
                  "room_ended", "removed", "banned", "account_banned"]
