@@ -275,13 +275,10 @@ PG_URL_VARIABLE = "AUDIO_ROOMS_TEST_DATABASE_URL"
         pytest.param("postgresql", marks=pytest.mark.postgres),
     ]
 )
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database's URL, for tests that build one themselves (``db`` uses it too)."""
     if request.param == "sqlite":
-        database = await Database.open(f"sqlite:///{tmp_path / 'test.db'}")
-        try:
-            yield database
-        finally:
-            database.close()
+        yield f"sqlite:///{tmp_path / 'test.db'}"
         return
     base_url = os.environ.get(PG_URL_VARIABLE)
     if not base_url:
@@ -290,13 +287,17 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     with psycopg.connect(base_url, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in base_url else "?"
-    url = f"{base_url}{separator}options={quote(f'-csearch_path={schema}')}"
     try:
-        database = await Database.open(url)
-        try:
-            yield database
-        finally:
-            database.close()
+        yield f"{base_url}{separator}options={quote(f'-csearch_path={schema}')}"
     finally:
         with psycopg.connect(base_url, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(database_url)
+    try:
+        yield database
+    finally:
+        database.close()
