@@ -7,6 +7,7 @@ a free port, from the same binary source as the server's embedded Redis.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import secrets
@@ -32,6 +33,22 @@ from audio_rooms.settings import Settings, load_settings
 from audio_rooms.state.embedded import EmbeddedRedis
 
 TEST_REDIS_VARIABLE = "AUDIO_ROOMS_TEST_REDIS_URL"
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], within: float = 5.0, every: float = 0.05
+) -> None:
+    """Wait until ``condition()`` holds (a plain or an async function); fail after ``within``
+    seconds. Tests wait for what they need to see this way, never for a fixed time."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                result = condition()
+                if await result if inspect.isawaitable(result) else result:
+                    return
+                await asyncio.sleep(every)
+    except TimeoutError:
+        raise AssertionError(f"condition not reached within {within}s") from None
 
 
 def free_port() -> int:
@@ -259,6 +276,26 @@ async def create_room(server: RunningServer, host: Account, **fields: Any) -> st
         )
     assert response.status_code == 201, response.text
     return str(response.json()["room"]["id"])
+
+
+@dataclass
+class LiveRoom:
+    """An open room that is live, with its host signed up and joined over the WebSocket."""
+
+    server: RunningServer
+    host: Account
+    room_id: str
+    host_c: Client
+
+    async def join(self, account: Account, **kw: Any) -> Client:
+        return await join(self.server, self.room_id, account, **kw)
+
+
+@pytest.fixture
+async def live_room(server: RunningServer, make_account: AccountFactory) -> LiveRoom:
+    host = await make_account("Host")
+    room_id = await create_room(server, host)
+    return LiveRoom(server, host, room_id, await join(server, room_id, host))
 
 
 # --- databases ---------------------------------------------------------------------------------
