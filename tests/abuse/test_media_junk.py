@@ -8,20 +8,17 @@ import re
 import socket
 import struct
 
-from audio_rooms.sfu.testing import SAMPLE_RATE, AudioClient, ToneTrack, dominant_frequency
+from audio_rooms.sfu.testing import AudioClient, ToneTrack
+from tests import hearing
 from tests.conftest import AccountFactory, Client, RunningServer, create_room, join
+from tests.hearing import heard, hears_tone
 
 CANDIDATE = re.compile(r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ host")
 
 
 async def connect_media(client: Client, peer: AudioClient) -> tuple[str, int]:
     """Connect ``peer`` through ``client``'s socket; the server's media address."""
-    await client.send("media_offer", sdp=await peer.offer(), ref="offer")
-    answer = await client.expect("media_answer", timeout=15)
-    await peer.accept(answer["sdp"])
-    async with asyncio.timeout(15):
-        await peer.connected()
-    match = CANDIDATE.search(answer["sdp"])
+    match = CANDIDATE.search(await hearing.connect_media(client, peer))
     assert match is not None
     return match.group(1), int(match.group(2))
 
@@ -48,11 +45,6 @@ def drops(metrics: str, reason: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def heard(peer: AudioClient, seconds: float) -> float:
-    best = max(peer.slots, key=lambda s: len(s.frames))
-    return dominant_frequency(best.samples(seconds), SAMPLE_RATE)
-
-
 async def test_junk_at_media_ports_silences_nobody(
     server: RunningServer, make_account: AccountFactory
 ) -> None:
@@ -62,9 +54,7 @@ async def test_junk_at_media_ports_silences_nobody(
     speaker, listener = AudioClient(mic=ToneTrack(440)), AudioClient()
     try:
         targets = [await connect_media(host_c, speaker), await connect_media(ana_c, listener)]
-        async with asyncio.timeout(10):
-            while max((len(s.frames) for s in listener.slots), default=0) < 50:
-                await asyncio.sleep(0.05)
+        await hears_tone(listener)
         frames_before = sum(len(s.frames) for s in listener.slots)
 
         attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -73,11 +63,11 @@ async def test_junk_at_media_ports_silences_nobody(
             for i, datagram in enumerate(junk(1000)):
                 attacker.sendto(datagram, targets[i % 2])
                 if i % 50 == 49:
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # a burst at a time, as a flood arrives
         finally:
             attacker.close()
 
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # the junk has had its chance: listeners must keep hearing after
         assert sum(len(s.frames) for s in listener.slots) > frames_before + 40
         assert abs(heard(listener, 1.0) - 440) <= 5
         assert speaker.pc.connectionState == listener.pc.connectionState == "connected"
