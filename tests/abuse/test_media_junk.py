@@ -8,19 +8,24 @@ import re
 import socket
 import struct
 
-from audio_rooms.sfu.testing import AudioClient, ToneTrack
+from audio_rooms.sfu.testing import AudioClient
 from tests import hearing
-from tests.conftest import AccountFactory, Client, RunningServer, create_room, join
-from tests.hearing import heard, hears_tone
+from tests.conftest import AccountFactory, Client, LiveRoom, RunningServer
+from tests.hearing import heard, tone_heard
 
 CANDIDATE = re.compile(r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ host")
 
 
-async def connect_media(client: Client, peer: AudioClient) -> tuple[str, int]:
-    """Connect ``peer`` through ``client``'s socket; the server's media address."""
-    match = CANDIDATE.search(await hearing.connect_media(client, peer))
+def media_address(answer_sdp: str) -> tuple[str, int]:
+    """The server's media address in its SDP answer."""
+    match = CANDIDATE.search(answer_sdp)
     assert match is not None
     return match.group(1), int(match.group(2))
+
+
+async def connect_media(client: Client, peer: AudioClient) -> tuple[str, int]:
+    """Connect ``peer`` through ``client``'s socket; the server's media address."""
+    return media_address(await hearing.connect_media(client, peer))
 
 
 def junk(n: int) -> list[bytes]:
@@ -46,15 +51,12 @@ def drops(metrics: str, reason: str) -> float:
 
 
 async def test_junk_at_media_ports_silences_nobody(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, ana = await make_account("Host"), await make_account("Ana", guest=True)
-    room_id = await create_room(server, host)
-    host_c, ana_c = await join(server, room_id, host), await join(server, room_id, ana)
-    speaker, listener = AudioClient(mic=ToneTrack(440)), AudioClient()
-    try:
-        targets = [await connect_media(host_c, speaker), await connect_media(ana_c, listener)]
-        await hears_tone(listener)
+    ana = await make_account("Ana", guest=True)
+    async with tone_heard(live_room, ana) as scene:
+        speaker, listener = scene.speaker, scene.listener
+        targets = [media_address(scene.speaker_sdp), media_address(scene.listener_sdp)]
         frames_before = sum(len(s.frames) for s in listener.slots)
 
         attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -73,12 +75,10 @@ async def test_junk_at_media_ports_silences_nobody(
         assert speaker.pc.connectionState == listener.pc.connectionState == "connected"
         media = server.services.media
         assert media is not None and media.stats().transports == 2
-        assert not [m for m in host_c.seen + ana_c.seen if m["type"] == "media_failed"]
+        seen = live_room.host_c.seen + scene.listener_c.seen
+        assert not [m for m in seen if m["type"] == "media_failed"]
         async with server.http() as http:
             metrics = (await http.get("/metrics")).text
         # The operator sees the attack: the drops counted by reason.
         assert drops(metrics, "empty") > 0
         assert drops(metrics, "unknown_source") > 0
-    finally:
-        await speaker.close()
-        await listener.close()
