@@ -9,6 +9,7 @@ their tables are exactly the initial revision, so they are stamped with it and m
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -23,6 +24,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 INITIAL_REVISION = "0001"
 """The schema of every database made before alembic (their ``schema_version`` was 0)."""
 LEGACY_VERSION_TABLE = "schema_version"
+
+# alembic's ``context`` and ``op`` are module globals: one migration at a time in a process.
+_MIGRATING = threading.Lock()
 
 # Arbitrary constant naming this application's schema lock in pg_advisory_xact_lock.
 _PG_SCHEMA_LOCK = 0x6175_6469_6F72
@@ -48,7 +52,7 @@ def newest_revision(scripts: ScriptDirectory | None = None) -> str:
 
 def upgrade(engine: Engine) -> str:
     """Bring the schema up to date in one transaction; return the revision reached."""
-    with engine.begin() as connection:
+    with _MIGRATING, engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_SCHEMA_LOCK}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,13 @@ def test_a_pre_alembic_database_at_an_unknown_version_is_refused(tmp_path: Path)
             schema.upgrade(engine)
     finally:
         engine.dispose()
+
+
+async def test_nodes_starting_together_on_a_fresh_database_all_come_up(database_url: str) -> None:
+    first, second = await asyncio.gather(Database.open(database_url), Database.open(database_url))
+    try:
+        user = await first.create_user("sara", "Sara", "hash", "fa", "test.example")
+        assert await second.get_user(user.id) == user
+    finally:
+        first.close()
+        second.close()
