@@ -44,7 +44,9 @@ async def eventually(
         async with asyncio.timeout(within):
             while True:
                 result = condition()
-                if await result if inspect.isawaitable(result) else result:
+                if inspect.isawaitable(result):
+                    result = await result
+                if result:
                     return
                 await asyncio.sleep(every)
     except TimeoutError:
