@@ -15,12 +15,11 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from audio_rooms import errors
 from audio_rooms.accounts.tokens import Identity
-from audio_rooms.db.database import Database
-from audio_rooms.db.records import RoomRecord, RoomStatus
+from audio_rooms.db.records import BanRecord, ModerationEntry, RoomRecord, RoomStatus, UserRecord
 from audio_rooms.domain import actions as a
 from audio_rooms.domain.roles import Visibility
 from audio_rooms.domain.room import Limits, RoomState, new_room
@@ -34,6 +33,65 @@ logger = logging.getLogger(__name__)
 LOBBY_BATCHES = 4
 
 
+class RoomRecords(Protocol):
+    """The durable side of rooms: records, their start and end, and the lobby's reads."""
+
+    async def create_room(
+        self,
+        title: str,
+        description: str,
+        visibility: str,
+        host_id: str,
+        scheduled_start: datetime | None,
+        start_now: bool,
+    ) -> RoomRecord: ...
+
+    async def get_room(self, room_id: str) -> RoomRecord | None: ...
+
+    async def open_rooms_count(self, host_id: str) -> int: ...
+
+    async def mark_room_started(self, room_id: str, at: datetime) -> RoomRecord: ...
+
+    async def mark_room_ended(self, room_id: str, at: datetime) -> RoomRecord: ...
+
+    async def rooms_with_hosts(self, room_ids: list[str]) -> dict[str, tuple[RoomRecord, str]]: ...
+
+    async def scheduled_page(
+        self, viewer_id: str | None, offset: int, limit: int
+    ) -> list[tuple[RoomRecord, str]]: ...
+
+
+class RoomModeration(Protocol):
+    """Bans that outlive a live room, and the log of what moderators did."""
+
+    async def is_banned(self, room_id: str | None, user_id: str) -> bool: ...
+
+    async def add_ban(
+        self, room_id: str | None, user_id: str, by_user_id: str, reason: str = ""
+    ) -> BanRecord: ...
+
+    async def log_moderation(
+        self,
+        room_id: str,
+        actor_id: str,
+        action: str,
+        target_id: str | None,
+        detail: dict[str, Any] | None = None,
+    ) -> ModerationEntry: ...
+
+
+class People(Protocol):
+    """Who people are, and whom they follow (social rooms are seen through follows)."""
+
+    async def get_user(self, user_id: str) -> UserRecord | None: ...
+
+    async def followers_among(self, user_id: str, candidate_ids: list[str]) -> set[str]: ...
+
+
+class RoomDatabase(RoomRecords, RoomModeration, People, Protocol):
+    """All that RoomService reads and writes in SQL; :class:`~audio_rooms.db.Database` is one."""
+
+
 @dataclass(frozen=True, slots=True)
 class LobbyPage:
     rooms: list[dict[str, Any]]
@@ -43,7 +101,7 @@ class LobbyPage:
 class RoomService:
     def __init__(
         self,
-        db: Database,
+        db: RoomDatabase,
         store: RoomStore,
         secret: str,
         limits: Limits,

@@ -7,6 +7,7 @@ a free port, from the same binary source as the server's embedded Redis.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import secrets
@@ -32,6 +33,24 @@ from audio_rooms.settings import Settings, load_settings
 from audio_rooms.state.embedded import EmbeddedRedis
 
 TEST_REDIS_VARIABLE = "AUDIO_ROOMS_TEST_REDIS_URL"
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], within: float = 5.0, every: float = 0.05
+) -> None:
+    """Wait until ``condition()`` holds (a plain or an async function); fail after ``within``
+    seconds. Tests wait for what they need to see this way, never for a fixed time."""
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                result = condition()
+                if inspect.isawaitable(result):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(every)
+    except TimeoutError:
+        raise AssertionError(f"condition not reached within {within}s") from None
 
 
 def free_port() -> int:
@@ -261,6 +280,26 @@ async def create_room(server: RunningServer, host: Account, **fields: Any) -> st
     return str(response.json()["room"]["id"])
 
 
+@dataclass
+class LiveRoom:
+    """An open room that is live, with its host signed up and joined over the WebSocket."""
+
+    server: RunningServer
+    host: Account
+    room_id: str
+    host_c: Client
+
+    async def join(self, account: Account, **kw: Any) -> Client:
+        return await join(self.server, self.room_id, account, **kw)
+
+
+@pytest.fixture
+async def live_room(server: RunningServer, make_account: AccountFactory) -> LiveRoom:
+    host = await make_account("Host")
+    room_id = await create_room(server, host)
+    return LiveRoom(server, host, room_id, await join(server, room_id, host))
+
+
 # --- databases ---------------------------------------------------------------------------------
 # A real database per test: SQLite in tmp_path always, and PostgreSQL as well when
 # AUDIO_ROOMS_TEST_DATABASE_URL is set. Each PostgreSQL test gets a schema of its own (through
@@ -275,13 +314,10 @@ PG_URL_VARIABLE = "AUDIO_ROOMS_TEST_DATABASE_URL"
         pytest.param("postgresql", marks=pytest.mark.postgres),
     ]
 )
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database's URL, for tests that build one themselves (``db`` uses it too)."""
     if request.param == "sqlite":
-        database = await Database.open(f"sqlite:///{tmp_path / 'test.db'}")
-        try:
-            yield database
-        finally:
-            database.close()
+        yield f"sqlite:///{tmp_path / 'test.db'}"
         return
     base_url = os.environ.get(PG_URL_VARIABLE)
     if not base_url:
@@ -290,13 +326,17 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
     with psycopg.connect(base_url, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in base_url else "?"
-    url = f"{base_url}{separator}options={quote(f'-csearch_path={schema}')}"
     try:
-        database = await Database.open(url)
-        try:
-            yield database
-        finally:
-            database.close()
+        yield f"{base_url}{separator}options={quote(f'-csearch_path={schema}')}"
     finally:
         with psycopg.connect(base_url, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = await Database.open(database_url)
+    try:
+        yield database
+    finally:
+        database.close()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from audio_rooms.sfu.testing import AudioClient, ToneTrack
-from tests.conftest import AccountFactory, RunningServer, create_room, join
-from tests.signalling.test_media import connect_media
+from tests.conftest import AccountFactory, RunningServer, create_room, eventually, join
+from tests.hearing import connect_media
 
 
 def metric(text: str, name: str) -> float:
@@ -37,8 +36,16 @@ async def test_metrics_move_with_traffic(
         await ana_c.send("raise_hand")
         await ana_c.send("no_such_thing")
         await ana_c.expect("error")
-        await asyncio.sleep(1.0)
-        after = await scrape(server)
+        after = ""
+
+        async def moved() -> bool:
+            nonlocal after
+            after = await scrape(server)
+            return metric(after, "audio_rooms_forwarded_packets_total") > 20 and metric(
+                after, 'audio_rooms_participants{role="listener"}'
+            ) == 1
+
+        await eventually(moved)
     finally:
         await speaker.close()
         await listener.close()

@@ -5,6 +5,7 @@ returns the frozen records of :mod:`audio_rooms.db.records` instead, so no calle
 lazy load or a flush from the event loop.
 
 Every timestamp column is :class:`~audio_rooms.db.engine.UTCDateTime` (aware UTC in Python).
+A change here needs a migration in ``migrations/versions/`` (docs/database.md says how).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ HANDLE_MAX = 32
 DISPLAY_NAME_MAX = 64
 TITLE_MAX = 120
 DESCRIPTION_MAX = 1000
-SCHEMA_VERSION_TABLE = "schema_version"
 
 
 class User(SQLModel, table=True):
@@ -119,11 +119,3 @@ class AuthSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
-
-class SchemaVersion(SQLModel, table=True):
-    """One row: how many entries of :data:`audio_rooms.db.migrations.MIGRATIONS` are applied."""
-
-    __tablename__ = SCHEMA_VERSION_TABLE
-
-    id: int = Field(default=1, primary_key=True)
-    version: int

@@ -145,7 +145,7 @@ async def test_made_up_handles_from_many_addresses_leave_hashing_to_real_users(
             http.post("/api/auth/signin", json={"handle": f"nobody{i}{n}", "password": "guess1234"})
             for i, http in enumerate(clients) for n in range(5)
         ))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the flood is under way
         async with server.http() as http:
             real = await http.post(
                 "/api/auth/signin", json={"handle": "sara", "password": PASSWORD}

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import eventually, free_port
 
 LOW = 256
 CONNECTIONS = 400
@@ -49,13 +49,14 @@ async def test_server_raises_its_open_files_limit(tmp_path: Path, redis_url: str
     writers: list[asyncio.StreamWriter] = []
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            async with asyncio.timeout(30):
-                while True:
-                    try:
-                        if (await http.get("/readyz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        await asyncio.sleep(0.1)
+
+            async def ready() -> bool:
+                try:
+                    return (await http.get("/readyz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, within=30, every=0.1)
             assert max_open_files(process.pid) == (hard, hard)
             for _ in range(CONNECTIONS):  # more than the soft limit it was started with
                 _, writer = await asyncio.open_connection(

@@ -48,7 +48,7 @@ async def test_repeated_messages_are_counted_not_written(
     written = log.getvalue().count("Invalid HTTP request received")
     assert written == LIMIT
 
-    await asyncio.sleep(WINDOW + 0.1)
+    await asyncio.sleep(WINDOW + 0.1)  # the window closes: the next record brings the summary
     logging.getLogger("audio_rooms.test").warning("something else happened")
     summary = re.search(r"(\d+) more log records like 'Invalid HTTP request received.'",
                         log.getvalue())

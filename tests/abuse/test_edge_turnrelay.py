@@ -22,7 +22,7 @@ import yaml
 from aioice import stun, turn
 
 from audio_rooms.turn import turn_credentials
-from tests.conftest import free_port
+from tests.conftest import eventually, free_port
 from tests.ops.test_compose import compose_config
 
 SECRET = "relay-test-shared-secret-0123456789"
@@ -54,13 +54,15 @@ async def coturn(tmp_path: Path) -> AsyncIterator[int]:
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )
     try:
-        async with asyncio.timeout(15):
-            while True:
-                with contextlib.suppress(OSError):
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    break
-                await asyncio.sleep(0.1)
+
+        async def listening() -> bool:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return True
+            return False
+
+        await eventually(listening, within=15, every=0.1)
         yield port
     finally:
         process.terminate()
@@ -97,10 +99,8 @@ async def test_relay_reaches_the_sfu_and_nothing_else(coturn: int) -> None:
         with pytest.raises(stun.TransactionFailed) as refused:
             await client.send_data(b"to elsewhere", other_addr)
         assert refused.value.response.attributes["ERROR-CODE"][0] == 403
-        async with asyncio.timeout(5):
-            while not sfu.received:
-                await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        await eventually(lambda: bool(sfu.received))
+        await asyncio.sleep(0.3)  # time for the refused packet to arrive, were it relayed
         assert sfu.received == [b"to the sfu"] and other.received == []
     finally:
         relay.close()

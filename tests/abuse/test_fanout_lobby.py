@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from audio_rooms.state import keys
 from tests.conftest import AccountFactory, RunningServer, ServerFactory, create_room, join
 
 
@@ -110,7 +111,7 @@ async def test_rooms_live_before_an_upgrade_are_listed_after_it(
     old = server
     host = await make_account("Host")
     room_id = await create_room(old, host, title="From before")
-    await redis.zrem("ar:rooms:activity", room_id)
+    await redis.zrem(keys.LIVE_ACTIVITY, room_id)
     assert room_id not in [r["id"] for r in (await page(old, "limit=50"))["rooms"]]
     new = await make_server()
     assert room_id in [r["id"] for r in (await page(new, "limit=50"))["rooms"]]

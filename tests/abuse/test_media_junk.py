@@ -8,22 +8,24 @@ import re
 import socket
 import struct
 
-from audio_rooms.sfu.testing import SAMPLE_RATE, AudioClient, ToneTrack, dominant_frequency
-from tests.conftest import AccountFactory, Client, RunningServer, create_room, join
+from audio_rooms.sfu.testing import AudioClient
+from tests import hearing
+from tests.conftest import AccountFactory, Client, LiveRoom, RunningServer
+from tests.hearing import heard, tone_heard
 
 CANDIDATE = re.compile(r"a=candidate:\S+ 1 udp \d+ (\S+) (\d+) typ host")
 
 
-async def connect_media(client: Client, peer: AudioClient) -> tuple[str, int]:
-    """Connect ``peer`` through ``client``'s socket; the server's media address."""
-    await client.send("media_offer", sdp=await peer.offer(), ref="offer")
-    answer = await client.expect("media_answer", timeout=15)
-    await peer.accept(answer["sdp"])
-    async with asyncio.timeout(15):
-        await peer.connected()
-    match = CANDIDATE.search(answer["sdp"])
+def media_address(answer_sdp: str) -> tuple[str, int]:
+    """The server's media address in its SDP answer."""
+    match = CANDIDATE.search(answer_sdp)
     assert match is not None
     return match.group(1), int(match.group(2))
+
+
+async def connect_media(client: Client, peer: AudioClient) -> tuple[str, int]:
+    """Connect ``peer`` through ``client``'s socket; the server's media address."""
+    return media_address(await hearing.connect_media(client, peer))
 
 
 def junk(n: int) -> list[bytes]:
@@ -48,23 +50,13 @@ def drops(metrics: str, reason: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def heard(peer: AudioClient, seconds: float) -> float:
-    best = max(peer.slots, key=lambda s: len(s.frames))
-    return dominant_frequency(best.samples(seconds), SAMPLE_RATE)
-
-
 async def test_junk_at_media_ports_silences_nobody(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, ana = await make_account("Host"), await make_account("Ana", guest=True)
-    room_id = await create_room(server, host)
-    host_c, ana_c = await join(server, room_id, host), await join(server, room_id, ana)
-    speaker, listener = AudioClient(mic=ToneTrack(440)), AudioClient()
-    try:
-        targets = [await connect_media(host_c, speaker), await connect_media(ana_c, listener)]
-        async with asyncio.timeout(10):
-            while max((len(s.frames) for s in listener.slots), default=0) < 50:
-                await asyncio.sleep(0.05)
+    ana = await make_account("Ana", guest=True)
+    async with tone_heard(live_room, ana) as scene:
+        speaker, listener = scene.speaker, scene.listener
+        targets = [media_address(scene.speaker_sdp), media_address(scene.listener_sdp)]
         frames_before = sum(len(s.frames) for s in listener.slots)
 
         attacker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -73,22 +65,20 @@ async def test_junk_at_media_ports_silences_nobody(
             for i, datagram in enumerate(junk(1000)):
                 attacker.sendto(datagram, targets[i % 2])
                 if i % 50 == 49:
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # a burst at a time, as a flood arrives
         finally:
             attacker.close()
 
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # the junk has had its chance: listeners must keep hearing after
         assert sum(len(s.frames) for s in listener.slots) > frames_before + 40
         assert abs(heard(listener, 1.0) - 440) <= 5
         assert speaker.pc.connectionState == listener.pc.connectionState == "connected"
         media = server.services.media
         assert media is not None and media.stats().transports == 2
-        assert not [m for m in host_c.seen + ana_c.seen if m["type"] == "media_failed"]
+        seen = live_room.host_c.seen + scene.listener_c.seen
+        assert not [m for m in seen if m["type"] == "media_failed"]
         async with server.http() as http:
             metrics = (await http.get("/metrics")).text
         # The operator sees the attack: the drops counted by reason.
         assert drops(metrics, "empty") > 0
         assert drops(metrics, "unknown_source") > 0
-    finally:
-        await speaker.close()
-        await listener.close()

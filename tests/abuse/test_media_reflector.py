@@ -76,7 +76,7 @@ async def test_a_victim_named_in_an_offer_is_never_probed(
         assert match is not None
         for request in binding_requests():
             victim.sendto(request, (match.group(1), int(match.group(2))))
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(1.5)  # time for answers to the forged requests to reach the victim
         assert listener.received() > 20
         assert received(victim) == []
     finally:

@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from audio_rooms.state.embedded import find_redis_server
-from tests.conftest import Account, free_port, join
+from tests.conftest import Account, eventually, free_port, join
 from tests.signalling.test_drain import ServerProcess
 
 
@@ -86,12 +86,6 @@ async def start_embedded(tmp_path: Path) -> AsyncIterator[Start]:
         server.stop()
 
 
-async def until(check: Callable[[], Awaitable[bool]], seconds: float = 15.0) -> None:
-    async with asyncio.timeout(seconds):
-        while not await check():
-            await asyncio.sleep(0.1)
-
-
 async def test_a_killed_embedded_redis_is_restarted_with_its_rooms(
     start_embedded: Start,
 ) -> None:
@@ -100,7 +94,7 @@ async def test_a_killed_embedded_redis_is_restarted_with_its_rooms(
     host, guest = await server.account("embhost"), await server.account("embguest")
     room_id = await server.create_room(host)
     host_c = await join(server, room_id, host)
-    await asyncio.sleep(1.5)  # the append-only file is synced every second
+    await asyncio.sleep(1.5)  # deliberately: the append-only file is synced every second
     first_pid = await server.redis_pid()
 
     os.kill(first_pid, signal.SIGKILL)
@@ -111,8 +105,8 @@ async def test_a_killed_embedded_redis_is_restarted_with_its_rooms(
         except (OSError, aioredis.ConnectionError):
             return False
 
-    await until(back)
-    await until(lambda: _status(server, "/readyz", 200))
+    await eventually(back, within=15, every=0.1)
+    await eventually(lambda: _status(server, "/readyz", 200), within=15, every=0.1)
     assert (await server.get("/healthz")).status_code == 200
     # The room created before the crash is still live, with its host in it.
     guest_c = await join(server, room_id, guest)
@@ -148,7 +142,7 @@ async def test_healthz_fails_while_embedded_redis_cannot_be_restarted(
     _write_script(binary, "echo 'cannot start: broken on purpose' >&2; exit 1")
     os.kill(await server.redis_pid(), signal.SIGKILL)
 
-    await until(lambda: _status(server, "/healthz", 503))
+    await eventually(lambda: _status(server, "/healthz", 503), within=15, every=0.1)
     body = (await server.get("/healthz")).json()
     assert body["status"] == "failing"
     assert "redis-server" in body["reason"] and "broken on purpose" in body["reason"]
@@ -156,8 +150,8 @@ async def test_healthz_fails_while_embedded_redis_cannot_be_restarted(
 
     # The supervisor keeps trying: once the binary works again, so does everything else.
     _write_script(binary, f'exec {find_redis_server()} "$@"')
-    await until(lambda: _status(server, "/healthz", 200))
-    await until(lambda: _status(server, "/readyz", 200))
+    await eventually(lambda: _status(server, "/healthz", 200), within=15, every=0.1)
+    await eventually(lambda: _status(server, "/readyz", 200), within=15, every=0.1)
     host = await server.account("backagain")
     assert await server.create_room(host)
 

@@ -15,6 +15,7 @@ from audio_rooms.state.store import RoomStore
 from tests.conftest import (
     AccountFactory,
     Client,
+    LiveRoom,
     RunningServer,
     ServerFactory,
     connect,
@@ -46,11 +47,10 @@ async def room_facts(store: RoomStore, room_id: str) -> tuple[int, dict[str, str
 
 
 async def test_bad_frames_get_errors_and_the_connection_stays_up(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, listener = await make_account("Host"), await make_account("Listener", guest=True)
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    host, room_id, host_c = live_room.host, live_room.room_id, live_room.host_c
+    listener = await make_account("Listener", guest=True)
     client = await join(server, room_id, listener)
     await host_c.expect("participant_joined", user_id=listener.user_id)
     before = await room_facts(server.services.store, room_id)
@@ -120,12 +120,11 @@ async def test_join_failures_close_with_documented_codes(
 
 
 async def test_a_flood_is_rate_limited_without_touching_anyone_else(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, flooder = await make_account("Host"), await make_account("Flooder")
+    host, room_id, host_c = live_room.host, live_room.room_id, live_room.host_c
+    flooder = await make_account("Flooder")
     watcher = await make_account("Watcher", guest=True)
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
     flood_c = await join(server, room_id, flooder)
     watch_c = await join(server, room_id, watcher)
     store = server.services.store

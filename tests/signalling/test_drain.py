@@ -3,7 +3,6 @@ restart against the same Redis everyone resumes with their role."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Account, free_port, join
+from tests.conftest import Account, eventually, free_port, join
 
 
 class ServerProcess:
@@ -33,19 +32,19 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}/ws/rooms/{room_id}"
 
     async def ready(self) -> None:
-        async with httpx.AsyncClient() as http, asyncio.timeout(30):
-            while True:
+        async with httpx.AsyncClient() as http:
+
+            async def answers() -> bool:
                 try:
-                    if (await http.get(f"http://127.0.0.1:{self.port}/readyz")).status_code == 200:
-                        return
+                    response = await http.get(f"http://127.0.0.1:{self.port}/readyz")
                 except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
+                    return False
+                return response.status_code == 200
+
+            await eventually(answers, within=30, every=0.1)
 
     async def exited(self) -> int:
-        async with asyncio.timeout(30):
-            while self.process.poll() is None:
-                await asyncio.sleep(0.05)
+        await eventually(lambda: self.process.poll() is not None, within=30)
         return self.process.returncode
 
     def stop(self) -> None:

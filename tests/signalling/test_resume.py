@@ -10,6 +10,7 @@ from tests.conftest import (
     Account,
     AccountFactory,
     Client,
+    LiveRoom,
     RunningServer,
     ServerFactory,
     create_room,
@@ -27,17 +28,17 @@ async def _speaker(server: RunningServer, room_id: str, host_c: Client, account:
 
 
 async def test_resume_within_grace_keeps_role(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, sam = await make_account("Host"), await make_account("Sam")
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    room_id, host_c = live_room.room_id, live_room.host_c
+    sam = await make_account("Sam")
     sam_c = await _speaker(server, room_id, host_c, sam)
     sam_c.ws.transport.abort()  # the phone lost its network: no close frame
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.0)  # offline for a while, but less than the grace period
     again = await join(server, room_id, sam)
     assert again.welcome["you"]["role"] == "speaker"
     assert again.welcome["resumed"] is True
+    # Past the old connection's drop deadline: the resumed speaker must not be dropped with it.
     await asyncio.sleep(server.settings.grace_period + 1.5)
     quiet = await host_c.quiet(0.3)
     assert not [m for m in quiet if m["type"] == "participant_left"]
@@ -46,11 +47,10 @@ async def test_resume_within_grace_keeps_role(
 
 
 async def test_dropped_after_grace_period(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, sam = await make_account("Host"), await make_account("Sam")
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    room_id, host_c = live_room.room_id, live_room.host_c
+    sam = await make_account("Sam")
     sam_c = await _speaker(server, room_id, host_c, sam)
     sam_c.ws.transport.abort()
     left = await host_c.expect(

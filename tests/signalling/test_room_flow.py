@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import AccountFactory, RunningServer, connect, create_room, join
+from audio_rooms.state import keys
+from tests.conftest import AccountFactory, LiveRoom, RunningServer, connect, create_room, join
 
 
 async def test_hand_invite_accept_reaches_everyone_in_the_same_order(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host = await make_account("Host")
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    room_id, host_c = live_room.room_id, live_room.host_c
     assert host_c.welcome["you"]["role"] == "host"
     guests = [await make_account(f"L{i}") for i in range(3)]
     listeners = [await join(server, room_id, g) for g in guests]
@@ -36,11 +35,9 @@ async def test_hand_invite_accept_reaches_everyone_in_the_same_order(
 
 
 async def test_snapshot_then_ordered_deltas(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host = await make_account("Host")
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    host, room_id, host_c = live_room.host, live_room.room_id, live_room.host_c
     late = await make_account("Late")
     for _ in range(5):
         await host_c.send("reaction", emoji="👏")
@@ -53,10 +50,11 @@ async def test_snapshot_then_ordered_deltas(
     assert muted["self_muted"] is True
 
 
-async def test_moderation_actions_hold(server: RunningServer, make_account: AccountFactory) -> None:
-    host, bob = await make_account("Host"), await make_account("Bob")
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+async def test_moderation_actions_hold(
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
+) -> None:
+    room_id, host_c = live_room.room_id, live_room.host_c
+    bob = await make_account("Bob")
     bob_c = await join(server, room_id, bob)
     await bob_c.send("raise_hand")
     await host_c.send("invite_to_speak", user_id=bob.user_id)
@@ -84,11 +82,10 @@ async def test_moderation_actions_hold(server: RunningServer, make_account: Acco
 
 
 async def test_ban_holds_across_new_sessions(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, eve = await make_account("Host"), await make_account("Eve")
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    room_id, host_c = live_room.room_id, live_room.host_c
+    eve = await make_account("Eve")
     eve_c = await join(server, room_id, eve)
     await host_c.send("ban", user_id=eve.user_id)
     assert await eve_c.closed_with() == 4011
@@ -105,11 +102,10 @@ async def test_ban_holds_across_new_sessions(
 
 
 async def test_end_room_closes_everyone(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, ann = await make_account("Host"), await make_account("Ann")
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    room_id, host_c = live_room.room_id, live_room.host_c
+    ann = await make_account("Ann")
     ann_c = await join(server, room_id, ann)
     await ann_c.send("end_room", ref="e")
     assert (await ann_c.expect("error", ref="e"))["code"] == "not_permitted"
@@ -142,11 +138,10 @@ async def test_guest_listens_to_open_room_but_cannot_host(
 
 
 async def test_concurrent_moderators_cannot_corrupt_the_room(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, mod = await make_account("Host"), await make_account("Mod")
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    host, room_id, host_c = live_room.host, live_room.room_id, live_room.host_c
+    mod = await make_account("Mod")
     mod_c = await join(server, room_id, mod)
     await mod_c.send("raise_hand")
     await host_c.send("invite_to_speak", user_id=mod.user_id)
@@ -177,16 +172,15 @@ async def test_concurrent_moderators_cannot_corrupt_the_room(
     for p in people[:3]:
         assert p.user_id not in state.participants and p.user_id in state.removed
         assert p.user_id not in state.invitations and p.user_id not in state.hand_queue
-    participants_in_redis = await server.services.redis.hlen(f"ar:room:{room_id}:people")
+    participants_in_redis = await server.services.redis.hlen(keys.room_people(room_id))
     assert participants_in_redis == len(state.participants) == 2 + 3
 
 
 async def test_new_moderator_gets_the_hand_queue(
-    server: RunningServer, make_account: AccountFactory
+    server: RunningServer, make_account: AccountFactory, live_room: LiveRoom
 ) -> None:
-    host, mia, leo = [await make_account(n) for n in ("Host", "Mia", "Leo")]
-    room_id = await create_room(server, host)
-    host_c = await join(server, room_id, host)
+    room_id, host_c = live_room.room_id, live_room.host_c
+    mia, leo = [await make_account(n) for n in ("Mia", "Leo")]
     mia_c = await join(server, room_id, mia)
     leo_c = await join(server, room_id, leo)
     await leo_c.send("raise_hand")
