@@ -100,6 +100,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    # aioice and aiortc log every ICE check at INFO; keep them for debugging sessions only.
-    for noisy in ("aioice", "aiortc"):
+    # aioice and aiortc log every ICE check at INFO, and alembic each of its plugins at every
+    # start; keep them for debugging sessions only (alembic's migrations still log at INFO).
+    for noisy in ("aioice", "aiortc", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

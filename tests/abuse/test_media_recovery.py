@@ -46,5 +46,5 @@ async def test_the_browser_hears_again_after_its_transport_dies(
             await asyncio.sleep(0.05)
     await page.evaluate("__audioProbe.history.length = 0")
     await page.wait_for_function("() => __audioProbe.firstTone(440, 6) !== null", timeout=10_000)
-    assert await page.evaluate("audioRooms.view.connState") == "joined"
+    assert await page.evaluate("audioRooms.view.session.connState") == "joined"
     assert page.errors == []
