@@ -617,6 +617,8 @@ def scenario_sfu(
     time.sleep(1.0)
     rss = (rss_bytes(sfu_pid) - rss_before) / listeners
     name = "ours" + ("" if env.get("AUDIO_ROOMS_SFU_FASTPATH") != "0" else " (python)")
+    if "AUDIO_ROOMS_SFU_OWN_SRTP" in env:
+        name += f" (own srtp {env['AUDIO_ROOMS_SFU_OWN_SRTP']})"
     try:
         return measure(
             name, sfu_pid, speakers, groups, listeners, speaker_counts, seconds, rss, ctl
@@ -853,6 +855,12 @@ def main() -> None:
     ap.add_argument(
         "--python-path", action="store_true", help="also run the SFU with its pure-Python egress"
     )
+    ap.add_argument(
+        "--own-srtp",
+        default="",
+        help="comma-separated AUDIO_ROOMS_SFU_OWN_SRTP values to run the SFU with, one after the"
+        " other for each listener count (e.g. 1,0: AES-GCM sealed in the slot, then by libsrtp)",
+    )
     ap.add_argument("--no-sfu", action="store_true", help="Janus only")
     ap.add_argument("--label", default="sfu_fanout")
     args = ap.parse_args()
@@ -882,8 +890,11 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}", flush=True)
     for listeners in (int(x) for x in args.listeners.split(",")):
         if not args.no_sfu:
-            env = dict(os.environ)
-            results += scenario_sfu(listeners, speaker_counts, args.seconds, args.port, env)
+            for own_srtp in args.own_srtp.split(",") if args.own_srtp else [None]:
+                env = dict(os.environ)
+                if own_srtp is not None:
+                    env["AUDIO_ROOMS_SFU_OWN_SRTP"] = own_srtp
+                results += scenario_sfu(listeners, speaker_counts, args.seconds, args.port, env)
             if args.python_path:
                 env["AUDIO_ROOMS_SFU_FASTPATH"] = "0"
                 results += scenario_sfu(listeners, speaker_counts, args.seconds, args.port, env)

@@ -201,7 +201,8 @@ def _load_compiled() -> Any:
         return None
     _fanout.set_protect(hooks.srtp_protect_address(), _SRTP_OK)
     global _own_srtp
-    _own_srtp = _fanout.set_own_srtp(os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1") != "0")
+    mode = {"0": 0, "aesni": 1}.get(os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", ""), 2)
+    _own_srtp = _fanout.set_own_srtp(mode)
     logger.debug("SFU fast path: AES-GCM protected %s", "in place" if _own_srtp else "by libsrtp")
     return _fanout
 

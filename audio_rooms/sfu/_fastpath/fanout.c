@@ -36,7 +36,7 @@ typedef int (*srtp_protect_fn)(void *ctx, void *rtp, int *len);
 
 static srtp_protect_fn protect_fn = NULL;
 static int srtp_ok = 0;
-static int own_gcm = 0; /* set_own_srtp(): the CPU can, and the environment did not refuse */
+static int gcm_mode = SRTP_GCM_OFF; /* set_own_srtp(): how slots protect AES-GCM sessions */
 
 /* The start of CPython's socket object (Modules/socketmodule.h, PySocketSockObject): the
  * descriptor, -1 once closed, is what fileno() returns. Reading it directly spares a method
@@ -83,9 +83,7 @@ typedef struct {
     socklen_t sa_len;
     /* AES-GCM sessions: protected here, not by libsrtp (see srtp_gcm.c) */
     int use_gcm;
-    uint8_t gcm_master[64]; /* the master key || salt the context was derived from */
-    Py_ssize_t gcm_master_len;
-    srtp_gcm_ctx gcm;
+    srtp_gcm_ctx gcm; /* kept without a path: the same keys again keep its packet indices */
 } Slot;
 
 static int
@@ -160,6 +158,7 @@ slot_dealloc(Slot *self)
 {
     PyObject_GC_UnTrack(self);
     slot_clear(self);
+    srtp_gcm_free(&self->gcm);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -197,16 +196,10 @@ slot_set_path(Slot *self, PyObject *path)
          * is never re-used. New keys (a new DTLS session) start a new context. */
         const char *mk = master != Py_None ? PyBytes_AS_STRING(master) : NULL;
         Py_ssize_t mk_len = mk ? PyBytes_GET_SIZE(master) : 0;
-        int same = self->gcm_master_len && mk_len == self->gcm_master_len &&
-                   memcmp(mk, self->gcm_master, (size_t)mk_len) == 0;
         slot_clear_egress(self);
-        if (mk && own_gcm && mk_len <= (Py_ssize_t)sizeof(self->gcm_master)) {
-            if (same || srtp_gcm_init(&self->gcm, (const uint8_t *)mk, (size_t)mk_len) == 0) {
-                memcpy(self->gcm_master, mk, (size_t)mk_len);
-                self->gcm_master_len = mk_len;
-                self->use_gcm = 1;
-            }
-        }
+        if (mk && gcm_mode != SRTP_GCM_OFF &&
+            srtp_gcm_init(&self->gcm, gcm_mode, (const uint8_t *)mk, (size_t)mk_len) == 0)
+            self->use_gcm = 1;
     }
     self->srtp = (void *)(uintptr_t)srtp;
     self->fallback = fallback;
@@ -318,6 +311,8 @@ slot_send(Slot *self, const unsigned char *payload, Py_ssize_t payload_len, unsi
             return -1;
         len = (int)srtp_gcm_seal(&self->gcm, (uint8_t *)buffer, (size_t)hl, (size_t)payload_len,
                                  (uint64_t)index);
+        if (len == 0)
+            return -1;
     } else if (protect_fn(self->srtp, buffer, &len) != srtp_ok) {
         return -1;
     }
@@ -588,14 +583,52 @@ set_protect(PyObject *module, PyObject *args)
 static PyObject *
 set_own_srtp(PyObject *module, PyObject *arg)
 {
-    int want = PyObject_IsTrue(arg);
-    if (want < 0)
+    long mode = PyLong_AsLong(arg);
+    if (mode == -1 && PyErr_Occurred())
         return NULL;
-    own_gcm = want && srtp_gcm_supported();
-    return PyBool_FromLong(own_gcm);
+    gcm_mode = srtp_gcm_supported((int)mode) ? (int)mode : SRTP_GCM_OFF;
+    return PyBool_FromLong(gcm_mode != SRTP_GCM_OFF);
+}
+
+/* seal_vector(mode, session_key, session_salt, packet, header_len, index) -> SRTP packet:
+ * one packet sealed with the given session keys, for known-answer tests (RFC 7714, NIST). */
+static PyObject *
+seal_vector(PyObject *module, PyObject *args)
+{
+    int mode;
+    Py_buffer key, salt, packet;
+    Py_ssize_t header_len;
+    unsigned long long index;
+    if (!PyArg_ParseTuple(args, "iy*y*y*nK", &mode, &key, &salt, &packet, &header_len, &index))
+        return NULL;
+    PyObject *result = NULL;
+    srtp_gcm_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    uint8_t out[BUFFER_SIZE];
+    if (salt.len != 12 || header_len < 12 || header_len > packet.len ||
+        packet.len > BUFFER_SIZE - SRTP_GCM_TAG_LEN || index >= (1ULL << 48)) {
+        PyErr_SetString(PyExc_ValueError, "bad salt, header length, packet or index");
+    } else if (srtp_gcm_init_session(&ctx, mode, key.buf, (size_t)key.len, salt.buf) != 0) {
+        PyErr_SetString(PyExc_ValueError, "mode not available here, or bad key length");
+    } else {
+        memcpy(out, packet.buf, (size_t)packet.len);
+        size_t n = srtp_gcm_seal(&ctx, out, (size_t)header_len,
+                                 (size_t)(packet.len - header_len), index);
+        if (n)
+            result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)n);
+        else
+            PyErr_SetString(PyExc_RuntimeError, "sealing failed");
+    }
+    srtp_gcm_free(&ctx);
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&salt);
+    PyBuffer_Release(&packet);
+    return result;
 }
 
 static PyMethodDef module_methods[] = {
+    {"seal_vector", seal_vector, METH_VARARGS,
+     "seal_vector(mode, session_key, session_salt, packet, header_len, index) -> bytes"},
     {"set_own_srtp", set_own_srtp, METH_O,
      "set_own_srtp(bool) -> whether slots protect AES-GCM themselves (needs AES-NI)"},
     {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
