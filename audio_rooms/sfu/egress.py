@@ -31,11 +31,12 @@ from audio_rooms.sfu.hooks import EgressPath
 logger = logging.getLogger(__name__)
 
 CLOCK_RATE = 48_000
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz: the least a resynchronised timeline moves on
 # One protect buffer for the whole process (one event loop, no concurrency): the largest RTP
 # packet the SFU accepts plus a header template plus libsrtp's trailer fits with room to spare.
 BUFFER_SIZE = 2048
 MAX_PACKET = BUFFER_SIZE - hooks.SRTP_MAX_TRAILER
+HEADER_MAX = 64  # the longest header template a slot takes
 
 _BUF, _LEN = hooks.srtp_buffer(BUFFER_SIZE)
 _VIEW = hooks.srtp_buffer_view(_BUF)
@@ -77,6 +78,10 @@ class PySlot:
         last_seq: int,
         last_ts: int,
     ) -> None:
+        if not 12 <= len(header) <= HEADER_MAX or not 12 <= len(plain) <= HEADER_MAX:
+            raise ValueError("bad header template")
+        if level_pos >= len(header):
+            raise ValueError("bad header template")
         self.header = bytearray(header)
         self.plain = bytearray(plain)
         self.level_pos = level_pos
@@ -193,12 +198,43 @@ def py_fanout(
     return n, sent, failed
 
 
+class FastPathMismatch(RuntimeError):
+    """The compiled fast path was built from sources whose constants differ from this module's."""
+
+
+def check_constants(module: Any) -> None:
+    """Raise :class:`FastPathMismatch` unless ``module`` (``_fanout``) agrees with Python.
+
+    ``fanout.c`` and this module must frame, time and protect packets alike; a stale build
+    (sources changed, extension not rebuilt) would otherwise forward subtly different packets.
+    """
+    expected = {
+        "BUFFER_SIZE": BUFFER_SIZE,
+        "HEADER_MAX": HEADER_MAX,
+        "SRTP_MAX_TRAILER": hooks.SRTP_MAX_TRAILER,
+        "CLOCK_RATE": CLOCK_RATE,
+        "FRAME_SAMPLES": FRAME_SAMPLES,
+    }
+    wrong = [
+        f"{name} is {getattr(module, name, 'missing')} in C, {value} in Python"
+        for name, value in expected.items()
+        if getattr(module, name, None) != value
+    ]
+    if wrong:
+        raise FastPathMismatch(
+            f"the SFU fast path ({getattr(module, '__file__', module)}) does not match "
+            f"audio_rooms/sfu/egress.py: {'; '.join(wrong)}. Rebuild it (pip install -e .) "
+            "or start with AUDIO_ROOMS_SFU_FASTPATH=0."
+        )
+
+
 def _load_compiled() -> Any:
     try:
         from audio_rooms.sfu._fastpath import _fanout  # type: ignore[attr-defined]
     except ImportError as exc:
         logger.info("SFU fast path not built (%s): forwarding in Python", exc)
         return None
+    check_constants(_fanout)
     _fanout.set_protect(hooks.srtp_protect_address(), _SRTP_OK)
     global _own_srtp
     mode = {"0": 0, "aesni": 1}.get(os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", ""), 2)

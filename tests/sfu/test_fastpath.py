@@ -193,3 +193,18 @@ def test_a_closed_socket_drops_the_packet_without_the_fallback(kind: str) -> Non
     assert slot.forward(b"x" * 40, 1, 2, 0, 0x80, 1) == -1
     assert recorder.sent == []
     assert slot.packets == 0
+
+
+@built
+def test_constants_shared_with_the_extension_are_checked_when_it_loads() -> None:
+    egress.check_constants(egress.compiled)  # the built extension agrees
+
+    class Stale:
+        __file__ = "stale/_fanout.so"
+
+    stale = Stale()
+    for name in ("BUFFER_SIZE", "HEADER_MAX", "SRTP_MAX_TRAILER", "CLOCK_RATE", "FRAME_SAMPLES"):
+        setattr(stale, name, getattr(egress.compiled, name))
+    stale.FRAME_SAMPLES = 480  # type: ignore[attr-defined]
+    with pytest.raises(egress.FastPathMismatch, match="FRAME_SAMPLES is 480 in C, 960"):
+        egress.check_constants(stale)

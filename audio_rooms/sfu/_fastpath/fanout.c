@@ -272,8 +272,12 @@ slot_send(Slot *self, const unsigned char *payload, Py_ssize_t payload_len, unsi
         return 0;
     if (self->resync) {
         long long elapsed = 0;
-        if (self->last_ns)
-            elapsed = (long long)(((__int128)(now_ns - self->last_ns) * CLOCK_RATE) / 1000000000);
+        if (self->last_ns) {
+            /* (d * CLOCK_RATE) // 1e9 without a 64-bit overflow after ~53 hours (and without
+             * __int128, which 32-bit targets lack). */
+            long long d = now_ns - self->last_ns;
+            elapsed = (d / 1000000000) * CLOCK_RATE + ((d % 1000000000) * CLOCK_RATE) / 1000000000;
+        }
         /* Python's // floors; the difference only matters for a clock going backwards. */
         if (elapsed < FRAME_SAMPLES)
             elapsed = FRAME_SAMPLES;
@@ -660,6 +664,20 @@ PyInit__fanout(void)
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
+    /* What audio_rooms/sfu/egress.py checks against its own values when it loads this. */
+    if (PyModule_AddIntConstant(m, "HEADER_MAX", HEADER_MAX) < 0 ||
+        PyModule_AddIntConstant(m, "BUFFER_SIZE", BUFFER_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_MAX_TRAILER", SRTP_MAX_TRAILER) < 0 ||
+        PyModule_AddIntConstant(m, "CLOCK_RATE", CLOCK_RATE) < 0 ||
+        PyModule_AddIntConstant(m, "FRAME_SAMPLES", FRAME_SAMPLES) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_TAG_LEN", SRTP_GCM_TAG_LEN) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_WINDOW", SRTP_GCM_WINDOW) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_OFF", SRTP_GCM_OFF) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_OWN", SRTP_GCM_OWN) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_EVP", SRTP_GCM_EVP) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&SlotType);
     if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
         Py_DECREF(&SlotType);
