@@ -173,7 +173,7 @@ class LightCount:
         self.verified = 0
 
     def install(self, pc: Any) -> None:
-        from audio_rooms.sfu import hooks
+        from audio_rooms.sfu import hooks, testing
 
         for conn in hooks.ice_connections(pc):
             original = conn.data_received
@@ -188,7 +188,7 @@ class LightCount:
 
             conn.data_received = data_received
         dtls = pc.getTransceivers()[0].receiver.transport
-        hooks.tap_rtp(dtls, self._verified, passthrough=False)
+        testing.tap_rtp(dtls, self._verified, passthrough=False)
 
     def _verified(self, data: bytes) -> None:
         self.verified += 1
@@ -199,7 +199,7 @@ class LightCount:
 
 def count_sent_rtp(pc: Any, counter: list[int]) -> None:
     """Count the RTP packets (not RTCP) ``pc`` sends, at its DTLS transport."""
-    from audio_rooms.sfu import hooks
+    from audio_rooms.sfu import testing
 
     dtls = pc.getTransceivers()[0].sender.transport
 
@@ -208,7 +208,7 @@ def count_sent_rtp(pc: Any, counter: list[int]) -> None:
             counter[0] += 1
         return True
 
-    hooks.filter_outgoing(dtls, keep)
+    testing.filter_outgoing(dtls, keep)
 
 
 async def client_loop(

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiortc import RTCRtpReceiver
 
-from audio_rooms.sfu import egress, hooks, rtpheader
+from audio_rooms.sfu import egress, hooks, rtp
 from audio_rooms.sfu.audiolevel import LevelMeter
 from audio_rooms.sfu.consumer import CLOCK_RATE, Consumer
 from audio_rooms.sfu.stats import ForwardingStats
@@ -68,7 +68,7 @@ class Producer:
             stats.drop("oversized")
             return
         try:
-            packet = rtpheader.parse(data, self._audio_level_id)
+            packet = rtp.parse(data, self._audio_level_id)
         except ValueError:
             stats.drop("malformed_rtp")
             return

@@ -19,7 +19,7 @@ import pytest
 from pylibsrtp import Policy, Session
 
 from audio_rooms.sfu import MediaServer, egress, hooks
-from audio_rooms.sfu.consumer import _header_template
+from audio_rooms.sfu.rtp import header_template
 from audio_rooms.sfu.testing import ToneTrack, dominant_frequency
 
 from .conftest import LOOPBACK, Join
@@ -43,8 +43,8 @@ class _Recorder:
 
 
 def _slot(kind: type, sock: socket.socket | None, addr: tuple[str, int]) -> tuple[Any, Any]:
-    header, level_pos = _header_template(0x11223344, 1, 3, "1")
-    plain, _ = _header_template(0x11223344, None, 3, "1")
+    header, level_pos = header_template(0x11223344, 1, 3, "1")
+    plain, _ = header_template(0x11223344, None, 3, "1")
     slot = kind(bytes(header), bytes(plain), level_pos, 111, 1000, 5000)
     recorder = _Recorder()
     session = _session(Policy.SSRC_ANY_OUTBOUND)

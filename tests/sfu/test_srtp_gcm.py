@@ -18,7 +18,7 @@ import pytest
 from pylibsrtp import Policy, Session
 
 from audio_rooms.sfu import egress, hooks
-from audio_rooms.sfu.consumer import _header_template
+from audio_rooms.sfu.rtp import header_template
 
 own = pytest.mark.skipif(
     not egress.own_srtp_enabled(), reason="no fast path, no AES-NI, or disabled by environment"
@@ -38,8 +38,8 @@ def _key(name: str) -> tuple[int, bytes]:
 def _slot(
     kind: type, profile: int, master: bytes, start_seq: int, repeat: bool = True
 ) -> tuple[Any, list[bytes]]:
-    header, level_pos = _header_template(0x5EED1234, 1, 3, "0")
-    plain, _ = _header_template(0x5EED1234, None, 3, "0")
+    header, level_pos = header_template(0x5EED1234, 1, 3, "0")
+    plain, _ = header_template(0x5EED1234, None, 3, "0")
     slot = kind(bytes(header), bytes(plain), level_pos, 111, start_seq, 7777)
     sent: list[bytes] = []
     # aiortc's sending policy (RTCDtlsTransport._setup_srtp); ``repeat=False`` makes libsrtp
@@ -175,7 +175,7 @@ def test_other_profiles_and_no_key_stay_with_libsrtp() -> None:
     slot, _ = _slot(egress.compiled.Slot, Policy.SRTP_PROFILE_AES128_CM_SHA1_80, master, 10)
     # 30 bytes is no GCM master key: the slot keeps libsrtp's context.
     assert not slot.own_srtp
-    header, _ = _header_template(0x5EED1234, None, 3, "0")
+    header, _ = header_template(0x5EED1234, None, 3, "0")
     assert slot.forward(b"x" * 40, 1, 2, 0, -1, 1) == len(header) + 40 + 10  # HMAC-SHA1-80
     gcm, _ = _slot(egress.PySlot, Policy.SRTP_PROFILE_AEAD_AES_128_GCM, os.urandom(28), 10)
     assert not hasattr(gcm, "own_srtp")
