@@ -548,6 +548,7 @@ def measure(
         if ctl is not None:
             ctl.call(op="reset")
         load = os.getloadavg()[0]
+        f0 = ctl.call(op="stats")["forwarded"] if ctl is not None else None
         r0 = received()
         cpu0 = cpu_seconds(server_pid)
         t0 = time.monotonic()
@@ -581,6 +582,11 @@ def measure(
             "server_cpu_seconds": round(cpu, 3),
             "server_cpu_share": round(cpu / (t1 - t0), 3),
             "packets_per_cpu_second": round(window / cpu) if cpu > 0 else None,
+            # What the server sent in the window, per CPU-second: not lowered by loss at the
+            # clients (a busy load-client core), so comparable between runs of the same server.
+            "forwarded_per_cpu_second": (
+                round((stats["forwarded"] - f0) / cpu) if f0 is not None and cpu > 0 else None
+            ),
             "expected_packets": expected,
             "delivered_packets": recv_total,
             "srtp_sampled_verified": [sampled, verified],

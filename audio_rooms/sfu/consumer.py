@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 from audio_rooms.sfu import egress
 from audio_rooms.sfu.hooks import EgressPath, SenderCounters
@@ -52,7 +51,7 @@ class Consumer:
         plain, _ = header_template(ssrc, None, mid_ext_id, mid)
         # Start low in the sequence space, like aiortc: libsrtp's rollover estimate breaks on an
         # early wrap-around.
-        self.slot: Any = egress.new_slot(
+        self.slot: egress.Slot = egress.new_slot(
             bytes(header),
             bytes(plain),
             level_pos,
@@ -67,13 +66,11 @@ class Consumer:
     @property
     def counters(self) -> SenderCounters:
         """What this slot really sent (packets, octets, last RTP timestamp and send time)."""
-        counters: SenderCounters = self.slot
-        return counters
+        return self.slot
 
     @property
     def path(self) -> EgressPath | None:
-        path: EgressPath | None = self.slot.path
-        return path
+        return self.slot.path
 
     @path.setter
     def path(self, path: EgressPath | None) -> None:
@@ -85,12 +82,6 @@ class Consumer:
             logger.debug("%r switching to %s", self, producer_id)
             self.producer_id = producer_id
             self.slot.resync = True
-
-    def forward(
-        self, payload: bytes, seq: int, ts: int, marker: int, level: int, now_ns: int
-    ) -> int:
-        """Rewrite, protect and send one packet; returns the bytes sent (0 if not connected)."""
-        return max(0, int(self.slot.forward(payload, seq, ts, marker, level, now_ns)))
 
     def close(self) -> None:
         self.closed = True

@@ -22,8 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from array import array
+from collections.abc import Callable
 from struct import pack_into
-from typing import Any
+from typing import Any, Protocol
 
 from audio_rooms.sfu import hooks
 from audio_rooms.sfu.hooks import EgressPath
@@ -42,6 +44,36 @@ _BUF, _LEN = hooks.srtp_buffer(BUFFER_SIZE)
 _VIEW = hooks.srtp_buffer_view(_BUF)
 _PROTECT = hooks.SRTP_PROTECT
 _SRTP_OK = hooks.SRTP_OK
+
+
+class Slot(Protocol):
+    """One slot's forwarding state, as the rest of the SFU sees it: a compiled ``_fanout.Slot``
+    or a :class:`PySlot`. Its counters are what the slot's RTCP sender reports describe
+    (it is a :class:`hooks.SenderCounters` too)."""
+
+    packets: int
+    octets: int
+    last_rtp_timestamp: int
+    last_send_ns: int
+    last_seq: int
+    last_ts: int
+    resync: bool
+
+    @property
+    def path(self) -> EgressPath | None: ...
+
+    def set_path(self, path: EgressPath | None) -> None: ...
+
+    def forward(
+        self, payload: bytes, seq: int, ts: int, marker: int, level: int, now_ns: int
+    ) -> int: ...
+
+
+Fanout = Callable[
+    [list[Slot], bytes, int, int, int, int, int, "array[int] | None"], tuple[int, int, int]
+]
+"""``fanout(slots, payload, seq, ts, marker, level, now_ns, latency) -> (sent, bytes, failed)``:
+one packet to every slot, compiled (``_fanout.fanout``) or :func:`py_fanout`."""
 
 
 class PySlot:
@@ -162,14 +194,14 @@ class PySlot:
 
 
 def py_fanout(
-    slots: list[Any],
+    slots: list[Slot],
     payload: bytes,
     seq: int,
     ts: int,
     marker: int,
     level: int,
     now_ns: int,
-    latency: Any,
+    latency: array[int] | None,
 ) -> tuple[int, int, int]:
     """Forward one packet to every slot: (packets sent, bytes sent, failures).
 
@@ -263,7 +295,17 @@ def own_srtp_enabled() -> bool:
 
 def new_slot(
     header: bytes, plain: bytes, level_pos: int, payload_type: int, last_seq: int, last_ts: int
-) -> Any:
+) -> Slot:
     """A slot of the compiled fast path if enabled, else a :class:`PySlot`."""
-    cls = compiled.Slot if fast_path_enabled() else PySlot
-    return cls(header, plain, level_pos, payload_type, last_seq, last_ts)
+    if fast_path_enabled():
+        slot: Slot = compiled.Slot(header, plain, level_pos, payload_type, last_seq, last_ts)
+        return slot
+    return PySlot(header, plain, level_pos, payload_type, last_seq, last_ts)
+
+
+def fanout_function() -> Fanout:
+    """The fan-out loop new producers use: compiled if enabled, else :func:`py_fanout`."""
+    if fast_path_enabled():
+        fanout: Fanout = compiled.fanout
+        return fanout
+    return py_fanout

@@ -345,13 +345,14 @@ static size_t
 evp_seal(const srtp_gcm_ctx *ctx, const uint8_t iv[12], uint8_t *packet, size_t header_len,
          size_t payload_len)
 {
+    /* As libsrtp drives it: EVP_Cipher() goes straight to the cipher, without the
+     * bookkeeping of EVP_EncryptUpdate() (a GCM context streams by itself). */
     EVP_CIPHER_CTX *c = ctx->evp;
     uint8_t *text = packet + header_len;
-    int n = 0, last = 0;
-    if (EVP_EncryptInit_ex(c, NULL, NULL, NULL, iv) != 1 ||
-        EVP_EncryptUpdate(c, NULL, &n, packet, (int)header_len) != 1 ||
-        EVP_EncryptUpdate(c, text, &n, text, (int)payload_len) != 1 ||
-        EVP_EncryptFinal_ex(c, text + n, &last) != 1 || (size_t)(n + last) != payload_len ||
+    if (EVP_CipherInit_ex(c, NULL, NULL, NULL, iv, 1) != 1 ||
+        EVP_Cipher(c, NULL, packet, (unsigned int)header_len) < 0 ||
+        EVP_Cipher(c, text, text, (unsigned int)payload_len) < 0 ||
+        EVP_Cipher(c, NULL, NULL, 0) < 0 ||
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, SRTP_GCM_TAG_LEN, text + payload_len) != 1)
         return 0;
     return header_len + payload_len + SRTP_GCM_TAG_LEN;

@@ -8,7 +8,7 @@ import asyncio.trsock
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aioice.ice
 import aioice.stun
@@ -105,16 +105,22 @@ def egress_path(dtls: RTCDtlsTransport) -> EgressPath | None:
     )
 
 
-class SenderCounters:
-    """What a forwarded stream really sent, for the idle sender's RTCP sender reports."""
+class SenderCounters(Protocol):
+    """What a forwarded stream really sent (a slot's counters), for its RTCP sender reports."""
 
-    __slots__ = ("last_rtp_timestamp", "last_send_ns", "octets", "packets")
+    @property
+    def packets(self) -> int: ...
 
-    def __init__(self) -> None:
-        self.packets = 0
-        self.octets = 0
-        self.last_rtp_timestamp = 0
-        self.last_send_ns = 0  # time.perf_counter_ns() of the last packet
+    @property
+    def octets(self) -> int: ...
+
+    @property
+    def last_rtp_timestamp(self) -> int: ...
+
+    @property
+    def last_send_ns(self) -> int:
+        """``time.perf_counter_ns()`` of the last packet."""
+        ...
 
 
 def take_over_sender_reports(sender: RTCRtpSender, counters: SenderCounters) -> None:
