@@ -6,8 +6,9 @@
  *
  * libsrtp is not linked: pylibsrtp (the copy aiortc uses) hands us srtp_protect's address and
  * each session's srtp_t pointer as integers (see audio_rooms/sfu/hooks/). For the AES-GCM
- * profiles the slot protects with its own inline context instead (srtp_gcm.c), when the CPU
- * has AES-NI and the egress path carries the session's master key.
+ * profiles the slot seals with its own context instead (srtp_gcm.c: its own AES-NI code, or a
+ * prepared OpenSSL EVP context where the CPU lacks AES-NI), when the egress path carries the
+ * session's master key. Constants shared with egress.py are exported and checked at import.
  *
  * Runs with the GIL held, on the event loop's thread: one static buffer is enough.
  */
@@ -634,7 +635,8 @@ static PyMethodDef module_methods[] = {
     {"seal_vector", seal_vector, METH_VARARGS,
      "seal_vector(mode, session_key, session_salt, packet, header_len, index) -> bytes"},
     {"set_own_srtp", set_own_srtp, METH_O,
-     "set_own_srtp(bool) -> whether slots protect AES-GCM themselves (needs AES-NI)"},
+     "set_own_srtp(SRTP_GCM_OFF | SRTP_GCM_OWN | SRTP_GCM_EVP) -> whether slots whose path is "
+     "set from now on seal AES-GCM themselves (False: that mode cannot run here)"},
     {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
      "fanout(slots, payload, seq, ts, marker, level, now_ns, latency) -> (n, bytes, failed)"},
     {"set_protect", set_protect, METH_VARARGS,
