@@ -205,3 +205,24 @@ def test_other_profiles_and_no_key_stay_with_libsrtp() -> None:
     assert slot.forward(b"x" * 40, 1, 2, 0, -1, 1) == len(header) + 40 + 10  # HMAC-SHA1-80
     gcm, _ = _slot(egress.PySlot, Policy.SRTP_PROFILE_AEAD_AES_128_GCM, os.urandom(28), 10)
     assert not hasattr(gcm, "own_srtp")
+
+
+@own
+@pytest.mark.skipif(len(MODES) < 2, reason="only one sealer runs on this machine")
+def test_the_same_session_under_another_sealer_keeps_its_indices() -> None:
+    compiled = egress.compiled
+    profile, master = _key("aes128gcm")
+    try:
+        compiled.set_own_srtp(compiled.SRTP_GCM_OWN)
+        slot, sent = _slot(compiled.Slot, profile, master, 1000)
+        assert slot.forward(b"a" * 40, 50, 0, 0, -1, 1) > 0
+        compiled.set_own_srtp(compiled.SRTP_GCM_EVP)
+        slot.set_path(slot.path)
+        assert slot.own_srtp
+        assert slot.forward(b"b" * 40, 50, 0, 0, -1, 2) == -1  # that nonce was used
+        assert slot.forward(b"c" * 40, 51, 960, 0, -1, 3) > 0
+    finally:
+        egress.choose_gcm_sealer(compiled, os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1"))
+    policy = Policy(key=master, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile)
+    receiver = Session(policy=policy)
+    assert [receiver.unprotect(data)[-40:] for data in sent] == [b"a" * 40, b"c" * 40]

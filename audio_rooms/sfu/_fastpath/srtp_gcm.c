@@ -297,8 +297,15 @@ srtp_gcm_init(srtp_gcm_ctx *ctx, int mode, const uint8_t *master, size_t master_
     uint8_t fingerprint[32];
     if (EVP_Digest(master, master_len, fingerprint, NULL, EVP_sha256(), NULL) != 1)
         return -1;
-    if (ctx->mode == mode && memcmp(fingerprint, ctx->fingerprint, sizeof(fingerprint)) == 0)
-        return 0; /* the same session: keep its packet indices */
+    srtp_gcm_ctx kept; /* the same session (another sealer, say) keeps its packet indices */
+    int same = ctx->mode != SRTP_GCM_OFF &&
+               memcmp(fingerprint, ctx->fingerprint, sizeof(fingerprint)) == 0;
+    if (same && ctx->mode == mode)
+        return 0;
+    if (same) {
+        kept.highest = ctx->highest;
+        memcpy(kept.sent, ctx->sent, sizeof(kept.sent));
+    }
     uint8_t salt14[14] = {0}, session_key[32];
     memcpy(salt14, master + key_len, 12);
     const EVP_CIPHER *ctr = key_len == 16 ? EVP_aes_128_ctr() : EVP_aes_256_ctr();
@@ -312,6 +319,10 @@ srtp_gcm_init(srtp_gcm_ctx *ctx, int mode, const uint8_t *master, size_t master_
     if (!ok)
         return -1;
     memcpy(ctx->fingerprint, fingerprint, sizeof(fingerprint));
+    if (same) {
+        ctx->highest = kept.highest;
+        memcpy(ctx->sent, kept.sent, sizeof(ctx->sent));
+    }
     return 0;
 }
 
