@@ -13,7 +13,8 @@ its own SRTP session (AES-CM-128 + HMAC-SHA1-80, like a browser's) and its own U
 * ``compiled``: the C fan-out loop (``audio_rooms/sfu/_fastpath``), if built, with libsrtp
   (AES-CM-128 + HMAC-SHA1-80);
 * ``compiled, AES-GCM ...``: the same loop on AEAD_AES_128_GCM sessions, sealed by libsrtp,
-  or by the slot itself (``srtp_gcm.c``, a prepared OpenSSL EVP context per slot).
+  or by the slot itself (``srtp_gcm.c``) with its own AES-NI code or a prepared OpenSSL EVP
+  context.
 
 Prints CPU microseconds per forwarded packet (process CPU time, best of --repeat) and packets
 per CPU-second. Kernel time of the loopback send (which also delivers into the sink's socket)
@@ -113,11 +114,11 @@ async def measure(
 
     variants: dict[str, Any] = {"before": before}
 
-    def make_fanout(kind: Any, fan: Any, gcm: bool = False, own: bool | None = None) -> Any:
+    def make_fanout(kind: Any, fan: Any, gcm: bool = False, mode: int | None = None) -> Any:
         objs = []
         paths = fresh_paths(gcm)
-        if own is not None:  # who seals AES-GCM, fixed when a slot's path is set
-            egress.compiled.set_own_srtp(own)
+        if mode is not None:  # how compiled slots seal AES-GCM, fixed when the path is set
+            egress.compiled.set_own_srtp(mode)
         for i in range(slots):
             h, p, lp = templates(i)
             slot = kind(h, p, lp, 111, 100, 1000)
@@ -135,11 +136,13 @@ async def measure(
     if egress.compiled is not None:
         variants["compiled"] = make_fanout(egress.compiled.Slot, egress.compiled.fanout)
         compiled = egress.compiled
-        for label, own in (("libsrtp", False), ("sealed in the slot (OpenSSL EVP)", True)):
+        gcm_modes = {"libsrtp": compiled.SRTP_GCM_OFF, "own AES-NI": compiled.SRTP_GCM_OWN}
+        gcm_modes["OpenSSL EVP"] = compiled.SRTP_GCM_EVP
+        for label, mode in gcm_modes.items():
             variants[f"compiled, AES-GCM {label}"] = make_fanout(
-                compiled.Slot, compiled.fanout, gcm=True, own=own
+                compiled.Slot, compiled.fanout, gcm=True, mode=mode
             )
-        compiled.set_own_srtp(egress.own_srtp_enabled())
+        compiled.set_own_srtp(compiled.SRTP_GCM_EVP if egress.own_srtp_enabled() else 0)
 
     # Round-robin over the variants, so that a change of load on the machine hits them alike.
     seq = ts = 0

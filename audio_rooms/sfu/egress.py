@@ -269,12 +269,30 @@ def _load_compiled() -> Any:
     check_constants(_fanout)
     _fanout.set_protect(hooks.srtp_protect_address(), _SRTP_OK)
     global _own_srtp
-    _own_srtp = _fanout.set_own_srtp(os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1") != "0")
-    logger.debug("SFU fast path: AES-GCM sealed %s", "in the slot" if _own_srtp else "by libsrtp")
+    _own_srtp = choose_gcm_sealer(_fanout, os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1"))
+    logger.debug("SFU fast path: AES-GCM sealed %s", _own_srtp or "by libsrtp")
     return _fanout
 
 
-_own_srtp = False
+def choose_gcm_sealer(module: Any, choice: str) -> str:
+    """Tell ``module`` how its slots seal AES-GCM sessions; returns how ("" for libsrtp).
+
+    Measured side by side (docs/benchmarks.md), the slot's own AES-NI code costs less per
+    forwarded packet than a prepared OpenSSL EVP context, so it is used where the CPU has
+    AES-NI and PCLMULQDQ; elsewhere (another architecture, an old CPU) the EVP context seals.
+    ``AUDIO_ROOMS_SFU_OWN_SRTP=0`` leaves it to libsrtp, ``=evp`` asks for EVP everywhere.
+    """
+    if choice == "0":
+        module.set_own_srtp(module.SRTP_GCM_OFF)
+        return ""
+    if choice != "evp" and module.set_own_srtp(module.SRTP_GCM_OWN):
+        return "by the slot's own AES-NI code"
+    if module.set_own_srtp(module.SRTP_GCM_EVP):
+        return "by a prepared OpenSSL EVP context"
+    return ""
+
+
+_own_srtp = ""
 compiled: Any = _load_compiled()
 
 
@@ -284,12 +302,17 @@ def fast_path_enabled() -> bool:
 
 
 def own_srtp_enabled() -> bool:
-    """Whether compiled slots seal AES-GCM sessions themselves (``srtp_gcm.c``, OpenSSL EVP).
+    """Whether compiled slots seal AES-GCM sessions themselves (``srtp_gcm.c``).
 
     Needs the fast path and ``AUDIO_ROOMS_SFU_OWN_SRTP`` not set to ``0`` when the module
-    loads; otherwise libsrtp protects every packet.
+    loads; otherwise libsrtp protects every packet. :func:`own_srtp_sealer` tells how.
     """
-    return fast_path_enabled() and _own_srtp
+    return fast_path_enabled() and bool(_own_srtp)
+
+
+def own_srtp_sealer() -> str:
+    """How compiled slots seal AES-GCM sessions, in words ("" when libsrtp does)."""
+    return _own_srtp if fast_path_enabled() else ""
 
 
 def new_slot(

@@ -12,6 +12,7 @@ specification's test cases 4 and 16 (McGrew and Viega, as NIST's GCM validation 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +24,31 @@ from audio_rooms.sfu.rtp import header_template
 own = pytest.mark.skipif(
     not egress.own_srtp_enabled(), reason="no fast path, or disabled by environment"
 )
+
+
+def _modes() -> list[str]:
+    """The ways this machine's fast path can seal: its own AES-NI code where the CPU has it,
+    an OpenSSL EVP context everywhere."""
+    if egress.compiled is None:
+        return []
+    modes = ["evp"]
+    if egress.compiled.set_own_srtp(egress.compiled.SRTP_GCM_OWN):
+        modes.insert(0, "own")
+    egress.choose_gcm_sealer(egress.compiled, os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1"))
+    return modes
+
+
+MODES = _modes()
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> Iterator[int]:
+    """Slots whose path is set while this fixture is active seal with the mode it names."""
+    compiled = egress.compiled
+    number = compiled.SRTP_GCM_OWN if request.param == "own" else compiled.SRTP_GCM_EVP
+    assert compiled.set_own_srtp(number)
+    yield number
+    egress.choose_gcm_sealer(compiled, os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1"))
 PROFILES = {
     "aes128gcm": (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16),
     "aes256gcm": (Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 32),
@@ -58,7 +84,7 @@ def _slot(
 
 @own
 @pytest.mark.parametrize("name", PROFILES)
-def test_own_gcm_sends_what_libsrtp_sends_across_a_wrap(name: str) -> None:
+def test_own_gcm_sends_what_libsrtp_sends_across_a_wrap(name: str, mode: int) -> None:
     profile, master = _key(name)
     c_slot, c_sent = _slot(egress.compiled.Slot, profile, master, 30_000)
     py_slot, py_sent = _slot(egress.PySlot, profile, master, 30_000)
@@ -81,7 +107,7 @@ def test_own_gcm_sends_what_libsrtp_sends_across_a_wrap(name: str) -> None:
 
 @own
 @pytest.mark.parametrize("name", PROFILES)
-def test_a_packet_index_is_never_protected_twice(name: str) -> None:
+def test_a_packet_index_is_never_protected_twice(name: str, mode: int) -> None:
     profile, master = _key(name)
     slot, sent = _slot(egress.compiled.Slot, profile, master, 1000)
     assert slot.forward(b"a" * 40, 50, 0, 0, -1, 1) > 0
@@ -102,7 +128,9 @@ def test_a_packet_index_is_never_protected_twice(name: str) -> None:
 @own
 @pytest.mark.parametrize("name", PROFILES)
 @pytest.mark.parametrize("start", [1000, 40_000, 65_530])
-def test_late_and_repeated_packets_are_sent_when_libsrtp_sends_them(name: str, start: int) -> None:
+def test_late_and_repeated_packets_are_sent_when_libsrtp_sends_them(
+    name: str, start: int, mode: int
+) -> None:
     """Against libsrtp with aiortc's window (1,024) and repeats refused: same verdicts, same bytes.
 
     Starting above 32,768 and near the wrap exercises libsrtp's rollover guesses.
@@ -154,17 +182,16 @@ GCM_SEALED = {
 }
 
 
-@pytest.mark.skipif(egress.compiled is None, reason="no fast path")
 @pytest.mark.parametrize("key_len", [16, 32])
-def test_known_answers(key_len: int) -> None:
+def test_known_answers(key_len: int, mode: int) -> None:
     key = bytes(range(key_len))
-    sealed = egress.compiled.seal_vector(key, RFC7714_SALT, RFC7714_RTP, 12, 0xF17B)
+    sealed = egress.compiled.seal_vector(mode, key, RFC7714_SALT, RFC7714_RTP, 12, 0xF17B)
     assert sealed == RFC7714_RTP[:12] + bytes.fromhex(RFC7714_SRTP[key_len])
 
     ssrc_block = bytes(2) + GCM_AAD[8:12] + bytes(6)
     salt = bytes(a ^ b for a, b in zip(GCM_IV, ssrc_block, strict=True))
     key = GCM_KEY * (key_len // 16)
-    sealed = egress.compiled.seal_vector(key, salt, GCM_AAD + GCM_PLAIN, len(GCM_AAD), 0)
+    sealed = egress.compiled.seal_vector(mode, key, salt, GCM_AAD + GCM_PLAIN, len(GCM_AAD), 0)
     assert sealed == GCM_AAD + bytes.fromhex(GCM_SEALED[key_len])
 
 
@@ -179,3 +206,23 @@ def test_other_profiles_and_no_key_stay_with_libsrtp() -> None:
     gcm, _ = _slot(egress.PySlot, Policy.SRTP_PROFILE_AEAD_AES_128_GCM, os.urandom(28), 10)
     assert not hasattr(gcm, "own_srtp")
 
+
+@own
+@pytest.mark.skipif(len(MODES) < 2, reason="only one sealer runs on this machine")
+def test_the_same_session_under_another_sealer_keeps_its_indices() -> None:
+    compiled = egress.compiled
+    profile, master = _key("aes128gcm")
+    try:
+        compiled.set_own_srtp(compiled.SRTP_GCM_OWN)
+        slot, sent = _slot(compiled.Slot, profile, master, 1000)
+        assert slot.forward(b"a" * 40, 50, 0, 0, -1, 1) > 0
+        compiled.set_own_srtp(compiled.SRTP_GCM_EVP)
+        slot.set_path(slot.path)
+        assert slot.own_srtp
+        assert slot.forward(b"b" * 40, 50, 0, 0, -1, 2) == -1  # that nonce was used
+        assert slot.forward(b"c" * 40, 51, 960, 0, -1, 3) > 0
+    finally:
+        egress.choose_gcm_sealer(compiled, os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1"))
+    policy = Policy(key=master, ssrc_type=Policy.SSRC_ANY_INBOUND, srtp_profile=profile)
+    receiver = Session(policy=policy)
+    assert [receiver.unprotect(data)[-40:] for data in sent] == [b"a" * 40, b"c" * 40]

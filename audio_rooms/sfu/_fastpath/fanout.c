@@ -6,8 +6,9 @@
  *
  * libsrtp is not linked: pylibsrtp (the copy aiortc uses) hands us srtp_protect's address and
  * each session's srtp_t pointer as integers (see audio_rooms/sfu/hooks/). For the AES-GCM
- * profiles the slot seals with its own prepared OpenSSL EVP context instead (srtp_gcm.c), when
- * the egress path carries the session's master key. Constants shared with egress.py are exported and checked at import.
+ * profiles the slot seals with its own context instead (srtp_gcm.c: its own AES-NI code, or a
+ * prepared OpenSSL EVP context where the CPU lacks AES-NI), when the egress path carries the
+ * session's master key. Constants shared with egress.py are exported and checked at import.
  *
  * Runs with the GIL held, on the event loop's thread: one static buffer is enough.
  */
@@ -36,7 +37,7 @@ typedef int (*srtp_protect_fn)(void *ctx, void *rtp, int *len);
 
 static srtp_protect_fn protect_fn = NULL;
 static int srtp_ok = 0;
-static int own_gcm = 0; /* set_own_srtp(): slots seal AES-GCM sessions themselves */
+static int gcm_mode = SRTP_GCM_OFF; /* set_own_srtp(): how slots protect AES-GCM sessions */
 
 /* The start of CPython's socket object (Modules/socketmodule.h, PySocketSockObject): the
  * descriptor, -1 once closed, is what fileno() returns. Reading it directly spares a method
@@ -197,7 +198,8 @@ slot_set_path(Slot *self, PyObject *path)
         const char *mk = master != Py_None ? PyBytes_AS_STRING(master) : NULL;
         Py_ssize_t mk_len = mk ? PyBytes_GET_SIZE(master) : 0;
         slot_clear_egress(self);
-        if (mk && own_gcm && srtp_gcm_init(&self->gcm, (const uint8_t *)mk, (size_t)mk_len) == 0)
+        if (mk && gcm_mode != SRTP_GCM_OFF &&
+            srtp_gcm_init(&self->gcm, gcm_mode, (const uint8_t *)mk, (size_t)mk_len) == 0)
             self->use_gcm = 1;
     }
     self->srtp = (void *)(uintptr_t)srtp;
@@ -586,22 +588,23 @@ set_protect(PyObject *module, PyObject *args)
 static PyObject *
 set_own_srtp(PyObject *module, PyObject *arg)
 {
-    int want = PyObject_IsTrue(arg);
-    if (want < 0)
+    long mode = PyLong_AsLong(arg);
+    if (mode == -1 && PyErr_Occurred())
         return NULL;
-    own_gcm = want;
-    return PyBool_FromLong(own_gcm);
+    gcm_mode = srtp_gcm_supported((int)mode) ? (int)mode : SRTP_GCM_OFF;
+    return PyBool_FromLong(gcm_mode != SRTP_GCM_OFF);
 }
 
-/* seal_vector(session_key, session_salt, packet, header_len, index) -> SRTP packet:
+/* seal_vector(mode, session_key, session_salt, packet, header_len, index) -> SRTP packet:
  * one packet sealed with the given session keys, for known-answer tests (RFC 7714, NIST). */
 static PyObject *
 seal_vector(PyObject *module, PyObject *args)
 {
+    int mode;
     Py_buffer key, salt, packet;
     Py_ssize_t header_len;
     unsigned long long index;
-    if (!PyArg_ParseTuple(args, "y*y*y*nK", &key, &salt, &packet, &header_len, &index))
+    if (!PyArg_ParseTuple(args, "iy*y*y*nK", &mode, &key, &salt, &packet, &header_len, &index))
         return NULL;
     PyObject *result = NULL;
     srtp_gcm_ctx ctx;
@@ -610,8 +613,8 @@ seal_vector(PyObject *module, PyObject *args)
     if (salt.len != 12 || header_len < 12 || header_len > packet.len ||
         packet.len > BUFFER_SIZE - SRTP_GCM_TAG_LEN || index >= (1ULL << 48)) {
         PyErr_SetString(PyExc_ValueError, "bad salt, header length, packet or index");
-    } else if (srtp_gcm_init_session(&ctx, key.buf, (size_t)key.len, salt.buf) != 0) {
-        PyErr_SetString(PyExc_ValueError, "bad key length");
+    } else if (srtp_gcm_init_session(&ctx, mode, key.buf, (size_t)key.len, salt.buf) != 0) {
+        PyErr_SetString(PyExc_ValueError, "mode not available here, or bad key length");
     } else {
         memcpy(out, packet.buf, (size_t)packet.len);
         size_t n = srtp_gcm_seal(&ctx, out, (size_t)header_len,
@@ -630,9 +633,10 @@ seal_vector(PyObject *module, PyObject *args)
 
 static PyMethodDef module_methods[] = {
     {"seal_vector", seal_vector, METH_VARARGS,
-     "seal_vector(session_key, session_salt, packet, header_len, index) -> bytes"},
+     "seal_vector(mode, session_key, session_salt, packet, header_len, index) -> bytes"},
     {"set_own_srtp", set_own_srtp, METH_O,
-     "set_own_srtp(bool) -> whether slots whose path is set from now on seal AES-GCM themselves"},
+     "set_own_srtp(SRTP_GCM_OFF | SRTP_GCM_OWN | SRTP_GCM_EVP) -> whether slots whose path is "
+     "set from now on seal AES-GCM themselves (False: that mode cannot run here)"},
     {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
      "fanout(slots, payload, seq, ts, marker, level, now_ns, latency) -> (n, bytes, failed)"},
     {"set_protect", set_protect, METH_VARARGS,
@@ -669,7 +673,10 @@ PyInit__fanout(void)
         PyModule_AddIntConstant(m, "CLOCK_RATE", CLOCK_RATE) < 0 ||
         PyModule_AddIntConstant(m, "FRAME_SAMPLES", FRAME_SAMPLES) < 0 ||
         PyModule_AddIntConstant(m, "SRTP_GCM_TAG_LEN", SRTP_GCM_TAG_LEN) < 0 ||
-        PyModule_AddIntConstant(m, "SRTP_GCM_WINDOW", SRTP_GCM_WINDOW) < 0) {
+        PyModule_AddIntConstant(m, "SRTP_GCM_WINDOW", SRTP_GCM_WINDOW) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_OFF", SRTP_GCM_OFF) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_OWN", SRTP_GCM_OWN) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_EVP", SRTP_GCM_EVP) < 0) {
         Py_DECREF(m);
         return NULL;
     }
