@@ -525,13 +525,16 @@ fanout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *item = PyList_GET_ITEM(slots, i);
         Py_ssize_t size;
         /* Audio comes in bursts every 20 ms, so every slot starts cold: fetch the slots ahead
-         * (and the socket object of the next one) while this one is protected and sent. */
+         * (and the socket object and cipher context of the next one) while this one is
+         * protected and sent. */
         if (i + PREFETCH_AHEAD < count)
             prefetch_slot(PyList_GET_ITEM(slots, i + PREFETCH_AHEAD));
         if (i + 1 < count && Py_TYPE(PyList_GET_ITEM(slots, i + 1)) == &SlotType) {
-            PyObject *next_sock = ((Slot *)PyList_GET_ITEM(slots, i + 1))->sock;
-            if (next_sock)
-                __builtin_prefetch(next_sock);
+            Slot *next = (Slot *)PyList_GET_ITEM(slots, i + 1);
+            if (next->sock)
+                __builtin_prefetch(next->sock);
+            if (next->use_gcm && next->gcm.evp) /* an EVP context lives outside the slot */
+                __builtin_prefetch(next->gcm.evp);
         }
         if (Py_TYPE(item) == &SlotType) {
             size = slot_send((Slot *)item, payload.buf, payload.len, seq, ts, marker, level,
