@@ -173,7 +173,7 @@ class LightCount:
         self.verified = 0
 
     def install(self, pc: Any) -> None:
-        from audio_rooms.sfu import hooks
+        from audio_rooms.sfu import hooks, testing
 
         for conn in hooks.ice_connections(pc):
             original = conn.data_received
@@ -188,7 +188,7 @@ class LightCount:
 
             conn.data_received = data_received
         dtls = pc.getTransceivers()[0].receiver.transport
-        hooks.tap_rtp(dtls, self._verified, passthrough=False)
+        testing.tap_rtp(dtls, self._verified, passthrough=False)
 
     def _verified(self, data: bytes) -> None:
         self.verified += 1
@@ -199,7 +199,7 @@ class LightCount:
 
 def count_sent_rtp(pc: Any, counter: list[int]) -> None:
     """Count the RTP packets (not RTCP) ``pc`` sends, at its DTLS transport."""
-    from audio_rooms.sfu import hooks
+    from audio_rooms.sfu import testing
 
     dtls = pc.getTransceivers()[0].sender.transport
 
@@ -208,7 +208,7 @@ def count_sent_rtp(pc: Any, counter: list[int]) -> None:
             counter[0] += 1
         return True
 
-    hooks.filter_outgoing(dtls, keep)
+    testing.filter_outgoing(dtls, keep)
 
 
 async def client_loop(
@@ -548,6 +548,7 @@ def measure(
         if ctl is not None:
             ctl.call(op="reset")
         load = os.getloadavg()[0]
+        f0 = ctl.call(op="stats")["forwarded"] if ctl is not None else None
         r0 = received()
         cpu0 = cpu_seconds(server_pid)
         t0 = time.monotonic()
@@ -581,6 +582,11 @@ def measure(
             "server_cpu_seconds": round(cpu, 3),
             "server_cpu_share": round(cpu / (t1 - t0), 3),
             "packets_per_cpu_second": round(window / cpu) if cpu > 0 else None,
+            # What the server sent in the window, per CPU-second: not lowered by loss at the
+            # clients (a busy load-client core), so comparable between runs of the same server.
+            "forwarded_per_cpu_second": (
+                round((stats["forwarded"] - f0) / cpu) if f0 is not None and cpu > 0 else None
+            ),
             "expected_packets": expected,
             "delivered_packets": recv_total,
             "srtp_sampled_verified": [sampled, verified],
@@ -617,6 +623,8 @@ def scenario_sfu(
     time.sleep(1.0)
     rss = (rss_bytes(sfu_pid) - rss_before) / listeners
     name = "ours" + ("" if env.get("AUDIO_ROOMS_SFU_FASTPATH") != "0" else " (python)")
+    if "AUDIO_ROOMS_SFU_OWN_SRTP" in env:
+        name += f" (own srtp {env['AUDIO_ROOMS_SFU_OWN_SRTP']})"
     try:
         return measure(
             name, sfu_pid, speakers, groups, listeners, speaker_counts, seconds, rss, ctl
@@ -853,6 +861,12 @@ def main() -> None:
     ap.add_argument(
         "--python-path", action="store_true", help="also run the SFU with its pure-Python egress"
     )
+    ap.add_argument(
+        "--own-srtp",
+        default="",
+        help="comma-separated AUDIO_ROOMS_SFU_OWN_SRTP values to run the SFU with, one after the"
+        " other for each listener count (e.g. 1,0: AES-GCM sealed in the slot, then by libsrtp)",
+    )
     ap.add_argument("--no-sfu", action="store_true", help="Janus only")
     ap.add_argument("--label", default="sfu_fanout")
     args = ap.parse_args()
@@ -882,8 +896,11 @@ def main() -> None:
     print(f"load average at start: {os.getloadavg()}", flush=True)
     for listeners in (int(x) for x in args.listeners.split(",")):
         if not args.no_sfu:
-            env = dict(os.environ)
-            results += scenario_sfu(listeners, speaker_counts, args.seconds, args.port, env)
+            for own_srtp in args.own_srtp.split(",") if args.own_srtp else [None]:
+                env = dict(os.environ)
+                if own_srtp is not None:
+                    env["AUDIO_ROOMS_SFU_OWN_SRTP"] = own_srtp
+                results += scenario_sfu(listeners, speaker_counts, args.seconds, args.port, env)
             if args.python_path:
                 env["AUDIO_ROOMS_SFU_FASTPATH"] = "0"
                 results += scenario_sfu(listeners, speaker_counts, args.seconds, args.port, env)

@@ -11,40 +11,14 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 from audio_rooms.sfu import egress
 from audio_rooms.sfu.hooks import EgressPath, SenderCounters
+from audio_rooms.sfu.rtp import header_template
 
 logger = logging.getLogger(__name__)
 
-ONE_BYTE_PROFILE = 0xBEDE
 CLOCK_RATE = egress.CLOCK_RATE
-FRAME_SAMPLES = egress.FRAME_SAMPLES
-
-
-def _header_template(
-    ssrc: int, level_ext_id: int | None, mid_ext_id: int | None, mid: str | None
-) -> tuple[bytearray, int]:
-    """A header with room for the audio level; returns it and the level byte's offset (-1: none)."""
-    elements = bytearray()
-    level_pos = -1
-    if level_ext_id is not None:
-        elements += bytes([level_ext_id << 4, 0x7F])
-        level_pos = 1
-    if mid_ext_id is not None and mid:
-        raw = mid.encode()
-        elements += bytes([(mid_ext_id << 4) | (len(raw) - 1)]) + raw
-    header = bytearray(12)
-    header[0] = 0x80
-    header[8:12] = ssrc.to_bytes(4, "big")
-    if not elements:
-        return header, -1
-    elements += bytes(-len(elements) % 4)
-    header[0] |= 0x10
-    header += ONE_BYTE_PROFILE.to_bytes(2, "big") + (len(elements) // 4).to_bytes(2, "big")
-    header += elements
-    return header, (16 + level_pos if level_pos >= 0 else -1)
 
 
 class Consumer:
@@ -73,11 +47,11 @@ class Consumer:
         self.payload_type = payload_type
         self.producer_id: str | None = None
         self.closed = False
-        header, level_pos = _header_template(ssrc, level_ext_id, mid_ext_id, mid)
-        plain, _ = _header_template(ssrc, None, mid_ext_id, mid)
+        header, level_pos = header_template(ssrc, level_ext_id, mid_ext_id, mid)
+        plain, _ = header_template(ssrc, None, mid_ext_id, mid)
         # Start low in the sequence space, like aiortc: libsrtp's rollover estimate breaks on an
         # early wrap-around.
-        self.slot: Any = egress.new_slot(
+        self.slot: egress.Slot = egress.new_slot(
             bytes(header),
             bytes(plain),
             level_pos,
@@ -92,13 +66,11 @@ class Consumer:
     @property
     def counters(self) -> SenderCounters:
         """What this slot really sent (packets, octets, last RTP timestamp and send time)."""
-        counters: SenderCounters = self.slot
-        return counters
+        return self.slot
 
     @property
     def path(self) -> EgressPath | None:
-        path: EgressPath | None = self.slot.path
-        return path
+        return self.slot.path
 
     @path.setter
     def path(self, path: EgressPath | None) -> None:
@@ -110,12 +82,6 @@ class Consumer:
             logger.debug("%r switching to %s", self, producer_id)
             self.producer_id = producer_id
             self.slot.resync = True
-
-    def forward(
-        self, payload: bytes, seq: int, ts: int, marker: int, level: int, now_ns: int
-    ) -> int:
-        """Rewrite, protect and send one packet; returns the bytes sent (0 if not connected)."""
-        return max(0, int(self.slot.forward(payload, seq, ts, marker, level, now_ns)))
 
     def close(self) -> None:
         self.closed = True

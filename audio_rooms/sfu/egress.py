@@ -22,8 +22,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from array import array
+from collections.abc import Callable
 from struct import pack_into
-from typing import Any
+from typing import Any, Protocol
 
 from audio_rooms.sfu import hooks
 from audio_rooms.sfu.hooks import EgressPath
@@ -31,16 +33,47 @@ from audio_rooms.sfu.hooks import EgressPath
 logger = logging.getLogger(__name__)
 
 CLOCK_RATE = 48_000
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz: the least a resynchronised timeline moves on
 # One protect buffer for the whole process (one event loop, no concurrency): the largest RTP
 # packet the SFU accepts plus a header template plus libsrtp's trailer fits with room to spare.
 BUFFER_SIZE = 2048
 MAX_PACKET = BUFFER_SIZE - hooks.SRTP_MAX_TRAILER
+HEADER_MAX = 64  # the longest header template a slot takes
 
 _BUF, _LEN = hooks.srtp_buffer(BUFFER_SIZE)
 _VIEW = hooks.srtp_buffer_view(_BUF)
 _PROTECT = hooks.SRTP_PROTECT
 _SRTP_OK = hooks.SRTP_OK
+
+
+class Slot(Protocol):
+    """One slot's forwarding state, as the rest of the SFU sees it: a compiled ``_fanout.Slot``
+    or a :class:`PySlot`. Its counters are what the slot's RTCP sender reports describe
+    (it is a :class:`hooks.SenderCounters` too)."""
+
+    packets: int
+    octets: int
+    last_rtp_timestamp: int
+    last_send_ns: int
+    last_seq: int
+    last_ts: int
+    resync: bool
+
+    @property
+    def path(self) -> EgressPath | None: ...
+
+    def set_path(self, path: EgressPath | None) -> None: ...
+
+    def forward(
+        self, payload: bytes, seq: int, ts: int, marker: int, level: int, now_ns: int
+    ) -> int: ...
+
+
+Fanout = Callable[
+    [list[Slot], bytes, int, int, int, int, int, "array[int] | None"], tuple[int, int, int]
+]
+"""``fanout(slots, payload, seq, ts, marker, level, now_ns, latency) -> (sent, bytes, failed)``:
+one packet to every slot, compiled (``_fanout.fanout``) or :func:`py_fanout`."""
 
 
 class PySlot:
@@ -77,6 +110,10 @@ class PySlot:
         last_seq: int,
         last_ts: int,
     ) -> None:
+        if not 12 <= len(header) <= HEADER_MAX or not 12 <= len(plain) <= HEADER_MAX:
+            raise ValueError("bad header template")
+        if level_pos >= len(header):
+            raise ValueError("bad header template")
         self.header = bytearray(header)
         self.plain = bytearray(plain)
         self.level_pos = level_pos
@@ -157,14 +194,14 @@ class PySlot:
 
 
 def py_fanout(
-    slots: list[Any],
+    slots: list[Slot],
     payload: bytes,
     seq: int,
     ts: int,
     marker: int,
     level: int,
     now_ns: int,
-    latency: Any,
+    latency: array[int] | None,
 ) -> tuple[int, int, int]:
     """Forward one packet to every slot: (packets sent, bytes sent, failures).
 
@@ -193,20 +230,69 @@ def py_fanout(
     return n, sent, failed
 
 
+class FastPathMismatch(RuntimeError):
+    """The compiled fast path was built from sources whose constants differ from this module's."""
+
+
+def check_constants(module: Any) -> None:
+    """Raise :class:`FastPathMismatch` unless ``module`` (``_fanout``) agrees with Python.
+
+    ``fanout.c`` and this module must frame, time and protect packets alike; a stale build
+    (sources changed, extension not rebuilt) would otherwise forward subtly different packets.
+    """
+    expected = {
+        "BUFFER_SIZE": BUFFER_SIZE,
+        "HEADER_MAX": HEADER_MAX,
+        "SRTP_MAX_TRAILER": hooks.SRTP_MAX_TRAILER,
+        "CLOCK_RATE": CLOCK_RATE,
+        "FRAME_SAMPLES": FRAME_SAMPLES,
+    }
+    wrong = [
+        f"{name} is {getattr(module, name, 'missing')} in C, {value} in Python"
+        for name, value in expected.items()
+        if getattr(module, name, None) != value
+    ]
+    if wrong:
+        raise FastPathMismatch(
+            f"the SFU fast path ({getattr(module, '__file__', module)}) does not match "
+            f"audio_rooms/sfu/egress.py: {'; '.join(wrong)}. Rebuild it (pip install -e .) "
+            "or start with AUDIO_ROOMS_SFU_FASTPATH=0."
+        )
+
+
 def _load_compiled() -> Any:
     try:
         from audio_rooms.sfu._fastpath import _fanout  # type: ignore[attr-defined]
     except ImportError as exc:
         logger.info("SFU fast path not built (%s): forwarding in Python", exc)
         return None
+    check_constants(_fanout)
     _fanout.set_protect(hooks.srtp_protect_address(), _SRTP_OK)
     global _own_srtp
-    _own_srtp = _fanout.set_own_srtp(os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1") != "0")
-    logger.debug("SFU fast path: AES-GCM protected %s", "in place" if _own_srtp else "by libsrtp")
+    _own_srtp = choose_gcm_sealer(_fanout, os.environ.get("AUDIO_ROOMS_SFU_OWN_SRTP", "1"))
+    logger.debug("SFU fast path: AES-GCM sealed %s", _own_srtp or "by libsrtp")
     return _fanout
 
 
-_own_srtp = False
+def choose_gcm_sealer(module: Any, choice: str) -> str:
+    """Tell ``module`` how its slots seal AES-GCM sessions; returns how ("" for libsrtp).
+
+    Measured side by side (docs/benchmarks.md), the slot's own AES-NI code costs less per
+    forwarded packet than a prepared OpenSSL EVP context, so it is used where the CPU has
+    AES-NI and PCLMULQDQ; elsewhere (another architecture, an old CPU) the EVP context seals.
+    ``AUDIO_ROOMS_SFU_OWN_SRTP=0`` leaves it to libsrtp, ``=evp`` asks for EVP everywhere.
+    """
+    if choice == "0":
+        module.set_own_srtp(module.SRTP_GCM_OFF)
+        return ""
+    if choice != "evp" and module.set_own_srtp(module.SRTP_GCM_OWN):
+        return "by the slot's own AES-NI code"
+    if module.set_own_srtp(module.SRTP_GCM_EVP):
+        return "by a prepared OpenSSL EVP context"
+    return ""
+
+
+_own_srtp = ""
 compiled: Any = _load_compiled()
 
 
@@ -216,17 +302,32 @@ def fast_path_enabled() -> bool:
 
 
 def own_srtp_enabled() -> bool:
-    """Whether compiled slots protect AES-GCM sessions themselves (``srtp_gcm.c``).
+    """Whether compiled slots seal AES-GCM sessions themselves (``srtp_gcm.c``).
 
-    Needs the fast path, a CPU with AES-NI and PCLMULQDQ, and ``AUDIO_ROOMS_SFU_OWN_SRTP`` not
-    set to ``0`` when the module loads; otherwise libsrtp protects every packet.
+    Needs the fast path and ``AUDIO_ROOMS_SFU_OWN_SRTP`` not set to ``0`` when the module
+    loads; otherwise libsrtp protects every packet. :func:`own_srtp_sealer` tells how.
     """
-    return fast_path_enabled() and _own_srtp
+    return fast_path_enabled() and bool(_own_srtp)
+
+
+def own_srtp_sealer() -> str:
+    """How compiled slots seal AES-GCM sessions, in words ("" when libsrtp does)."""
+    return _own_srtp if fast_path_enabled() else ""
 
 
 def new_slot(
     header: bytes, plain: bytes, level_pos: int, payload_type: int, last_seq: int, last_ts: int
-) -> Any:
+) -> Slot:
     """A slot of the compiled fast path if enabled, else a :class:`PySlot`."""
-    cls = compiled.Slot if fast_path_enabled() else PySlot
-    return cls(header, plain, level_pos, payload_type, last_seq, last_ts)
+    if fast_path_enabled():
+        slot: Slot = compiled.Slot(header, plain, level_pos, payload_type, last_seq, last_ts)
+        return slot
+    return PySlot(header, plain, level_pos, payload_type, last_seq, last_ts)
+
+
+def fanout_function() -> Fanout:
+    """The fan-out loop new producers use: compiled if enabled, else :func:`py_fanout`."""
+    if fast_path_enabled():
+        fanout: Fanout = compiled.fanout
+        return fanout
+    return py_fanout

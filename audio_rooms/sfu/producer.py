@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
 
 from aiortc import RTCRtpReceiver
 
-from audio_rooms.sfu import egress, hooks, rtpheader
+from audio_rooms.sfu import egress, hooks, rtp
 from audio_rooms.sfu.audiolevel import LevelMeter
 from audio_rooms.sfu.consumer import CLOCK_RATE, Consumer
 from audio_rooms.sfu.stats import ForwardingStats
@@ -43,13 +41,12 @@ class Producer:
         self.ssrc = ssrc
         self.allowed = allowed
         self._consumers: list[Consumer] = []
-        self._slots: list[Any] = []
+        self._slots: list[egress.Slot] = []
         # One call per ingress packet does the whole fan-out (compiled when built).
-        self._fanout = egress.compiled.fanout if egress.fast_path_enabled() else egress.py_fanout
+        self._fanout: egress.Fanout = egress.fanout_function()
         self.meter = LevelMeter()
         self.closed = False
         self.packets_received = 0
-        self.on_first_packet: Callable[[Producer], None] | None = None
         self._audio_level_id = audio_level_id
         self._receiver = receiver
         self._stats = stats
@@ -68,7 +65,7 @@ class Producer:
             stats.drop("oversized")
             return
         try:
-            packet = rtpheader.parse(data, self._audio_level_id)
+            packet = rtp.parse(data, self._audio_level_id)
         except ValueError:
             stats.drop("malformed_rtp")
             return
@@ -95,8 +92,6 @@ class Producer:
         if level >= 0:
             self.meter.add(level & 0x7F, time.monotonic())
         self.packets_received += 1
-        if self.packets_received == 1 and self.on_first_packet is not None:
-            self.on_first_packet(self)
 
         n, sent, failed = self._fanout(
             self._slots,

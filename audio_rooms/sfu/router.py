@@ -1,7 +1,8 @@
 """Router: the media of one room.
 
 It holds one transport per participant, remembers who may produce, picks the speakers that are
-forwarded (slots.py) and maps them onto each listener's slots, and reports active speakers.
+forwarded (slots.py) and maps them onto each listener's slots, and owns the room's
+:class:`ActiveSpeakerObserver` (closed with the router).
 It knows nothing of roles: signalling tells it ``set_may_produce`` and it obeys on the next
 packet.
 """
@@ -13,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from audio_rooms.sfu.audiolevel import SpeakerLevel
+from audio_rooms.sfu.activespeaker import ActiveSpeakerObserver, ActiveSpeakersCallback
 from audio_rooms.sfu.config import MediaConfig
 from audio_rooms.sfu.consumer import Consumer
 from audio_rooms.sfu.errors import OfferSuperseded, RouterClosed
@@ -27,7 +28,6 @@ from audio_rooms.sfu.transport import Transport, TransportState
 
 logger = logging.getLogger(__name__)
 
-ActiveSpeakersCallback = Callable[[str, list[SpeakerLevel]], None]
 # (room_id, participant_id, reason): a transport ended without being asked to; ``reason`` is a
 # transport.Loss value.
 TransportClosedCallback = Callable[[str, str, str], None]
@@ -44,7 +44,7 @@ class Router:
         quota: TransportQuota | None = None,
     ) -> None:
         self.room_id = room_id
-        self.on_active_speakers: ActiveSpeakersCallback | None = None
+        self.active_speakers = ActiveSpeakerObserver(room_id)
         self.on_transport_closed: TransportClosedCallback | None = None
         self._config = config
         self._stats = stats
@@ -57,7 +57,6 @@ class Router:
         self._selector = SpeakerSelector(config.slots + 1)
         self._ticker: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
-        self._last_report: list[SpeakerLevel] = []
         self._closed = False
 
     def __repr__(self) -> str:
@@ -66,6 +65,15 @@ class Router:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def on_active_speakers(self) -> ActiveSpeakersCallback | None:
+        """Told who speaks when it changes (see :class:`ActiveSpeakerObserver`)."""
+        return self.active_speakers.on_active_speakers
+
+    @on_active_speakers.setter
+    def on_active_speakers(self, callback: ActiveSpeakersCallback | None) -> None:
+        self.active_speakers.on_active_speakers = callback
 
     @property
     def transports(self) -> dict[str, Transport]:
@@ -146,6 +154,7 @@ class Router:
         if self._closed:
             return
         self._closed = True
+        self.active_speakers.close()
         if self._ticker is not None:
             self._ticker.cancel()
         transports = list(self._transports.values())
@@ -264,21 +273,7 @@ class Router:
             levels = self._levels(now)
             if self._selector.update(levels, now):
                 self._remap()
-            self._report(levels)
-
-    def _report(self, levels: dict[str, float]) -> None:
-        speaking = sorted(
-            (SpeakerLevel(pid, round(level, 3)) for pid, level in levels.items() if level > 0),
-            key=lambda s: (-s.level, s.participant_id),
-        )
-        if speaking == self._last_report or self.on_active_speakers is None:
-            self._last_report = speaking
-            return
-        self._last_report = speaking
-        try:
-            self.on_active_speakers(self.room_id, speaking)
-        except Exception:
-            logger.exception("%r on_active_speakers failed", self)
+            self.active_speakers.observe(levels)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -19,10 +19,15 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
+from typing import TYPE_CHECKING
+
+from aiortc import RTCRtpSender
 
 from audio_rooms.sfu import hooks
 from audio_rooms.sfu.beat import Beat
+
+if TYPE_CHECKING:
+    from audio_rooms.sfu.consumer import Consumer
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ PERIOD = 5.0
 class _Entry:
     __slots__ = ("clock_rate", "consumer", "sender")
 
-    def __init__(self, sender: Any, consumer: Any, clock_rate: int) -> None:
+    def __init__(self, sender: RTCRtpSender, consumer: Consumer, clock_rate: int) -> None:
         self.sender = sender
         self.consumer = consumer
         self.clock_rate = clock_rate
@@ -53,7 +58,7 @@ class SenderReports:
     def __len__(self) -> int:
         return len(self._where)
 
-    def add(self, sender: Any, consumer: Any, clock_rate: int) -> None:
+    def add(self, sender: RTCRtpSender, consumer: Consumer, clock_rate: int) -> None:
         """Report for ``consumer``'s slot on ``sender`` from now on (until :meth:`remove`)."""
         key = id(consumer)
         self.remove(consumer)
@@ -64,7 +69,7 @@ class SenderReports:
             self._on_beat = True
             self.beat.every_beat(self._step)
 
-    def remove(self, consumer: Any) -> None:
+    def remove(self, consumer: Consumer) -> None:
         bucket = self._where.pop(id(consumer), None)
         if bucket is not None:
             self._wheel[bucket].pop(id(consumer), None)

@@ -15,16 +15,73 @@ import asyncio
 import fractions
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcdtlstransport import RTCDtlsTransport
 from av import AudioFrame
 
-from audio_rooms.sfu import hooks, rtpheader
+from audio_rooms.sfu import hooks, rtp
+
+
+def tap_rtp(
+    dtls: RTCDtlsTransport, callback: Callable[[bytes], None], passthrough: bool = True
+) -> None:
+    """Show every decrypted RTP packet of ``dtls`` to ``callback`` (test and load clients).
+
+    With ``passthrough`` the packet then takes aiortc's normal path (jitter buffer, decoder);
+    without, it stops here, which is what a load client that only counts packets wants.
+    """
+
+    def wrap(original: hooks.RtpData) -> hooks.RtpData:
+        async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+            callback(data)
+            if passthrough:
+                await original(data, arrival_time_ms)
+
+        return handle_rtp_data
+
+    hooks.wrap_rtp_data(dtls, wrap)
+
+
+def tap_rtcp(dtls: RTCDtlsTransport, callback: Callable[[bytes], None]) -> None:
+    """Show every decrypted RTCP datagram of ``dtls`` to ``callback``, then handle it."""
+
+    def wrap(original: hooks.RtcpData) -> hooks.RtcpData:
+        async def handle_rtcp_data(data: bytes) -> None:
+            callback(data)
+            await original(data)
+
+        return handle_rtcp_data
+
+    hooks.wrap_rtcp_data(dtls, wrap)
+
+
+def filter_outgoing(dtls: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
+    """Drop datagrams ``dtls`` sends for which ``keep`` is false (a lossy link).
+
+    ``keep`` sees the protected datagram; its first two bytes tell RTP from RTCP.
+    """
+
+    def wrap(original: hooks.Send) -> hooks.Send:
+        async def send(data: bytes) -> None:
+            if keep(data):
+                await original(data)
+
+        return send
+
+    hooks.wrap_send(dtls, wrap)
+
+
+def sever(pc: RTCPeerConnection) -> None:
+    """Close ``pc``'s sockets without a word to the peer: a client that vanished."""
+    for transport in hooks.udp_transports(pc):
+        transport.close()
+
 
 SAMPLE_RATE = 48_000
 FRAME_SAMPLES = 960
@@ -176,7 +233,7 @@ class AudioClient:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
         hooks.guard_late_start(self.pc)
         dtls = self.pc.getTransceivers()[0].receiver.transport
-        hooks.tap_rtp(dtls, self._on_rtp, passthrough=self.decode)
+        tap_rtp(dtls, self._on_rtp, passthrough=self.decode)
 
     async def connected(self) -> None:
         """Wait until ICE and DTLS are up (wrap in ``asyncio.timeout`` to bound it)."""
@@ -190,7 +247,7 @@ class AudioClient:
         if not self.record_packets:
             return
         # The SFU's own ingress parser: what it forwards must pass what it accepts.
-        h = rtpheader.parse(data, self._level_ext_id)
+        h = rtp.parse(data, self._level_ext_id)
         slot = self._by_ssrc.get(h.ssrc)
         if slot is not None:
             level = h.audio_level if h.audio_level >= 0 else None

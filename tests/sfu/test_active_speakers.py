@@ -8,7 +8,7 @@ import itertools
 from audio_rooms.sfu import MediaServer, SpeakerLevel
 from audio_rooms.sfu.testing import ToneTrack
 
-from .conftest import Join
+from .conftest import Join, eventually
 
 
 async def test_active_speakers_are_reported_loudest_first(media: MediaServer, join: Join) -> None:
@@ -53,3 +53,19 @@ async def test_network_settings_are_applied(join: Join) -> None:
             assert 41000 <= int(fields[5]) <= 41010
     finally:
         await media.close()
+
+
+async def test_a_closed_router_reports_no_more_speakers(media: MediaServer, join: Join) -> None:
+    """The router owns its active-speaker observer and closes it: a room that ended is silent."""
+    router = media.router("room")
+    reports: list[list[SpeakerLevel]] = []
+    router.on_active_speakers = lambda room, levels: reports.append(levels)
+    router.set_may_produce("loud", True)
+    await join(router, "loud", mic=ToneTrack(440, amplitude=0.6), slots=1, decode=False)
+    await eventually(lambda: bool(reports), within=5)
+
+    await router.close()
+    assert router.active_speakers.closed and router.on_active_speakers is None
+    seen = len(reports)
+    await asyncio.sleep(0.6)  # three ticks of a live router
+    assert len(reports) == seen

@@ -19,7 +19,7 @@ import pytest
 from pylibsrtp import Policy, Session
 
 from audio_rooms.sfu import MediaServer, egress, hooks
-from audio_rooms.sfu.consumer import _header_template
+from audio_rooms.sfu.rtp import header_template
 from audio_rooms.sfu.testing import ToneTrack, dominant_frequency
 
 from .conftest import LOOPBACK, Join
@@ -43,8 +43,8 @@ class _Recorder:
 
 
 def _slot(kind: type, sock: socket.socket | None, addr: tuple[str, int]) -> tuple[Any, Any]:
-    header, level_pos = _header_template(0x11223344, 1, 3, "1")
-    plain, _ = _header_template(0x11223344, None, 3, "1")
+    header, level_pos = header_template(0x11223344, 1, 3, "1")
+    plain, _ = header_template(0x11223344, None, 3, "1")
     slot = kind(bytes(header), bytes(plain), level_pos, 111, 1000, 5000)
     recorder = _Recorder()
     session = _session(Policy.SSRC_ANY_OUTBOUND)
@@ -193,3 +193,18 @@ def test_a_closed_socket_drops_the_packet_without_the_fallback(kind: str) -> Non
     assert slot.forward(b"x" * 40, 1, 2, 0, 0x80, 1) == -1
     assert recorder.sent == []
     assert slot.packets == 0
+
+
+@built
+def test_constants_shared_with_the_extension_are_checked_when_it_loads() -> None:
+    egress.check_constants(egress.compiled)  # the built extension agrees
+
+    class Stale:
+        __file__ = "stale/_fanout.so"
+
+    stale = Stale()
+    for name in ("BUFFER_SIZE", "HEADER_MAX", "SRTP_MAX_TRAILER", "CLOCK_RATE", "FRAME_SAMPLES"):
+        setattr(stale, name, getattr(egress.compiled, name))
+    stale.FRAME_SAMPLES = 480  # type: ignore[attr-defined]
+    with pytest.raises(egress.FastPathMismatch, match="FRAME_SAMPLES is 480 in C, 960"):
+        egress.check_constants(stale)

@@ -6,7 +6,7 @@ import asyncio
 import os
 import threading
 
-from audio_rooms.sfu import MediaConfig, MediaServer
+from audio_rooms.sfu import MediaConfig, MediaServer, hooks, testing
 from audio_rooms.sfu.testing import AudioClient, ToneTrack
 
 from .conftest import LOOPBACK, Join, eventually
@@ -117,8 +117,6 @@ async def test_a_peer_that_closes_is_cleaned_up_and_reported(
 async def test_a_peer_that_vanishes_is_detected_by_consent_freshness(join: Join) -> None:
     from dataclasses import replace
 
-    from audio_rooms.sfu import hooks
-
     media = MediaServer(replace(LOOPBACK, consent_interval=0.3, consent_failures=3))
     try:
         router = media.router("room")
@@ -126,7 +124,7 @@ async def test_a_peer_that_vanishes_is_detected_by_consent_freshness(join: Join)
         router.on_transport_closed = lambda room, pid, reason: gone.append(pid)
         client = await join(router, "listener", slots=3, decode=False)
 
-        hooks.sever(client.pc)  # no DTLS close, no RTCP BYE: the cable is pulled
+        testing.sever(client.pc)  # no DTLS close, no RTCP BYE: the cable is pulled
 
         await eventually(lambda: bool(gone), within=10)
         assert gone == ["listener"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from audio_rooms.sfu import MediaServer, hooks
+from audio_rooms.sfu import MediaServer, testing
 from audio_rooms.sfu.testing import AudioClient, ToneTrack
 
 from .conftest import Join
@@ -31,7 +31,7 @@ async def test_upstream_loss_shows_as_sequence_gaps(media: MediaServer, join: Jo
     answer = await router.answer("speaker", await speaker.offer())
     await speaker.accept(answer)
     # Drop packets 3 and 4 of every 10 the speaker sends: 20% loss in bursts of two.
-    hooks.filter_outgoing(
+    testing.filter_outgoing(
         speaker.pc.getTransceivers()[0].sender.transport,
         _lossy(10, (3, 4)),  # type: ignore[arg-type]
     )

@@ -17,7 +17,7 @@ from aiortc.rtp import (
     RtcpSrPacket,
 )
 
-from audio_rooms.sfu import MediaServer, hooks
+from audio_rooms.sfu import MediaServer, hooks, rtp, testing
 from audio_rooms.sfu.beat import Beat
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.testing import ToneTrack
@@ -42,7 +42,7 @@ async def test_batched_sender_reports_are_true(media_1s_reports: MediaServer, jo
             if isinstance(packet, RtcpSrPacket):
                 reports.append((now, packet))
 
-    hooks.tap_rtcp(listener.pc.getTransceivers()[0].receiver.transport, on_rtcp)
+    testing.tap_rtcp(listener.pc.getTransceivers()[0].receiver.transport, on_rtcp)
     await asyncio.sleep(3.2)
 
     slot = listener.slots[0]
@@ -136,14 +136,14 @@ def _sdes() -> bytes:
 
 
 def test_scan_rtcp_tells_routine_reports_from_the_rest() -> None:
-    assert hooks.scan_rtcp(_rr(0) + _sdes()) == (True, False, False)
-    assert hooks.scan_rtcp(_rr(0x12345678) + _sdes()) == (True, False, True)
-    assert hooks.scan_rtcp(_sr() + _sdes()) == (True, True, False)
+    assert rtp.scan_rtcp(_rr(0) + _sdes()) == (True, False, False)
+    assert rtp.scan_rtcp(_rr(0x12345678) + _sdes()) == (True, False, True)
+    assert rtp.scan_rtcp(_sr() + _sdes()) == (True, True, False)
     bye = bytes(RtcpByePacket(sources=[7]))
-    assert hooks.scan_rtcp(_rr(0) + bye)[0] is False
-    assert hooks.scan_rtcp((_rr(0) + _sdes())[:-2])[0] is False  # truncated
-    assert hooks.scan_rtcp(b"")[0] is False
-    assert hooks.scan_rtcp(b"\x00" * 8)[0] is False  # not version 2
+    assert rtp.scan_rtcp(_rr(0) + bye)[0] is False
+    assert rtp.scan_rtcp((_rr(0) + _sdes())[:-2])[0] is False  # truncated
+    assert rtp.scan_rtcp(b"")[0] is False
+    assert rtp.scan_rtcp(b"\x00" * 8)[0] is False  # not version 2
 
 
 async def test_routine_reports_reach_aiortc_at_most_every_interval() -> None:
@@ -169,25 +169,25 @@ def test_cheaper_stun_encoding_gives_the_same_bytes() -> None:
     import aioice.stun
 
     from audio_rooms.sfu.hooks.stun import (
-        _ORIGINAL_MESSAGE_INTEGRITY,
-        _ORIGINAL_PACK_ADDRESS,
-        _ORIGINAL_XOR_DATA,
+        ORIGINAL_MESSAGE_INTEGRITY,
+        ORIGINAL_PACK_ADDRESS,
+        ORIGINAL_XOR_DATA,
     )
 
     hooks.speed_up_stun()
     for address in (("127.0.0.1", 1), ("192.0.2.7", 65535), ("2001:db8::1", 443), ("::1", 9)):
         tid = os.urandom(12)
-        assert aioice.stun.pack_xor_address(address, tid) == _ORIGINAL_PACK_ADDRESS(
-            address, lambda x, tid=tid: _ORIGINAL_XOR_DATA(x, tid)
+        assert aioice.stun.pack_xor_address(address, tid) == ORIGINAL_PACK_ADDRESS(
+            address, lambda x, tid=tid: ORIGINAL_XOR_DATA(x, tid)
         )
         packed = aioice.stun.pack_xor_address(address, tid)
         assert aioice.stun.unpack_xor_address(packed, tid) == address
     for size in (0, 1, 6, 18):
         data, tid = os.urandom(size), os.urandom(12)
-        assert aioice.stun.xor_data(data, tid) == _ORIGINAL_XOR_DATA(data, tid)
+        assert aioice.stun.xor_data(data, tid) == ORIGINAL_XOR_DATA(data, tid)
     for size in (20, 48, 100):
         data, key = os.urandom(size), os.urandom(22)
-        assert aioice.stun.message_integrity(data, key) == _ORIGINAL_MESSAGE_INTEGRITY(data, key)
+        assert aioice.stun.message_integrity(data, key) == ORIGINAL_MESSAGE_INTEGRITY(data, key)
     message = aioice.stun.Message(
         message_method=aioice.stun.Method.BINDING,
         message_class=aioice.stun.Class.RESPONSE,

@@ -6,8 +6,9 @@
  *
  * libsrtp is not linked: pylibsrtp (the copy aiortc uses) hands us srtp_protect's address and
  * each session's srtp_t pointer as integers (see audio_rooms/sfu/hooks/). For the AES-GCM
- * profiles the slot protects with its own inline context instead (srtp_gcm.c), when the CPU
- * has AES-NI and the egress path carries the session's master key.
+ * profiles the slot seals with its own context instead (srtp_gcm.c: its own AES-NI code, or a
+ * prepared OpenSSL EVP context where the CPU lacks AES-NI), when the egress path carries the
+ * session's master key. Constants shared with egress.py are exported and checked at import.
  *
  * Runs with the GIL held, on the event loop's thread: one static buffer is enough.
  */
@@ -36,7 +37,7 @@ typedef int (*srtp_protect_fn)(void *ctx, void *rtp, int *len);
 
 static srtp_protect_fn protect_fn = NULL;
 static int srtp_ok = 0;
-static int own_gcm = 0; /* set_own_srtp(): the CPU can, and the environment did not refuse */
+static int gcm_mode = SRTP_GCM_OFF; /* set_own_srtp(): how slots protect AES-GCM sessions */
 
 /* The start of CPython's socket object (Modules/socketmodule.h, PySocketSockObject): the
  * descriptor, -1 once closed, is what fileno() returns. Reading it directly spares a method
@@ -83,9 +84,7 @@ typedef struct {
     socklen_t sa_len;
     /* AES-GCM sessions: protected here, not by libsrtp (see srtp_gcm.c) */
     int use_gcm;
-    uint8_t gcm_master[64]; /* the master key || salt the context was derived from */
-    Py_ssize_t gcm_master_len;
-    srtp_gcm_ctx gcm;
+    srtp_gcm_ctx gcm; /* kept without a path: the same keys again keep its packet indices */
 } Slot;
 
 static int
@@ -160,6 +159,7 @@ slot_dealloc(Slot *self)
 {
     PyObject_GC_UnTrack(self);
     slot_clear(self);
+    srtp_gcm_free(&self->gcm);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -197,16 +197,10 @@ slot_set_path(Slot *self, PyObject *path)
          * is never re-used. New keys (a new DTLS session) start a new context. */
         const char *mk = master != Py_None ? PyBytes_AS_STRING(master) : NULL;
         Py_ssize_t mk_len = mk ? PyBytes_GET_SIZE(master) : 0;
-        int same = self->gcm_master_len && mk_len == self->gcm_master_len &&
-                   memcmp(mk, self->gcm_master, (size_t)mk_len) == 0;
         slot_clear_egress(self);
-        if (mk && own_gcm && mk_len <= (Py_ssize_t)sizeof(self->gcm_master)) {
-            if (same || srtp_gcm_init(&self->gcm, (const uint8_t *)mk, (size_t)mk_len) == 0) {
-                memcpy(self->gcm_master, mk, (size_t)mk_len);
-                self->gcm_master_len = mk_len;
-                self->use_gcm = 1;
-            }
-        }
+        if (mk && gcm_mode != SRTP_GCM_OFF &&
+            srtp_gcm_init(&self->gcm, gcm_mode, (const uint8_t *)mk, (size_t)mk_len) == 0)
+            self->use_gcm = 1;
     }
     self->srtp = (void *)(uintptr_t)srtp;
     self->fallback = fallback;
@@ -279,8 +273,12 @@ slot_send(Slot *self, const unsigned char *payload, Py_ssize_t payload_len, unsi
         return 0;
     if (self->resync) {
         long long elapsed = 0;
-        if (self->last_ns)
-            elapsed = (long long)(((__int128)(now_ns - self->last_ns) * CLOCK_RATE) / 1000000000);
+        if (self->last_ns) {
+            /* (d * CLOCK_RATE) // 1e9 without a 64-bit overflow after ~53 hours (and without
+             * __int128, which 32-bit targets lack). */
+            long long d = now_ns - self->last_ns;
+            elapsed = (d / 1000000000) * CLOCK_RATE + ((d % 1000000000) * CLOCK_RATE) / 1000000000;
+        }
         /* Python's // floors; the difference only matters for a clock going backwards. */
         if (elapsed < FRAME_SAMPLES)
             elapsed = FRAME_SAMPLES;
@@ -318,6 +316,8 @@ slot_send(Slot *self, const unsigned char *payload, Py_ssize_t payload_len, unsi
             return -1;
         len = (int)srtp_gcm_seal(&self->gcm, (uint8_t *)buffer, (size_t)hl, (size_t)payload_len,
                                  (uint64_t)index);
+        if (len == 0)
+            return -1;
     } else if (protect_fn(self->srtp, buffer, &len) != srtp_ok) {
         return -1;
     }
@@ -525,13 +525,16 @@ fanout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyObject *item = PyList_GET_ITEM(slots, i);
         Py_ssize_t size;
         /* Audio comes in bursts every 20 ms, so every slot starts cold: fetch the slots ahead
-         * (and the socket object of the next one) while this one is protected and sent. */
+         * (and the socket object and cipher context of the next one) while this one is
+         * protected and sent. */
         if (i + PREFETCH_AHEAD < count)
             prefetch_slot(PyList_GET_ITEM(slots, i + PREFETCH_AHEAD));
         if (i + 1 < count && Py_TYPE(PyList_GET_ITEM(slots, i + 1)) == &SlotType) {
-            PyObject *next_sock = ((Slot *)PyList_GET_ITEM(slots, i + 1))->sock;
-            if (next_sock)
-                __builtin_prefetch(next_sock);
+            Slot *next = (Slot *)PyList_GET_ITEM(slots, i + 1);
+            if (next->sock)
+                __builtin_prefetch(next->sock);
+            if (next->use_gcm && next->gcm.evp) /* an EVP context lives outside the slot */
+                __builtin_prefetch(next->gcm.evp);
         }
         if (Py_TYPE(item) == &SlotType) {
             size = slot_send((Slot *)item, payload.buf, payload.len, seq, ts, marker, level,
@@ -588,16 +591,55 @@ set_protect(PyObject *module, PyObject *args)
 static PyObject *
 set_own_srtp(PyObject *module, PyObject *arg)
 {
-    int want = PyObject_IsTrue(arg);
-    if (want < 0)
+    long mode = PyLong_AsLong(arg);
+    if (mode == -1 && PyErr_Occurred())
         return NULL;
-    own_gcm = want && srtp_gcm_supported();
-    return PyBool_FromLong(own_gcm);
+    gcm_mode = srtp_gcm_supported((int)mode) ? (int)mode : SRTP_GCM_OFF;
+    return PyBool_FromLong(gcm_mode != SRTP_GCM_OFF);
+}
+
+/* seal_vector(mode, session_key, session_salt, packet, header_len, index) -> SRTP packet:
+ * one packet sealed with the given session keys, for known-answer tests (RFC 7714, NIST). */
+static PyObject *
+seal_vector(PyObject *module, PyObject *args)
+{
+    int mode;
+    Py_buffer key, salt, packet;
+    Py_ssize_t header_len;
+    unsigned long long index;
+    if (!PyArg_ParseTuple(args, "iy*y*y*nK", &mode, &key, &salt, &packet, &header_len, &index))
+        return NULL;
+    PyObject *result = NULL;
+    srtp_gcm_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    uint8_t out[BUFFER_SIZE];
+    if (salt.len != 12 || header_len < 12 || header_len > packet.len ||
+        packet.len > BUFFER_SIZE - SRTP_GCM_TAG_LEN || index >= (1ULL << 48)) {
+        PyErr_SetString(PyExc_ValueError, "bad salt, header length, packet or index");
+    } else if (srtp_gcm_init_session(&ctx, mode, key.buf, (size_t)key.len, salt.buf) != 0) {
+        PyErr_SetString(PyExc_ValueError, "mode not available here, or bad key length");
+    } else {
+        memcpy(out, packet.buf, (size_t)packet.len);
+        size_t n = srtp_gcm_seal(&ctx, out, (size_t)header_len,
+                                 (size_t)(packet.len - header_len), index);
+        if (n)
+            result = PyBytes_FromStringAndSize((const char *)out, (Py_ssize_t)n);
+        else
+            PyErr_SetString(PyExc_RuntimeError, "sealing failed");
+    }
+    srtp_gcm_free(&ctx);
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&salt);
+    PyBuffer_Release(&packet);
+    return result;
 }
 
 static PyMethodDef module_methods[] = {
+    {"seal_vector", seal_vector, METH_VARARGS,
+     "seal_vector(mode, session_key, session_salt, packet, header_len, index) -> bytes"},
     {"set_own_srtp", set_own_srtp, METH_O,
-     "set_own_srtp(bool) -> whether slots protect AES-GCM themselves (needs AES-NI)"},
+     "set_own_srtp(SRTP_GCM_OFF | SRTP_GCM_OWN | SRTP_GCM_EVP) -> whether slots whose path is "
+     "set from now on seal AES-GCM themselves (False: that mode cannot run here)"},
     {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
      "fanout(slots, payload, seq, ts, marker, level, now_ns, latency) -> (n, bytes, failed)"},
     {"set_protect", set_protect, METH_VARARGS,
@@ -627,6 +669,20 @@ PyInit__fanout(void)
     PyObject *m = PyModule_Create(&moduledef);
     if (m == NULL)
         return NULL;
+    /* What audio_rooms/sfu/egress.py checks against its own values when it loads this. */
+    if (PyModule_AddIntConstant(m, "HEADER_MAX", HEADER_MAX) < 0 ||
+        PyModule_AddIntConstant(m, "BUFFER_SIZE", BUFFER_SIZE) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_MAX_TRAILER", SRTP_MAX_TRAILER) < 0 ||
+        PyModule_AddIntConstant(m, "CLOCK_RATE", CLOCK_RATE) < 0 ||
+        PyModule_AddIntConstant(m, "FRAME_SAMPLES", FRAME_SAMPLES) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_TAG_LEN", SRTP_GCM_TAG_LEN) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_WINDOW", SRTP_GCM_WINDOW) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_OFF", SRTP_GCM_OFF) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_OWN", SRTP_GCM_OWN) < 0 ||
+        PyModule_AddIntConstant(m, "SRTP_GCM_EVP", SRTP_GCM_EVP) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&SlotType);
     if (PyModule_AddObject(m, "Slot", (PyObject *)&SlotType) < 0) {
         Py_DECREF(&SlotType);

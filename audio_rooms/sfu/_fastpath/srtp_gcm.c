@@ -1,12 +1,11 @@
 /*
- * SRTP with AEAD_AES_128_GCM and AEAD_AES_256_GCM (RFC 7714), sender side only, on AES-NI and
- * PCLMULQDQ: what browsers and aiortc negotiate for DTLS-SRTP.
+ * SRTP with AEAD_AES_128_GCM and AEAD_AES_256_GCM (RFC 7714), sender side only: what browsers
+ * and aiortc negotiate for DTLS-SRTP.
  *
  * Why not libsrtp: for every packet srtp_protect() looks the stream up by SSRC, walks from the
  * session to the stream to the cipher to OpenSSL's EVP context and re-initialises that context
- * with the IV. Audio is sent in bursts every 20 ms, so each of those steps misses the cache: on
- * the benchmark machine that was ~2.4 us of a ~7 us fan-out copy. Here the expanded key, the
- * GHASH key and the salt live inline in the slot, and one packet is a handful of AES rounds.
+ * with the IV. Audio is sent in bursts every 20 ms, so each of those steps misses the cache. Here
+ * each slot holds its own prepared context inline, and a packet is one IV and the AEAD.
  *
  * The output is byte for byte what libsrtp produces for the same master key, SSRC and index
  * (tests/sfu/test_srtp_gcm.py compares them). Key derivation is RFC 3711 section 4.3 with the
@@ -14,15 +13,22 @@
  * master salt is padded with two zero bytes to the 112 bits the PRF takes.
  *
  * Nonce safety: GCM must never see the same IV twice under one key. The IV is made of the SSRC
- * and the packet index (ROC and sequence number); srtp_gcm_index() hands out an index only if
- * it is higher than every index sent before on that slot, so a duplicated or late packet is
- * refused instead of re-using a nonce. Each slot has its own SSRC within a session.
+ * and the packet index (ROC and sequence number); srtp_gcm_index() estimates the index as
+ * libsrtp does and hands it out only if it was not sent before and is within the window below
+ * the highest one sent: a late packet is protected once, as libsrtp's sending replay database
+ * allows, a repeated one is refused (aiortc sets allow_repeat_tx, which would repeat a nonce).
+ * Each slot has its own SSRC within a session.
+ *
+ * Keys: the master key is read once and not kept (a SHA-256 fingerprint recognises it again);
+ * every copy of a key is wiped with OPENSSL_cleanse, which the compiler may not remove.
  */
 #include "srtp_gcm.h"
 
 #include <string.h>
 
-#if SRTP_GCM_AVAILABLE
+#include <openssl/crypto.h>
+
+#if SRTP_GCM_AESNI
 
 #include <immintrin.h>
 
@@ -162,88 +168,24 @@ ghash(__m128i y, __m128i h, const uint8_t *data, size_t len)
     return y;
 }
 
-/* RFC 3711 4.3.3: AES in counter mode over the master salt with the label in byte 7. */
 static TARGET void
-kdf(const __m128i *master_rk, int rounds, const uint8_t salt14[14], uint8_t label,
-    uint8_t *out, size_t out_len)
+own_prepare(srtp_gcm_ctx *ctx, const uint8_t *session_key, int key_len)
 {
-    uint8_t iv[16] = {0};
-    memcpy(iv, salt14, 14);
-    iv[7] ^= label;
-    for (uint16_t counter = 0; out_len; counter++) {
-        uint8_t block[16];
-        iv[14] = (uint8_t)(counter >> 8);
-        iv[15] = (uint8_t)counter;
-        _mm_storeu_si128((__m128i *)block,
-                         aes_encrypt(master_rk, rounds, _mm_loadu_si128((const __m128i *)iv)));
-        size_t n = out_len < 16 ? out_len : 16;
-        memcpy(out, block, n);
-        out += n;
-        out_len -= n;
-    }
-}
-
-int
-srtp_gcm_supported(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul") &&
-           __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1");
-}
-
-TARGET int
-srtp_gcm_init(srtp_gcm_ctx *ctx, const uint8_t *master, size_t master_len)
-{
-    /* master = key (16 or 32 bytes) || salt (12 bytes), as DTLS-SRTP exports it. */
-    int key_len;
-    if (master_len == 16 + 12)
-        key_len = 16;
-    else if (master_len == 32 + 12)
-        key_len = 32;
-    else
-        return -1;
-    __m128i master_rk[15];
-    uint8_t salt14[14] = {0}, session_key[32];
-    int rounds = key_len == 16 ? 10 : 14;
-    aes_expand(master_rk, master, key_len);
-    memcpy(salt14, master + key_len, 12);
-    kdf(master_rk, rounds, salt14, 0x00, session_key, (size_t)key_len); /* SRTP encryption */
-    kdf(master_rk, rounds, salt14, 0x02, ctx->salt, 12);                /* SRTP salt */
-    memset(ctx, 0, offsetof(srtp_gcm_ctx, salt));
     __m128i session_rk[15];
+    ctx->rounds = key_len == 16 ? 10 : 14;
     aes_expand(session_rk, session_key, key_len);
     memcpy(ctx->rk, session_rk, sizeof(ctx->rk));
-    memset(session_rk, 0, sizeof(session_rk));
-    ctx->rounds = rounds;
-    __m128i h = aes_encrypt((const __m128i *)ctx->rk, rounds, _mm_setzero_si128());
+    OPENSSL_cleanse(session_rk, sizeof(session_rk));
+    __m128i h = aes_encrypt((const __m128i *)ctx->rk, ctx->rounds, _mm_setzero_si128());
     _mm_storeu_si128((__m128i *)ctx->h, bswap128(h));
-    memset(session_key, 0, sizeof(session_key));
-    memset(master_rk, 0, sizeof(master_rk));
-    return 0;
 }
 
-TARGET size_t
-srtp_gcm_seal(const srtp_gcm_ctx *ctx, uint8_t *packet, size_t header_len, size_t payload_len,
-              uint64_t index)
+static TARGET size_t
+own_seal(const srtp_gcm_ctx *ctx, const uint8_t j0[16], uint8_t *packet, size_t header_len,
+         size_t payload_len)
 {
     const __m128i *rk = (const __m128i *)ctx->rk;
     const int rounds = ctx->rounds;
-    /* RFC 7714 8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt; J0 = IV || 00 00 00 01. */
-    uint8_t j0[16];
-    j0[0] = ctx->salt[0];
-    j0[1] = ctx->salt[1];
-    memcpy(j0 + 2, packet + 8, 4);
-    j0[6] = (uint8_t)(index >> 40);
-    j0[7] = (uint8_t)(index >> 32);
-    j0[8] = (uint8_t)(index >> 24);
-    j0[9] = (uint8_t)(index >> 16);
-    j0[10] = (uint8_t)(index >> 8);
-    j0[11] = (uint8_t)index;
-    for (int i = 2; i < 12; i++)
-        j0[i] ^= ctx->salt[i];
-    j0[12] = j0[13] = j0[14] = 0;
-    j0[15] = 1;
-
     uint8_t *text = packet + header_len;
     /* Counter blocks J0 + 2, J0 + 3, ...: four encrypted side by side, so that the AES rounds
      * of independent blocks overlap instead of waiting for each other. */
@@ -292,56 +234,206 @@ srtp_gcm_seal(const srtp_gcm_ctx *ctx, uint8_t *packet, size_t header_len, size_
     return header_len + payload_len + SRTP_GCM_TAG_LEN;
 }
 
-#else /* not x86-64 with a compiler that has the intrinsics: libsrtp does it */
+static int
+own_supported(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul") &&
+           __builtin_cpu_supports("ssse3") && __builtin_cpu_supports("sse4.1");
+}
 
-int
-srtp_gcm_supported(void)
+#else
+
+static int
+own_supported(void)
 {
     return 0;
 }
 
+#endif
+
 int
-srtp_gcm_init(srtp_gcm_ctx *ctx, const uint8_t *master, size_t master_len)
+srtp_gcm_supported(int mode)
 {
-    (void)ctx;
-    (void)master;
-    (void)master_len;
-    return -1;
+    return mode == SRTP_GCM_EVP || (mode == SRTP_GCM_OWN && own_supported());
+}
+
+/* RFC 3711 4.3.3: AES in counter mode over the master salt with the label in byte 7. */
+static int
+kdf(const EVP_CIPHER *ctr, const uint8_t *master_key, const uint8_t salt14[14], uint8_t label,
+    uint8_t *out, int out_len)
+{
+    uint8_t iv[16] = {0};
+    memcpy(iv, salt14, 14);
+    iv[7] ^= label;
+    memset(out, 0, (size_t)out_len);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int n = 0, ok = c && EVP_EncryptInit_ex(c, ctr, NULL, master_key, iv) == 1 &&
+                    EVP_EncryptUpdate(c, out, &n, out, out_len) == 1 && n == out_len;
+    EVP_CIPHER_CTX_free(c); /* cleanses the key schedule */
+    return ok ? 0 : -1;
+}
+
+void
+srtp_gcm_free(srtp_gcm_ctx *ctx)
+{
+    EVP_CIPHER_CTX_free(ctx->evp);
+    OPENSSL_cleanse(ctx, sizeof(*ctx));
+}
+
+int
+srtp_gcm_init(srtp_gcm_ctx *ctx, int mode, const uint8_t *master, size_t master_len)
+{
+    /* master = key (16 or 32 bytes) || salt (12 bytes), as DTLS-SRTP exports it. */
+    int key_len;
+    if (master_len == 16 + 12)
+        key_len = 16;
+    else if (master_len == 32 + 12)
+        key_len = 32;
+    else
+        return -1;
+    if (!srtp_gcm_supported(mode))
+        return -1;
+    uint8_t fingerprint[32];
+    if (EVP_Digest(master, master_len, fingerprint, NULL, EVP_sha256(), NULL) != 1)
+        return -1;
+    srtp_gcm_ctx kept; /* the same session (another sealer, say) keeps its packet indices */
+    int same = ctx->mode != SRTP_GCM_OFF &&
+               memcmp(fingerprint, ctx->fingerprint, sizeof(fingerprint)) == 0;
+    if (same && ctx->mode == mode)
+        return 0;
+    if (same) {
+        kept.highest = ctx->highest;
+        memcpy(kept.sent, ctx->sent, sizeof(kept.sent));
+    }
+    uint8_t salt14[14] = {0}, session_key[32];
+    memcpy(salt14, master + key_len, 12);
+    const EVP_CIPHER *ctr = key_len == 16 ? EVP_aes_128_ctr() : EVP_aes_256_ctr();
+    uint8_t salt[12];
+    int ok = kdf(ctr, master, salt14, 0x00, session_key, key_len) == 0 && /* encryption */
+             kdf(ctr, master, salt14, 0x02, salt, 12) == 0 &&              /* salt */
+             srtp_gcm_init_session(ctx, mode, session_key, (size_t)key_len, salt) == 0;
+    OPENSSL_cleanse(session_key, sizeof(session_key));
+    OPENSSL_cleanse(salt14, sizeof(salt14));
+    OPENSSL_cleanse(salt, sizeof(salt));
+    if (!ok)
+        return -1;
+    memcpy(ctx->fingerprint, fingerprint, sizeof(fingerprint));
+    if (same) {
+        ctx->highest = kept.highest;
+        memcpy(ctx->sent, kept.sent, sizeof(ctx->sent));
+    }
+    return 0;
+}
+
+int
+srtp_gcm_init_session(srtp_gcm_ctx *ctx, int mode, const uint8_t *session_key, size_t key_len,
+                      const uint8_t salt[12])
+{
+    if ((key_len != 16 && key_len != 32) || !srtp_gcm_supported(mode))
+        return -1;
+    srtp_gcm_free(ctx);
+    memcpy(ctx->salt, salt, 12);
+    int ok = 1;
+    if (mode == SRTP_GCM_EVP) {
+        const EVP_CIPHER *gcm = key_len == 16 ? EVP_aes_128_gcm() : EVP_aes_256_gcm();
+        ctx->evp = EVP_CIPHER_CTX_new();
+        ok = ctx->evp && EVP_EncryptInit_ex(ctx->evp, gcm, NULL, session_key, NULL) == 1;
+    }
+#if SRTP_GCM_AESNI
+    else
+        own_prepare(ctx, session_key, (int)key_len);
+#endif
+    if (!ok) {
+        srtp_gcm_free(ctx);
+        return -1;
+    }
+    ctx->mode = mode;
+    return 0;
+}
+
+static size_t
+evp_seal(const srtp_gcm_ctx *ctx, const uint8_t iv[12], uint8_t *packet, size_t header_len,
+         size_t payload_len)
+{
+    /* As libsrtp drives it: EVP_Cipher() goes straight to the cipher, without the
+     * bookkeeping of EVP_EncryptUpdate() (a GCM context streams by itself). */
+    EVP_CIPHER_CTX *c = ctx->evp;
+    uint8_t *text = packet + header_len;
+    if (EVP_CipherInit_ex(c, NULL, NULL, NULL, iv, 1) != 1 ||
+        EVP_Cipher(c, NULL, packet, (unsigned int)header_len) < 0 ||
+        EVP_Cipher(c, text, text, (unsigned int)payload_len) < 0 ||
+        EVP_Cipher(c, NULL, NULL, 0) < 0 ||
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, SRTP_GCM_TAG_LEN, text + payload_len) != 1)
+        return 0;
+    return header_len + payload_len + SRTP_GCM_TAG_LEN;
 }
 
 size_t
 srtp_gcm_seal(const srtp_gcm_ctx *ctx, uint8_t *packet, size_t header_len, size_t payload_len,
               uint64_t index)
 {
-    (void)ctx;
-    (void)packet;
-    (void)header_len;
-    (void)payload_len;
-    (void)index;
+    /* RFC 7714 8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt; J0 = IV || 00 00 00 01. */
+    uint8_t j0[16];
+    j0[0] = ctx->salt[0];
+    j0[1] = ctx->salt[1];
+    memcpy(j0 + 2, packet + 8, 4);
+    j0[6] = (uint8_t)(index >> 40);
+    j0[7] = (uint8_t)(index >> 32);
+    j0[8] = (uint8_t)(index >> 24);
+    j0[9] = (uint8_t)(index >> 16);
+    j0[10] = (uint8_t)(index >> 8);
+    j0[11] = (uint8_t)index;
+    for (int i = 2; i < 12; i++)
+        j0[i] ^= ctx->salt[i];
+    j0[12] = j0[13] = j0[14] = 0;
+    j0[15] = 1;
+    if (ctx->mode == SRTP_GCM_EVP)
+        return evp_seal(ctx, j0, packet, header_len, payload_len);
+#if SRTP_GCM_AESNI
+    if (ctx->mode == SRTP_GCM_OWN)
+        return own_seal(ctx, j0, packet, header_len, payload_len);
+#endif
     return 0;
 }
-
-#endif
 
 int64_t
 srtp_gcm_index(srtp_gcm_ctx *ctx, uint16_t seq)
 {
-    /* libsrtp's rollover estimate (srtp_index_guess) from the highest index sent, which starts
-     * at 0 as libsrtp's does: a first sequence number above 32768 guesses ROC -1 and is refused
-     * there too (consumers start low for that reason). */
-    int64_t highest = ctx->highest;
-    int64_t roc = highest >> 16;
-    int local = (int)(highest & 0xFFFF);
-    if (local < 0x8000) {
-        if ((int)seq - local > 0x8000)
-            roc--;
-    } else if (local - 0x8000 > (int)seq) {
-        roc++;
+    /* libsrtp's srtp_rdbx_estimate_index: below 2^15 the rollover counter is taken to be 0,
+     * above it srtp_index_guess() picks the ROC that puts `seq` nearest the highest index. */
+    const int64_t highest = ctx->highest;
+    int64_t index;
+    if (highest > 0x8000) {
+        int64_t roc = highest >> 16;
+        int local = (int)(highest & 0xFFFF);
+        if (local < 0x8000) {
+            if ((int)seq - local > 0x8000)
+                roc--;
+        } else if (local - 0x8000 > (int)seq) {
+            roc++;
+        }
+        index = roc * 65536 + seq;
+    } else {
+        index = seq;
     }
-    int64_t index = roc * 65536 + seq;
-    if (index < 0 || index >= ((int64_t)1 << 48) || (ctx->started && index <= highest))
-        return -1; /* already sent, late or out of range: a nonce must never be used twice */
-    ctx->highest = index;
-    ctx->started = 1;
+    if (index >= ((int64_t)1 << 48))
+        return -1;
+    /* libsrtp's srtp_rdbx_check and srtp_rdbx_add_index, minus allow_repeat_tx. */
+    const int64_t delta = index - highest;
+    uint64_t *sent = ctx->sent;
+    if (delta > 0) {
+        int64_t clear = delta < SRTP_GCM_WINDOW ? delta : SRTP_GCM_WINDOW;
+        for (int64_t i = index - clear + 1; i <= index; i++)
+            sent[(i % SRTP_GCM_WINDOW) / 64] &= ~((uint64_t)1 << (i % 64));
+        ctx->highest = index;
+    } else if (-delta >= SRTP_GCM_WINDOW) {
+        return -1; /* older than the window */
+    }
+    uint64_t bit = (uint64_t)1 << (index % 64);
+    uint64_t *word = &sent[(index % SRTP_GCM_WINDOW) / 64];
+    if (*word & bit)
+        return -1; /* sent already */
+    *word |= bit;
     return index;
 }

@@ -13,8 +13,11 @@ aioice or asyncio object. The package is split by what is hooked: ``srtp`` (libs
 pylibsrtp), ``ice`` (gathering, who is probed, consent), ``stun`` (cheaper encoding),
 ``receiver`` (what enters: the ingress filter, decryption, receiver reports, RTCP thinning),
 ``sender`` (what leaves: egress path, sender reports), ``loop`` (asyncio's selector), ``peer``
-(taps and guards on a whole peer connection), ``compat`` (the start-up check), ``names``
-(mangled attribute names). Callers use the names re-exported here.
+(where a whole peer connection's datagrams can be watched or dropped, guards on its start),
+``compat`` (the start-up check), ``names`` (mangled attribute names). Callers use the names
+re-exported here. Pure packet code is in :mod:`audio_rooms.sfu.rtp`, taps for tests in
+:mod:`audio_rooms.sfu.testing`; ``tests/sfu/test_private_access.py`` fails if a module outside
+this package touches a private attribute of aiortc, aioice or pylibsrtp.
 """
 
 from audio_rooms.sfu.hooks.compat import check_compatibility, compatibility_problems
@@ -27,13 +30,21 @@ from audio_rooms.sfu.hooks.ice import (
     set_consent_timing,
 )
 from audio_rooms.sfu.hooks.loop import deferrable_readers, loop_add_reader, loop_remove_reader
-from audio_rooms.sfu.hooks.peer import filter_outgoing, guard_late_start, sever, tap_rtcp, tap_rtp
+from audio_rooms.sfu.hooks.peer import (
+    RtcpData,
+    RtpData,
+    Send,
+    guard_late_start,
+    udp_transports,
+    wrap_rtcp_data,
+    wrap_rtp_data,
+    wrap_send,
+)
 from audio_rooms.sfu.hooks.receiver import (
     RtcpThinner,
     RtpHandler,
     feed_receiver_report,
     install_ingress,
-    scan_rtcp,
     silence_receiver,
 )
 from audio_rooms.sfu.hooks.sender import (
@@ -60,8 +71,11 @@ __all__ = [
     "SRTP_OK",
     "SRTP_PROTECT",
     "EgressPath",
+    "RtcpData",
     "RtcpThinner",
+    "RtpData",
     "RtpHandler",
+    "Send",
     "SenderCounters",
     "align_consent",
     "check_compatibility",
@@ -70,7 +84,6 @@ __all__ = [
     "deferrable_readers",
     "egress_path",
     "feed_receiver_report",
-    "filter_outgoing",
     "gcm_master_key",
     "guard_late_start",
     "ice_connections",
@@ -79,17 +92,17 @@ __all__ = [
     "loop_remove_reader",
     "probe_only_requesters",
     "restrict_gathering",
-    "scan_rtcp",
     "send_rtcp",
     "sender_report",
     "set_consent_timing",
-    "sever",
     "silence_receiver",
     "speed_up_stun",
     "srtp_buffer",
     "srtp_buffer_view",
     "srtp_protect_address",
     "take_over_sender_reports",
-    "tap_rtcp",
-    "tap_rtp",
+    "udp_transports",
+    "wrap_rtcp_data",
+    "wrap_rtp_data",
+    "wrap_send",
 ]

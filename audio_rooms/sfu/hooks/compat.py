@@ -20,11 +20,11 @@ from pylibsrtp._binding import ffi as _srtp_ffi
 from pylibsrtp._binding import lib as _srtp_lib
 
 from audio_rooms.sfu.errors import HookIncompatible
-from audio_rooms.sfu.hooks.names import _RECEIVER_STOP_DECODER
+from audio_rooms.sfu.hooks.names import RECEIVER_STOP_DECODER
 from audio_rooms.sfu.hooks.stun import (
-    _ORIGINAL_MESSAGE_INTEGRITY,
-    _ORIGINAL_PACK_ADDRESS,
-    _ORIGINAL_XOR_DATA,
+    ORIGINAL_MESSAGE_INTEGRITY,
+    ORIGINAL_PACK_ADDRESS,
+    ORIGINAL_XOR_DATA,
 )
 
 
@@ -133,7 +133,7 @@ def compatibility_problems() -> list[str]:
         "RTCRtpSender.__packet_count / __octet_count",
     )
     need(
-        hasattr(RTCRtpReceiver, _RECEIVER_STOP_DECODER),
+        hasattr(RTCRtpReceiver, RECEIVER_STOP_DECODER),
         "RTCRtpReceiver.__stop_decoder",
     )
     need(
@@ -166,8 +166,8 @@ def compatibility_problems() -> list[str]:
         "pack_address(value, lambda x: xor_data(x, transaction_id))"
         in _source(aioice.stun.pack_xor_address)
         and 'xpad = pack("!HI", COOKIE >> 16, COOKIE) + transaction_id'
-        in _source(_ORIGINAL_XOR_DATA)
-        and "ipaddress.ip_address(value[0])" in _source(_ORIGINAL_PACK_ADDRESS),
+        in _source(ORIGINAL_XOR_DATA)
+        and "ipaddress.ip_address(value[0])" in _source(ORIGINAL_PACK_ADDRESS),
         "aioice.stun pack_xor_address -> pack_address / xor_data (module globals)",
     )
     consent = _source(aioice.ice.Connection.query_consent)
@@ -199,7 +199,7 @@ def compatibility_problems() -> list[str]:
         and "message_integrity(self._integrity_data, key)"
         in _source(aioice.stun.Message.check_message_integrity)
         and "set_body_length(data, len(data) - HEADER_LENGTH + INTEGRITY_LENGTH)"
-        in _source(_ORIGINAL_MESSAGE_INTEGRITY),
+        in _source(ORIGINAL_MESSAGE_INTEGRITY),
         "aioice.stun.message_integrity (a module global, HMAC-SHA1 with the length adjusted)",
     )
     need(

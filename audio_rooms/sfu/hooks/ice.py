@@ -17,7 +17,7 @@ import aioice.turn
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection
 
-from audio_rooms.sfu.hooks.names import _CONN_LOG_INFO
+from audio_rooms.sfu.hooks.names import CONN_LOG_INFO
 
 logger = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def align_consent(conn: aioice.ice.Connection, sleep: Callable[[float], Awaitabl
                 except aioice.stun.TransactionError:
                     failures += 1
                 if failures >= aioice.ice.CONSENT_FAILURES:
-                    getattr(conn, _CONN_LOG_INFO)("Consent to send expired")
+                    getattr(conn, CONN_LOG_INFO)("Consent to send expired")
                     conn._query_consent_task = None
                     return await conn.close()
 

@@ -1,8 +1,13 @@
-"""A whole peer connection: taps and faults for tests and load clients, guards on its start."""
+"""A whole peer connection: where its datagrams can be watched or dropped, and guards on its start.
+
+The taps and faults built on these (for tests and load clients) are in
+:mod:`audio_rooms.sfu.testing`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aiortc import RTCPeerConnection
@@ -10,56 +15,35 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 
 from audio_rooms.sfu.hooks.ice import ice_connections
 
-
-def tap_rtp(
-    dtls: RTCDtlsTransport, callback: Callable[[bytes], None], passthrough: bool = True
-) -> None:
-    """Show every decrypted RTP packet of ``dtls`` to ``callback`` (test and load clients).
-
-    With ``passthrough`` the packet then takes aiortc's normal path (jitter buffer, decoder);
-    without, it stops here, which is what a load client that only counts packets wants.
-    """
-    original = dtls._handle_rtp_data
-
-    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
-        callback(data)
-        if passthrough:
-            await original(data, arrival_time_ms)
-
-    dtls._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+RtpData = Callable[[bytes, int], Coroutine[Any, Any, None]]
+"""aiortc's handler of a decrypted RTP packet and its arrival time in ms."""
+RtcpData = Callable[[bytes], Coroutine[Any, Any, None]]
+"""aiortc's handler of a decrypted RTCP datagram."""
+Send = Callable[[bytes], Coroutine[Any, Any, None]]
+"""aioice's send of one datagram on the selected pair."""
 
 
-def tap_rtcp(dtls: RTCDtlsTransport, callback: Callable[[bytes], None]) -> None:
-    """Show every decrypted RTCP datagram of ``dtls`` to ``callback``, then handle it (tests)."""
-    original = dtls._handle_rtcp_data
-
-    async def handle_rtcp_data(data: bytes) -> None:
-        callback(data)
-        await original(data)
-
-    dtls._handle_rtcp_data = handle_rtcp_data  # type: ignore[method-assign]
+def wrap_rtp_data(dtls: RTCDtlsTransport, wrap: Callable[[RtpData], RtpData]) -> None:
+    """Replace ``dtls``'s handler of decrypted RTP with ``wrap(handler)``."""
+    dtls._handle_rtp_data = wrap(dtls._handle_rtp_data)  # type: ignore[method-assign,assignment]
 
 
-def filter_outgoing(dtls: RTCDtlsTransport, keep: Callable[[bytes], bool]) -> None:
-    """Drop datagrams ``dtls`` sends for which ``keep`` is false (a lossy link in tests).
+def wrap_rtcp_data(dtls: RTCDtlsTransport, wrap: Callable[[RtcpData], RtcpData]) -> None:
+    """Replace ``dtls``'s handler of decrypted RTCP with ``wrap(handler)``."""
+    dtls._handle_rtcp_data = wrap(dtls._handle_rtcp_data)  # type: ignore[method-assign,assignment]
 
-    ``keep`` sees the protected datagram; its first two bytes tell RTP from RTCP.
-    """
+
+def wrap_send(dtls: RTCDtlsTransport, wrap: Callable[[Send], Send]) -> None:
+    """Replace how ``dtls``'s ICE transport sends a datagram with ``wrap(send)``."""
     ice = dtls.transport
-    original_send = ice._send
-
-    async def send(data: bytes) -> None:
-        if keep(data):
-            await original_send(data)
-
-    ice._send = send
+    ice._send = wrap(ice._send)  # type: ignore[assignment]
 
 
-def sever(pc: RTCPeerConnection) -> None:
-    """Close ``pc``'s sockets without a word to the peer: a client that vanished (tests)."""
-    for conn in ice_connections(pc):
-        for protocol in conn._protocols:
-            protocol.transport.close()
+def udp_transports(pc: RTCPeerConnection) -> list[asyncio.BaseTransport]:
+    """The asyncio transports of every local candidate of ``pc``'s ICE connections."""
+    return [
+        protocol.transport for conn in ice_connections(pc) for protocol in conn._protocols
+    ]
 
 
 def guard_late_start(pc: RTCPeerConnection) -> None:

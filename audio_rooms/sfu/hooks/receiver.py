@@ -17,20 +17,20 @@ from aiortc.rtcrtpreceiver import StreamStatistics
 from aiortc.rtp import RtpPacket
 
 from audio_rooms.sfu.hooks.names import (
-    _RECEIVER_RTCP_EXITED,
-    _RECEIVER_RTCP_STARTED,
-    _RECEIVER_STOP_DECODER,
-    _RECEIVER_STREAMS,
-    _RECEIVER_WAKE,
+    RECEIVER_RTCP_EXITED,
+    RECEIVER_RTCP_STARTED,
+    RECEIVER_STOP_DECODER,
+    RECEIVER_STREAMS,
+    RECEIVER_WAKE,
 )
 from audio_rooms.sfu.hooks.srtp import (
-    _UNPROTECT,
-    _UNPROTECT_RTCP,
     RX_BUFFER_SIZE,
-    _is_srtp,
-    _unprotect,
+    UNPROTECT,
+    UNPROTECT_RTCP,
+    is_srtp,
+    unprotect,
 )
-from audio_rooms.sfu.rtpheader import RtpHeader
+from audio_rooms.sfu.rtp import RtpHeader, scan_rtcp
 
 RtpHandler = Callable[[bytes, int], None]
 """Called with a decrypted RTP packet and its arrival time (``time.perf_counter_ns()``)."""
@@ -82,7 +82,7 @@ def install_ingress(
             dropped("empty")
         elif data[0] <= _STUN_LAST:  # framed as STUN, yet not STUN: nothing else can take it
             dropped("malformed_stun")
-        elif _is_srtp(data):
+        elif is_srtp(data):
             srtp_received(data, component)
         else:
             original_data_received(data, component)
@@ -99,7 +99,7 @@ def install_ingress(
         if session[0] is not rx:
             session[0], session[1] = rx, rx._srtp[0]
         if 192 <= data[1] <= 208:  # aiortc's is_rtcp()
-            plain = _unprotect(_UNPROTECT_RTCP, session[1], data)
+            plain = unprotect(UNPROTECT_RTCP, session[1], data)
             if plain is None:
                 dropped("srtp_unprotect_failed")
             elif rtcp.wanted(plain):
@@ -107,7 +107,7 @@ def install_ingress(
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
             return
-        plain = _unprotect(_UNPROTECT, session[1], data)
+        plain = unprotect(UNPROTECT, session[1], data)
         if plain is None:
             dropped("srtp_unprotect_failed")
             return
@@ -138,7 +138,7 @@ def install_ingress(
                 return
             if (addr[0], addr[1]) not in validated:
                 dropped("unknown_source")
-            elif _is_srtp(data):
+            elif is_srtp(data):
                 srtp_received(data, component)
             elif _DTLS_FIRST <= first <= _DTLS_LAST:
                 original_data_received(data, component)  # aiortc's DTLS queue
@@ -159,11 +159,11 @@ def feed_receiver_report(receiver: RTCRtpReceiver, packet: RtpHeader, clock_rate
     Forwarded packets never reach ``_handle_rtp_packet``, so without this the publisher would
     hear no receiver reports (no loss or jitter feedback).
     """
-    streams: dict[int, StreamStatistics] = getattr(receiver, _RECEIVER_STREAMS)
+    streams: dict[int, StreamStatistics] = getattr(receiver, RECEIVER_STREAMS)
     stats = streams.get(packet.ssrc)
     if stats is None:
         stats = streams[packet.ssrc] = StreamStatistics(clock_rate)
-        wake: asyncio.Event | None = getattr(receiver, _RECEIVER_WAKE, None)
+        wake: asyncio.Event | None = getattr(receiver, RECEIVER_WAKE, None)
         if wake is not None:
             wake.set()
     # StreamStatistics.add reads only the sequence number and timestamp (checked at start-up).
@@ -180,7 +180,7 @@ def silence_receiver(receiver: RTCRtpReceiver) -> None:
 
     async def receive(parameters: Any) -> None:
         await original_receive(parameters)
-        getattr(receiver, _RECEIVER_STOP_DECODER)()
+        getattr(receiver, RECEIVER_STOP_DECODER)()
 
     receiver.receive = receive  # type: ignore[method-assign]
     _lazy_receiver_reports(receiver)
@@ -196,57 +196,18 @@ def _lazy_receiver_reports(receiver: RTCRtpReceiver) -> None:
     """
     original = receiver._run_rtcp
     wake = asyncio.Event()
-    setattr(receiver, _RECEIVER_WAKE, wake)
+    setattr(receiver, RECEIVER_WAKE, wake)
 
     async def run_rtcp() -> None:
-        getattr(receiver, _RECEIVER_RTCP_STARTED).set()
+        getattr(receiver, RECEIVER_RTCP_STARTED).set()
         try:
             await wake.wait()
         except asyncio.CancelledError:
-            getattr(receiver, _RECEIVER_RTCP_EXITED).set()
+            getattr(receiver, RECEIVER_RTCP_EXITED).set()
             return
         await original()
 
     receiver._run_rtcp = run_rtcp  # type: ignore[method-assign]
-
-
-RTCP_SR = 200
-RTCP_RR = 201
-RTCP_SDES = 202
-
-
-def scan_rtcp(data: bytes) -> tuple[bool, bool, bool]:
-    """Look at a plain compound RTCP packet without parsing it into objects.
-
-    Returns ``(only_reports, has_sr, has_lsr)``: whether it holds nothing but sender reports,
-    receiver reports and SDES (well formed), whether one is a sender report, and whether a
-    report block refers to a sender report (a non-zero LSR: round-trip time can be measured).
-    """
-    pos, end = 0, len(data)
-    has_sr = has_lsr = False
-    if end < 4:
-        return False, False, False
-    while pos < end:
-        if end - pos < 4 or data[pos] >> 6 != 2:
-            return False, has_sr, has_lsr
-        pt = data[pos + 1]
-        nxt = pos + 4 + 4 * ((data[pos + 2] << 8) | data[pos + 3])
-        if nxt > end:
-            return False, has_sr, has_lsr
-        if pt in (RTCP_SR, RTCP_RR):
-            blocks = pos + (28 if pt == RTCP_SR else 8)
-            count = data[pos] & 0x1F
-            if blocks + 24 * count > nxt:
-                return False, has_sr, has_lsr
-            has_sr = has_sr or pt == RTCP_SR
-            for i in range(count):
-                lsr = blocks + 24 * i + 16
-                if data[lsr : lsr + 4] != b"\0\0\0\0":
-                    has_lsr = True
-        elif pt != RTCP_SDES:
-            return False, has_sr, has_lsr
-        pos = nxt
-    return True, has_sr, has_lsr
 
 
 class RtcpThinner:
@@ -265,7 +226,7 @@ class RtcpThinner:
 
     def __init__(self, mic_receiver: RTCRtpReceiver | None, interval: float = 5.0) -> None:
         self._streams: dict[int, StreamStatistics] | None = (
-            getattr(mic_receiver, _RECEIVER_STREAMS) if mic_receiver is not None else None
+            getattr(mic_receiver, RECEIVER_STREAMS) if mic_receiver is not None else None
         )
         self._interval = interval
         self._last_any = self._last_lsr = -interval

@@ -6,34 +6,31 @@ import asyncio
 import asyncio.selector_events
 import asyncio.trsock
 import socket
-import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aioice.ice
 import aioice.stun
 import aioice.turn
 from aiortc import RTCRtpSender
 from aiortc.rtcdtlstransport import RTCDtlsTransport
-from aiortc.rtp import RtcpByePacket, RtcpSdesPacket, RtcpSourceInfo
+from aiortc.rtp import RtcpByePacket
 from pylibsrtp._binding import ffi as _srtp_ffi
 
+from audio_rooms.sfu import rtp
 from audio_rooms.sfu.hooks.names import (
-    _SENDER_CNAME,
-    _SENDER_LSR,
-    _SENDER_LSR_TIME,
-    _SENDER_NTP,
-    _SENDER_OCTETS,
-    _SENDER_PACKETS,
-    _SENDER_RTCP_EXITED,
-    _SENDER_RTCP_STARTED,
-    _SENDER_RTP_TS,
+    SENDER_CNAME,
+    SENDER_LSR,
+    SENDER_LSR_TIME,
+    SENDER_NTP,
+    SENDER_OCTETS,
+    SENDER_PACKETS,
+    SENDER_RTCP_EXITED,
+    SENDER_RTCP_STARTED,
+    SENDER_RTP_TS,
 )
 from audio_rooms.sfu.hooks.srtp import gcm_master_key
-
-# The NTP epoch (1900) is this many seconds before the Unix epoch (1970).
-_NTP_EPOCH_OFFSET = 2_208_988_800
 
 
 class EgressPath:
@@ -108,20 +105,22 @@ def egress_path(dtls: RTCDtlsTransport) -> EgressPath | None:
     )
 
 
-class SenderCounters:
-    """What a forwarded stream really sent, for the idle sender's RTCP sender reports."""
+class SenderCounters(Protocol):
+    """What a forwarded stream really sent (a slot's counters), for its RTCP sender reports."""
 
-    __slots__ = ("last_rtp_timestamp", "last_send_ns", "octets", "packets")
+    @property
+    def packets(self) -> int: ...
 
-    def __init__(self) -> None:
-        self.packets = 0
-        self.octets = 0
-        self.last_rtp_timestamp = 0
-        self.last_send_ns = 0  # time.perf_counter_ns() of the last packet
+    @property
+    def octets(self) -> int: ...
 
+    @property
+    def last_rtp_timestamp(self) -> int: ...
 
-_SR_HEADER = 0x80C8_0006  # V=2, RC=0, PT=200 (SR), length 6 (28 bytes)
-_SR = struct.Struct("!IIQIII")
+    @property
+    def last_send_ns(self) -> int:
+        """``time.perf_counter_ns()`` of the last packet."""
+        ...
 
 
 def take_over_sender_reports(sender: RTCRtpSender, counters: SenderCounters) -> None:
@@ -135,7 +134,7 @@ def take_over_sender_reports(sender: RTCRtpSender, counters: SenderCounters) -> 
     """
 
     async def run_rtcp() -> None:
-        getattr(sender, _SENDER_RTCP_STARTED).set()
+        getattr(sender, SENDER_RTCP_STARTED).set()
         try:
             await asyncio.get_running_loop().create_future()
         except asyncio.CancelledError:
@@ -144,7 +143,7 @@ def take_over_sender_reports(sender: RTCRtpSender, counters: SenderCounters) -> 
             if counters.packets:
                 await sender._send_rtcp([RtcpByePacket(sources=[sender._ssrc])])
         finally:
-            getattr(sender, _SENDER_RTCP_EXITED).set()
+            getattr(sender, SENDER_RTCP_EXITED).set()
 
     sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
 
@@ -160,44 +159,22 @@ def sender_report(sender: RTCRtpSender, counters: SenderCounters, clock_rate: in
     """
     if not counters.packets:
         return None
-    cname: str | None = getattr(sender, _SENDER_CNAME)
+    cname: str | None = getattr(sender, SENDER_CNAME)
     if cname is None:
         return None
     now = time.time()
     elapsed = max(0.0, (time.perf_counter_ns() - counters.last_send_ns) / 1e9)
     rtp_ts = (counters.last_rtp_timestamp + int(elapsed * clock_rate)) & 0xFFFFFFFF
-    ntp = ntp_from_unix(now)
+    ntp = rtp.ntp_from_unix(now)
     ssrc = sender._ssrc
-    sr = _SR.pack(
-        _SR_HEADER,
-        ssrc,
-        ntp,
-        rtp_ts,
-        counters.packets & 0xFFFFFFFF,
-        counters.octets & 0xFFFFFFFF,
-    )
-    setattr(sender, _SENDER_LSR, (ntp >> 16) & 0xFFFFFFFF)
-    setattr(sender, _SENDER_LSR_TIME, now)
-    setattr(sender, _SENDER_PACKETS, counters.packets)
-    setattr(sender, _SENDER_OCTETS, counters.octets)
-    setattr(sender, _SENDER_NTP, ntp)
-    setattr(sender, _SENDER_RTP_TS, rtp_ts)
-    return sr + _sdes(ssrc, cname)
-
-
-_SDES_CACHE: dict[tuple[int, str], bytes] = {}
-
-
-def _sdes(ssrc: int, cname: str) -> bytes:
-    key = (ssrc, cname)
-    data = _SDES_CACHE.get(key)
-    if data is None:
-        if len(_SDES_CACHE) > 100_000:
-            _SDES_CACHE.clear()
-        data = _SDES_CACHE[key] = bytes(
-            RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=ssrc, items=[(1, cname.encode())])])
-        )
-    return data
+    sr = rtp.sender_report(ssrc, ntp, rtp_ts, counters.packets, counters.octets)
+    setattr(sender, SENDER_LSR, (ntp >> 16) & 0xFFFFFFFF)
+    setattr(sender, SENDER_LSR_TIME, now)
+    setattr(sender, SENDER_PACKETS, counters.packets)
+    setattr(sender, SENDER_OCTETS, counters.octets)
+    setattr(sender, SENDER_NTP, ntp)
+    setattr(sender, SENDER_RTP_TS, rtp_ts)
+    return sr + rtp.sdes(ssrc, cname)
 
 
 def send_rtcp(path: EgressPath, data: bytes) -> bool:
@@ -224,8 +201,3 @@ def send_rtcp(path: EgressPath, data: bytes) -> bool:
         return False
     return True
 
-
-def ntp_from_unix(t: float) -> int:
-    seconds = int(t) + _NTP_EPOCH_OFFSET
-    fraction = int((t % 1) * (1 << 32))
-    return (seconds << 32) | fraction

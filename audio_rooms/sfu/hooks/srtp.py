@@ -37,11 +37,11 @@ def srtp_protect_address() -> int:
 RX_BUFFER_SIZE = 2048
 _RX_BUF, _RX_LEN = srtp_buffer(RX_BUFFER_SIZE)
 _RX_VIEW = srtp_buffer_view(_RX_BUF)
-_UNPROTECT: Any = _srtp_lib.srtp_unprotect
-_UNPROTECT_RTCP: Any = _srtp_lib.srtp_unprotect_rtcp
+UNPROTECT: Any = _srtp_lib.srtp_unprotect
+UNPROTECT_RTCP: Any = _srtp_lib.srtp_unprotect_rtcp
 
 
-def _unprotect(fn: Any, ctx: Any, data: bytes) -> bytes | None:
+def unprotect(fn: Any, ctx: Any, data: bytes) -> bytes | None:
     """``data`` authenticated and decrypted by libsrtp's ``fn`` with ``ctx``, or None."""
     n = len(data)
     _RX_VIEW[:n] = data
@@ -51,7 +51,7 @@ def _unprotect(fn: Any, ctx: Any, data: bytes) -> bytes | None:
     return bytes(_RX_VIEW[: _RX_LEN[0]])
 
 
-def _is_srtp(data: bytes) -> bool:
+def is_srtp(data: bytes) -> bool:
     """RTP or RTCP by its first byte (RFC 7983: 128-191), as aiortc tells them apart."""
     return len(data) >= 12 and 127 < data[0] < 192
 

@@ -11,9 +11,9 @@ import aioice.ice
 import aioice.stun
 import aioice.turn
 
-_ORIGINAL_XOR_DATA = aioice.stun.xor_data
-_ORIGINAL_PACK_ADDRESS = aioice.stun.pack_address
-_ORIGINAL_MESSAGE_INTEGRITY = aioice.stun.message_integrity
+ORIGINAL_XOR_DATA = aioice.stun.xor_data
+ORIGINAL_PACK_ADDRESS = aioice.stun.pack_address
+ORIGINAL_MESSAGE_INTEGRITY = aioice.stun.message_integrity
 _XOR_PAD = struct.pack("!HI", aioice.stun.COOKIE >> 16, aioice.stun.COOKIE)
 _ADDRESSES: dict[str, tuple[int, bytes]] = {}
 
@@ -23,7 +23,7 @@ def _xor_data(data: bytes, transaction_id: bytes) -> bytes:
     n = len(data)
     pad = _XOR_PAD + transaction_id
     if n > len(pad):
-        return _ORIGINAL_XOR_DATA(data, transaction_id)
+        return ORIGINAL_XOR_DATA(data, transaction_id)
     return (int.from_bytes(data, "big") ^ int.from_bytes(pad[:n], "big")).to_bytes(n, "big")
 
 

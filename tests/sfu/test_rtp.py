@@ -9,7 +9,7 @@ import pytest
 from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 
-from audio_rooms.sfu import rtpheader
+from audio_rooms.sfu import rtp
 
 LEVEL_ID = 1
 MID_ID = 3
@@ -36,11 +36,11 @@ def _packet(rng: random.Random) -> bytes:
     """A random RTP packet: CSRCs, one- or two-byte extensions, padding, sometimes broken."""
     cc = rng.choice([0, 0, 0, 1, 2])
     elements = b""
-    profile = rng.choice([rtpheader.ONE_BYTE_PROFILE, rtpheader.TWO_BYTE_PROFILE, 0x1234])
+    profile = rng.choice([rtp.ONE_BYTE_PROFILE, rtp.TWO_BYTE_PROFILE, 0x1234])
     for _ in range(rng.randrange(0, 4)):
         x_id = rng.choice([LEVEL_ID, MID_ID, 5])
         value = b"\x85" if x_id == LEVEL_ID else b"0" * rng.randrange(1, 4)
-        if profile == rtpheader.TWO_BYTE_PROFILE:
+        if profile == rtp.TWO_BYTE_PROFILE:
             elements += bytes([x_id, len(value)]) + value
         else:
             elements += bytes([(x_id << 4) | (len(value) - 1)]) + value
@@ -74,10 +74,10 @@ def test_same_verdicts_and_fields_as_aiortc() -> None:
             theirs = RtpPacket.parse(data, extensions)
         except ValueError:
             with pytest.raises(ValueError):
-                rtpheader.parse(data, LEVEL_ID)
+                rtp.parse(data, LEVEL_ID)
             rejected += 1
             continue
-        ours = rtpheader.parse(data, LEVEL_ID)
+        ours = rtp.parse(data, LEVEL_ID)
         accepted += 1
         assert (ours.payload_type, ours.marker, ours.sequence_number) == (
             theirs.payload_type,
@@ -97,6 +97,6 @@ def test_same_verdicts_and_fields_as_aiortc() -> None:
 
 def test_an_audio_level_of_the_wrong_size_is_malformed() -> None:
     header = struct.pack("!BBHII", 0x90, 111, 1, 960, 1234)
-    two_bytes = struct.pack("!HH", rtpheader.ONE_BYTE_PROFILE, 1) + bytes([LEVEL_ID << 4 | 1])
+    two_bytes = struct.pack("!HH", rtp.ONE_BYTE_PROFILE, 1) + bytes([LEVEL_ID << 4 | 1])
     with pytest.raises(ValueError):
-        rtpheader.parse(header + two_bytes + b"\x85\x01\x00" + b"opus", LEVEL_ID)
+        rtp.parse(header + two_bytes + b"\x85\x01\x00" + b"opus", LEVEL_ID)
