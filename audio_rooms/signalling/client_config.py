@@ -14,6 +14,7 @@ from audio_rooms.accounts.passwords import PASSWORD_MAX, PASSWORD_MIN
 from audio_rooms.db.tables import DESCRIPTION_MAX, TITLE_MAX
 from audio_rooms.domain.actions import REACTION_NAMES
 from audio_rooms.settings import Settings
+from audio_rooms.signalling.connection import TERMINAL_CLOSE_CODES
 from audio_rooms.turn import stun_servers
 
 LOCALES = ("fa", "en")
@@ -27,6 +28,8 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "ice_servers": stun_servers(settings.stun_urls),
         "max_message_bytes": settings.ws_max_message_bytes,
         "locales": list(LOCALES),
+        # WebSocket close codes after which reconnecting is pointless, with their names.
+        "terminal_close_codes": {str(int(c)): name for c, name in TERMINAL_CLOSE_CODES.items()},
         "reactions": [{"name": name, "emoji": emoji} for name, emoji in REACTION_NAMES.items()],
         "limits": {
             # Applies to the handle after lower-casing (handles are case-insensitive).

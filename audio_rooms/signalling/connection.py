@@ -47,6 +47,20 @@ class CloseCode(IntEnum):
     REMOVED = 4011
 
 
+# The closes after which a client must not reconnect, by the name the client shows them under
+# (docs/protocol.md's table; served in /api/config so clients need not copy it).
+TERMINAL_CLOSE_CODES: dict[CloseCode, str] = {
+    CloseCode.NOT_AUTHENTICATED: "not_authenticated",
+    CloseCode.NOT_ALLOWED: "not_allowed_in",
+    CloseCode.ROOM_NOT_FOUND: "room_not_found",
+    # Another tab or device of the same user took over; reconnecting would take it back and the
+    # two would evict each other in a loop.
+    CloseCode.REPLACED: "replaced",
+    CloseCode.ROOM_ENDED: "room_ended",
+    CloseCode.REMOVED: "removed",
+}
+
+
 class TokenBucket:
     """Inbound message budget: ``rate`` per second with bursts up to ``burst``."""
 

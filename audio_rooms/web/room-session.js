@@ -111,6 +111,7 @@ export class RoomSession {
     this.conn = new RoomConnection(this.roomId, {
       token: api.token(),
       invite: this.invite,
+      terminalCloseCodes: this.config?.terminal_close_codes,
       handlers: {
         onState: (s) => {
           this.connState = s;

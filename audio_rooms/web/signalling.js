@@ -10,7 +10,8 @@ export const ConnectionState = Object.freeze({
   CLOSED: "closed",
 });
 
-/** Close codes after which reconnecting cannot succeed or would be wrong. */
+/** Close codes after which reconnecting cannot succeed or would be wrong: the server's
+ * `terminal_close_codes` from /api/config are used; these are for when it could not be read. */
 export const TERMINAL_CLOSE_CODES = Object.freeze({
   4001: "not_authenticated",
   4003: "not_allowed_in",
@@ -32,8 +33,12 @@ export class RoomConnection {
    * onMediaFailed(msg), onError(msg), onClosed(reason, refusal): `refusal` is the error code the server gave for
    * refusing the join (such as `banned` before a 4003), or null.
    */
-  constructor(roomId, { token = null, invite = null, handlers = {}, WebSocketImpl = WebSocket }) {
+  constructor(roomId, {
+    token = null, invite = null, handlers = {}, WebSocketImpl = WebSocket,
+    terminalCloseCodes = TERMINAL_CLOSE_CODES,
+  }) {
     this.roomId = roomId;
+    this.terminalCloseCodes = terminalCloseCodes;
     this.token = token;
     this.invite = invite;
     this.handlers = handlers;
@@ -153,9 +158,9 @@ export class RoomConnection {
     this.ws = null;
     this.stopPing();
     if (this.state === ConnectionState.CLOSED) return;
-    if (code in TERMINAL_CLOSE_CODES) {
+    if (code in this.terminalCloseCodes) {
       this.shutdown(null);
-      this.handlers.onClosed?.(TERMINAL_CLOSE_CODES[code], this.refusal);
+      this.handlers.onClosed?.(this.terminalCloseCodes[code], this.refusal);
       return;
     }
     const delay = BACKOFF_MS[this.attempt] ?? MAX_BACKOFF_MS;

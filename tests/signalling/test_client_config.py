@@ -5,12 +5,14 @@ that the server enforces on sign-up and room creation."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from audio_rooms.domain.actions import REACTIONS
 from tests.conftest import RunningServer
 
 WEB = Path(__file__).resolve().parents[2] / "audio_rooms" / "web"
+PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 
 async def test_config_gives_the_reactions_and_the_limits_the_server_enforces(
@@ -32,3 +34,19 @@ async def test_config_gives_the_reactions_and_the_limits_the_server_enforces(
     assert limits["handle_pattern"] and limits["password_min"] <= limits["password_max"]
     assert refused.status_code == 400 and refused.json()["details"]["field"] == "handle"
     assert too_long.status_code == 400 and too_long.json()["details"]["field"] == "display_name"
+
+
+async def test_config_names_the_closes_after_which_not_to_reconnect(server: RunningServer) -> None:
+    async with server.http() as http:
+        served = (await http.get("/api/config")).json()["terminal_close_codes"]
+    # The "no" rows of the close-code table in docs/protocol.md (1000 is the client's own leave).
+    table = PROTOCOL.read_text().split("### Close codes", 1)[1].split("\n### ", 1)[0]
+    rows = [line.split("|")[1:4] for line in table.splitlines() if line.startswith("| 4")]
+    assert set(served) == {code.strip() for code, _, again in rows if again.strip()[:2] == "no"}
+    # The client's fallback, for when /api/config cannot be read, says the same.
+    script = (WEB / "signalling.js").read_text()
+    fallback = script.split("TERMINAL_CLOSE_CODES = Object.freeze({", 1)[1].split("});", 1)[0]
+    assert dict(re.findall(r'(\d{4}): "(\w+)"', fallback)) == served
+    for locale in ("en", "fa"):
+        catalogue = json.loads((WEB / "i18n" / f"{locale}.json").read_text(encoding="utf-8"))
+        assert all(f"closed.{name}" in catalogue for name in served.values()), locale
