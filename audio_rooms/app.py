@@ -29,7 +29,7 @@ from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
 from audio_rooms.rooms import RoomService
 from audio_rooms.services import Services
 from audio_rooms.settings import Settings
-from audio_rooms.sfu import IceServer, MediaConfig, MediaServer
+from audio_rooms.sfu import IceServer, MediaConfig
 from audio_rooms.signalling import api, schema
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode
@@ -96,8 +96,10 @@ async def start_services(
         redis, store, settings.heartbeat_interval, settings.grace_period,
         settings.empty_room_timeout, settings.reaction_tick,
     )
-    media = MediaServer(media_config(settings)) if with_media else None
-    room_media = RoomMedia(media, rooms, hub.connection, hub.broadcast)
+    room_media = RoomMedia(
+        media_config(settings) if with_media else None, rooms, hub.connection, hub.broadcast
+    )
+    media = room_media.media
     services = Services(
         settings=settings,
         redis=redis,

@@ -42,10 +42,12 @@ class Router:
         on_close: Callable[[Router], None] | None = None,
         reports: SenderReports | None = None,
         quota: TransportQuota | None = None,
+        on_active_speakers: ActiveSpeakersCallback | None = None,
+        on_transport_closed: TransportClosedCallback | None = None,
     ) -> None:
         self.room_id = room_id
-        self.active_speakers = ActiveSpeakerObserver(room_id)
-        self.on_transport_closed: TransportClosedCallback | None = None
+        self.active_speakers = ActiveSpeakerObserver(room_id, on_active_speakers)
+        self.on_transport_closed = on_transport_closed
         self._config = config
         self._stats = stats
         self._on_close = on_close

@@ -6,10 +6,11 @@ import asyncio
 import logging
 
 from audio_rooms.sfu import hooks
+from audio_rooms.sfu.activespeaker import ActiveSpeakersCallback
 from audio_rooms.sfu.beat import Beat
 from audio_rooms.sfu.config import MediaConfig
 from audio_rooms.sfu.quota import TransportQuota
-from audio_rooms.sfu.router import Router
+from audio_rooms.sfu.router import Router, TransportClosedCallback
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.stats import ForwardingStats, MediaStats
 
@@ -17,12 +18,21 @@ logger = logging.getLogger(__name__)
 
 
 class MediaServer:
-    def __init__(self, config: MediaConfig) -> None:
+    """Every router it creates reports to the two callbacks (each is told the room's id)."""
+
+    def __init__(
+        self,
+        config: MediaConfig,
+        on_active_speakers: ActiveSpeakersCallback | None = None,
+        on_transport_closed: TransportClosedCallback | None = None,
+    ) -> None:
         # Fail at start-up, not on the first packet, if aiortc moved what the hooks rely on.
         hooks.check_compatibility()
         hooks.set_consent_timing(config.consent_interval, config.consent_failures)
         hooks.speed_up_stun()
         self.config = config
+        self._on_active_speakers = on_active_speakers
+        self._on_transport_closed = on_transport_closed
         self.forwarding = ForwardingStats(measure_latency=config.measure_latency)
         self._routers: dict[str, Router] = {}
         # One coarse clock for everything that may wait a little (beat.py): deferred reads of
@@ -44,6 +54,8 @@ class MediaServer:
                 on_close=self._router_closed,
                 reports=self.sender_reports,
                 quota=self.quota,
+                on_active_speakers=self._on_active_speakers,
+                on_transport_closed=self._on_transport_closed,
             )
             self._routers[room_id] = router
             logger.info("MediaServer created %r", router)

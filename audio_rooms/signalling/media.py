@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from audio_rooms import errors
 from audio_rooms.rooms import RoomService
-from audio_rooms.sfu import MediaServer, SpeakerLevel
+from audio_rooms.sfu import MediaConfig, MediaServer, SpeakerLevel
 from audio_rooms.signalling import outbound as out
 from audio_rooms.signalling.connection import Connection
 from audio_rooms.state.store import Published
@@ -29,12 +29,16 @@ SendToRoom = Callable[[str, out.ServerMessage], None]
 class RoomMedia:
     def __init__(
         self,
-        media: MediaServer | None,
+        config: MediaConfig | None,
         rooms: RoomService,
         connection: FindConnection,
         send_to_room: SendToRoom,
     ) -> None:
-        self.media = media
+        # The media server is made here, so that every router reports to this from its start.
+        self.media = (
+            MediaServer(config, self._report_active_speakers, self._media_failed)
+            if config is not None else None
+        )
         self._rooms = rooms
         self._connection = connection
         self._send_to_room = send_to_room
@@ -53,10 +57,6 @@ class RoomMedia:
         if me is None:
             raise errors.NotInRoom("You are not in this room.")
         router = self.media.router(room_id)
-        if router.on_active_speakers is None:
-            router.on_active_speakers = self._report_active_speakers
-        if router.on_transport_closed is None:
-            router.on_transport_closed = self._media_failed
         router.set_may_produce(user_id, me.may_speak)
         answer = await router.answer(user_id, offer_sdp, address)
         current = self._active_speakers.get(room_id)
