@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from audio_rooms.sfu import MediaConfig, MediaServer, Router, hooks
-from audio_rooms.sfu.testing import AudioClient
+from audio_rooms.sfu.testing import SAMPLE_RATE, AudioClient, Slot
 
 LOOPBACK = MediaConfig(host_addresses=("127.0.0.1",))
 
@@ -59,10 +59,12 @@ async def join() -> AsyncIterator[Join]:
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
-    """Wait until ``condition()`` holds; fail after ``within`` seconds."""
-    for _ in range(int(within / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition not reached in time")
+def decoded_seconds(slot: Slot) -> float:
+    """How much audio a decoding client has heard on ``slot``."""
+    return sum(len(frame) for frame in slot.frames) / SAMPLE_RATE
+
+
+def hears_for(client: AudioClient, seconds: float, slots: int = 1) -> Callable[[], bool]:
+    """A condition for ``eventually``: ``slots`` of the client's slots have decoded at least
+    ``seconds`` of audio each (enough for a one-second analysis window past the start)."""
+    return lambda: sum(1 for s in client.slots if decoded_seconds(s) >= seconds) >= slots

@@ -7,8 +7,9 @@ import itertools
 
 from audio_rooms.sfu import MediaServer, SpeakerLevel
 from audio_rooms.sfu.testing import ToneTrack
+from tests.conftest import eventually
 
-from .conftest import Join, eventually
+from .conftest import Join
 
 
 async def test_active_speakers_are_reported_loudest_first(media: MediaServer, join: Join) -> None:
@@ -21,7 +22,17 @@ async def test_active_speakers_are_reported_loudest_first(media: MediaServer, jo
     await join(router, "loud", mic=ToneTrack(440, amplitude=0.6), slots=1, decode=False)
     await join(router, "soft", mic=ToneTrack(660, amplitude=0.02), slots=1, decode=False)
     await join(router, "silent", slots=1, decode=False)
-    await asyncio.sleep(2.0)
+
+    def loud_then_soft() -> bool:
+        # Several reports, so that their spacing below is checked over a few intervals.
+        if len(reports) < 5:
+            return False
+        last = reports[-1][1]
+        return [s.participant_id for s in last] == ["loud", "soft"] and (
+            last[0].level > last[1].level > 0
+        )
+
+    await eventually(loud_then_soft)
 
     assert reports
     _, last = reports[-1]
@@ -67,5 +78,6 @@ async def test_a_closed_router_reports_no_more_speakers(media: MediaServer, join
     await router.close()
     assert router.active_speakers.closed and router.on_active_speakers is None
     seen = len(reports)
-    await asyncio.sleep(0.6)  # three ticks of a live router
+    # A negative check: give a live router three ticks (0.2 s each) to report anything.
+    await asyncio.sleep(0.6)
     assert len(reports) == seen

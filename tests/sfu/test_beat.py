@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 from audio_rooms.sfu.beat import Beat
+from tests.conftest import eventually
 
 
 def _off_grid(t: float, interval: float) -> float:
@@ -33,9 +34,10 @@ async def test_deferred_sockets_are_read_on_the_beat_and_at_once_again_after() -
         sent_at = loop.time()
         for i in range(3):
             sender.sendto(b"deferred %d" % i, addr)
+        # A negative check: a quarter of the way to the next beat, nothing may have been read.
         await asyncio.sleep(0.05)
         assert inbox.got == []  # not read while the loop is between beats
-        await asyncio.sleep(0.2)
+        await eventually(lambda: len(inbox.got) >= 3, within=1)
         assert [d for _, d in inbox.got] == [b"deferred 0", b"deferred 1", b"deferred 2"]
         assert all(_off_grid(at, 0.2) < 0.01 for at, _ in inbox.got)
         assert inbox.got[0][0] - sent_at <= 0.2 + 0.02
@@ -43,13 +45,15 @@ async def test_deferred_sockets_are_read_on_the_beat_and_at_once_again_after() -
         # Queued while deferred: read_now() reads them before it returns.
         for i in range(20):
             sender.sendto(b"queued %d" % i, addr)
+        # Let the datagrams reach the socket's queue (nothing to observe: reading them is what
+        # read_now() must do), well before the next beat would read them instead.
         await asyncio.sleep(0.01)
         before = len(inbox.got)
         beat.read_now(readers)
         assert [d for _, d in inbox.got[before:]] == [b"queued %d" % i for i in range(20)]
         sender.sendto(b"at once", addr)
-        await asyncio.sleep(0.02)
-        assert inbox.got[-1][1] == b"at once"
+        # Read at once: well before the next beat, which is more than 0.1 s away.
+        await eventually(lambda: inbox.got[-1][1] == b"at once", within=0.1, every=0.005)
     finally:
         beat.close()
         transport.close()
@@ -63,12 +67,14 @@ async def test_a_closed_deferred_socket_is_forgotten() -> None:
     readers = [(transport._sock_fd, transport._read_ready)]  # type: ignore[attr-defined]
     beat.defer_reads(readers)
     transport.close()
-    await asyncio.sleep(0.12)
+    await eventually(lambda: beat.beats >= 2)  # beats run with the closed socket deferred
     beat.forget(readers)
     beat.read_now(readers)  # nothing to give back: no error, nothing registered
-    await asyncio.sleep(0.12)
-    # Nothing left to do: the beat stopped waking the loop.
+    # The beat already armed runs, finds nothing left to do and stops waking the loop.
+    armed = beat.beats
+    await eventually(lambda: beat.beats > armed)
     beats = beat.beats
+    # A negative check: four intervals pass without a beat.
     await asyncio.sleep(0.2)
     assert beat.beats == beats
     beat.close()

@@ -8,7 +8,6 @@ and keep the same counters.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
@@ -21,8 +20,9 @@ from pylibsrtp import Policy, Session
 from audio_rooms.sfu import MediaServer, egress, hooks
 from audio_rooms.sfu.rtp import header_template
 from audio_rooms.sfu.testing import ToneTrack, dominant_frequency
+from tests.conftest import eventually
 
-from .conftest import LOOPBACK, Join
+from .conftest import LOOPBACK, Join, hears_for
 
 KEY = bytes(range(30))
 built = pytest.mark.skipif(egress.compiled is None, reason="the fast path is not built")
@@ -144,7 +144,7 @@ async def _hear_440(media: MediaServer, join: Join) -> Any:
     router.set_may_produce("speaker", True)
     await join(router, "speaker", mic=ToneTrack(440), slots=1)
     listener = await join(router, "listener", slots=3)
-    await asyncio.sleep(1.5)
+    await eventually(hears_for(listener, 1.25))
     heard = [s for s in listener.slots if s.frames]
     assert len(heard) == 1
     assert abs(dominant_frequency(heard[0].samples(last_seconds=1.0), 48_000) - 440) <= 5

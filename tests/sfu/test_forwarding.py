@@ -8,8 +8,9 @@ import numpy as np
 
 from audio_rooms.sfu import MediaServer
 from audio_rooms.sfu.testing import ToneTrack, dominant_frequency, rms_dbfs
+from tests.conftest import eventually
 
-from .conftest import Join
+from .conftest import Join, hears_for
 
 
 async def test_listener_hears_a_440_hz_tone(media: MediaServer, join: Join) -> None:
@@ -18,7 +19,7 @@ async def test_listener_hears_a_440_hz_tone(media: MediaServer, join: Join) -> N
     await join(router, "speaker", mic=ToneTrack(440), slots=1)
     listener = await join(router, "listener", slots=3)
 
-    await asyncio.sleep(1.5)
+    await eventually(hears_for(listener, 1.25))
 
     heard = [s for s in listener.slots if s.frames]
     assert len(heard) == 1
@@ -37,7 +38,7 @@ async def test_two_speakers_are_both_heard(media: MediaServer, join: Join) -> No
     await join(router, "b", mic=ToneTrack(660), slots=1)
     listener = await join(router, "listener", slots=3)
 
-    await asyncio.sleep(1.5)
+    await eventually(hears_for(listener, 1.25, slots=2))
 
     heard = sorted(
         dominant_frequency(s.samples(last_seconds=1.0), 48_000) for s in listener.slots if s.frames
@@ -54,7 +55,8 @@ async def test_speakers_hear_each_other_but_not_themselves(media: MediaServer, j
     a = await join(router, "a", mic=ToneTrack(440), slots=3)
     b = await join(router, "b", mic=ToneTrack(660), slots=3)
 
-    await asyncio.sleep(1.5)
+    await eventually(hears_for(a, 1.25))
+    await eventually(hears_for(b, 1.25))
 
     def heard(client_slots: list[np.ndarray]) -> list[float]:
         return [dominant_frequency(x, 48_000) for x in client_slots]
@@ -73,6 +75,7 @@ async def test_a_listeners_injected_audio_reaches_nobody(media: MediaServer, joi
     await join(router, "sneaky", mic=ToneTrack(1000), slots=3)
     other = await join(router, "other", slots=3)
 
+    # A negative check: 1.5 s of the sneaky listener's audio flows, and none may arrive.
     await asyncio.sleep(1.5)
 
     assert speaker.received() == 0
@@ -89,7 +92,7 @@ async def test_audio_level_extension_is_kept(media: MediaServer, join: Join) -> 
     await join(router, "speaker", mic=ToneTrack(440, amplitude=0.5), slots=1)
     listener = await join(router, "listener", slots=2, decode=False)
 
-    await asyncio.sleep(0.6)
+    await eventually(lambda: listener.received() > 10)
 
     packets = [p for s in listener.slots for p in s.packets]
     assert len(packets) > 10

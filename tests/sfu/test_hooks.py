@@ -7,13 +7,13 @@ or leak-free closing is broken.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 
 import aiortc
 
 from audio_rooms.sfu import MediaServer, hooks
 from audio_rooms.sfu.testing import ToneTrack
+from tests.conftest import eventually
 
 from .conftest import Join
 
@@ -47,8 +47,7 @@ async def test_ingress_and_egress_hooks_carry_packets(media: MediaServer, join: 
     router.set_may_produce("speaker", True)
     await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
     listener = await join(router, "listener", slots=1, decode=False)
-    await asyncio.sleep(0.5)
-    assert listener.received() > 10
+    await eventually(lambda: listener.received() > 10)
     assert media.stats().forwarded_packets >= listener.received()
 
 
@@ -59,8 +58,19 @@ async def test_receiver_and_sender_reports_stay_true(
     router.set_may_produce("speaker", True)
     speaker = await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
     listener = await join(router, "listener", slots=1, decode=False)
-    # RTCP goes out every 0.5-1.5 s.
-    await asyncio.sleep(3.2)
+
+    async def reported() -> bool:
+        # RTCP goes out every 0.5-1.5 s: wait for reports that cover 50 packets each way.
+        speaker_stats = await speaker.pc.getStats()
+        listener_stats = await listener.pc.getStats()
+        return any(
+            s.type == "remote-inbound-rtp" and s.packetsReceived > 50
+            for s in speaker_stats.values()
+        ) and any(
+            s.type == "remote-outbound-rtp" and s.packetsSent > 50 for s in listener_stats.values()
+        )
+
+    await eventually(reported, within=10)
 
     # The speaker hears receiver reports about its stream from the SFU.
     speaker_stats = await speaker.pc.getStats()
@@ -81,6 +91,7 @@ async def test_the_sfu_starts_no_decoder_threads(media: MediaServer, join: Join)
     before = {t.name for t in threading.enumerate()}
     await join(router, "speaker", mic=ToneTrack(440), slots=1, decode=False)
     await join(router, "listener", slots=3, decode=False)
-    await asyncio.sleep(0.3)
+    # Audio has come in and gone out: a decoder, if any, would have started with it.
+    await eventually(lambda: media.stats().forwarded_packets > 10)
     decoders = [t for t in threading.enumerate() if t.name == "audio-decoder"]
     assert decoders == [] or {t.name for t in decoders} <= before

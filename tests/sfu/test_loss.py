@@ -7,6 +7,7 @@ import itertools
 
 from audio_rooms.sfu import MediaServer, testing
 from audio_rooms.sfu.testing import AudioClient, ToneTrack
+from tests.conftest import eventually
 
 from .conftest import Join
 
@@ -39,7 +40,9 @@ async def test_upstream_loss_shows_as_sequence_gaps(media: MediaServer, join: Jo
         async with asyncio.timeout(10):
             await speaker.connected()
         listener = await join(router, "listener", slots=3)
-        await asyncio.sleep(2.0)
+        await eventually(
+            lambda: any(len(s.packets) >= 60 and len(s.frames) > 20 for s in listener.slots)
+        )
     finally:
         await speaker.close()
 

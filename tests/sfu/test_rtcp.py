@@ -21,8 +21,9 @@ from audio_rooms.sfu import MediaServer, hooks, rtp, testing
 from audio_rooms.sfu.beat import Beat
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.testing import ToneTrack
+from tests.conftest import eventually
 
-from .conftest import Join, eventually
+from .conftest import Join
 
 CLOCK_RATE = 48_000
 
@@ -43,6 +44,7 @@ async def test_batched_sender_reports_are_true(media_1s_reports: MediaServer, jo
                 reports.append((now, packet))
 
     testing.tap_rtcp(listener.pc.getTransceivers()[0].receiver.transport, on_rtcp)
+    # Reports are counted over a fixed window: about three in 3.2 s at one a second.
     await asyncio.sleep(3.2)
 
     slot = listener.slots[0]
@@ -74,12 +76,14 @@ async def test_batched_sender_reports_are_true(media_1s_reports: MediaServer, jo
     transport = router.transports["listener"]
     sender = transport._pc.getTransceivers()[0].sender  # type: ignore[union-attr]
     rtt: list[float | None] = [None]
-    async with asyncio.timeout(8):
-        while rtt[0] is None:
-            stats = await sender.getStats()
-            remote = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
-            rtt[0] = remote[0].roundTripTime if remote else None
-            await asyncio.sleep(0.1)
+
+    async def measured() -> bool:
+        stats = await sender.getStats()
+        remote = [s for s in stats.values() if s.type == "remote-inbound-rtp"]
+        rtt[0] = remote[0].roundTripTime if remote else None
+        return rtt[0] is not None
+
+    await eventually(measured, within=8, every=0.1)
     assert rtt[0] is not None and 0 <= rtt[0] < 0.5
     assert media.sender_reports.sent >= len(reports)
 
@@ -112,8 +116,10 @@ async def test_an_empty_wheel_leaves_the_beat() -> None:
     reports.close()
     assert len(reports) == 0
     # The next beat finds the wheel empty, and with nothing else to do the beat stops.
-    await asyncio.sleep(0.05)
+    armed = beat.beats
+    await eventually(lambda: beat.beats > armed)
     beats = beat.beats
+    # A negative check: ten intervals pass without a beat.
     await asyncio.sleep(0.1)
     assert beat.beats == beats
     beat.close()
@@ -158,7 +164,7 @@ async def test_routine_reports_reach_aiortc_at_most_every_interval() -> None:
     # The first routine one, the first that can give a round-trip time, every BYE.
     assert handed == [routine, with_lsr, bye]
     assert thinner.thinned == 3
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.35)  # the thinner's interval (0.3 s) must pass
     assert thinner.wanted(routine)
     assert thinner.wanted(with_lsr)
 
