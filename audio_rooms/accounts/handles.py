@@ -52,11 +52,11 @@ def clean_display_name(name: str) -> str:
         for char in unicodedata.normalize("NFC", name)
         if char == ZWNJ or unicodedata.category(char) not in ("Cc", "Cf")
     ).strip()
-    if not 1 <= len(cleaned) <= DISPLAY_NAME_MAX:
+    if len(cleaned) > DISPLAY_NAME_MAX:
         raise InvalidField(
             f"display_name must be 1-{DISPLAY_NAME_MAX} characters", field="display_name"
         )
-    if not any(_visible(char) for char in cleaned):
+    if not any(_visible(char) for char in cleaned):  # also a name that was only format chars
         raise InvalidField("display_name must have a visible character", field="display_name")
     return cleaned
 
