@@ -1,4 +1,4 @@
-"""The operator's commands: list and end rooms, list, ban and unban users, against the
+"""The operator's commands: list and end rooms, list, ban and unban users, list nodes, against the
 configured Redis and database. With no Redis configured they use the Redis of the server
 running on the data directory (as its lock file says, datadir.py); they never start one of their
 own, which would not be the one the server's rooms are in."""
@@ -6,8 +6,9 @@ own, which would not be the one the server's rooms are in."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -19,6 +20,7 @@ from audio_rooms.db.records import RoomStatus
 from audio_rooms.domain.transitions import ADMIN, admin_end, admin_remove
 from audio_rooms.settings import Settings
 from audio_rooms.state import keys
+from audio_rooms.state.nodes import NodeRegistry
 from audio_rooms.state.store import RoomStore
 
 
@@ -55,6 +57,22 @@ class Admin:
                 }
             )
         return rows
+
+    async def list_nodes(self) -> list[dict[str, object]]:
+        """Server processes alive in the node registry, with the load each last reported."""
+        now = time.time()
+        return [
+            {
+                "node": info.node_id,
+                "address": info.address,
+                "up": f"{now - info.started_at:.0f}s",
+                "seen": f"{now - info.seen_at:.1f}s ago",
+                **asdict(info.load),
+            }
+            for info in await NodeRegistry(
+                self.store.redis, self.settings.node_heartbeat_interval
+            ).nodes()
+        ]
 
     async def end_room(self, room_id: str) -> None:
         if await self.store.load(room_id) is None:

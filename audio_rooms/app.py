@@ -26,6 +26,7 @@ from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
 from audio_rooms.edge import ConnectionLimits
 from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
+from audio_rooms.node import Node
 from audio_rooms.rooms import RoomService
 from audio_rooms.services import Services
 from audio_rooms.settings import Settings
@@ -40,6 +41,7 @@ from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
 from audio_rooms.state.embedded import REDIS_CONNECTIONS, EmbeddedRedis
+from audio_rooms.state.nodes import NodeRegistry
 from audio_rooms.state.ratelimit import RateLimit
 from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import RoomStore
@@ -142,6 +144,12 @@ async def start_services(
             services.metrics, settings.metrics_host, settings.metrics_port, settings.metrics_token
         )
         await services.metrics_server.start()
+    services.node = Node(
+        NodeRegistry(redis, settings.node_heartbeat_interval),
+        f"{settings.host}:{settings.port}", hub, media,
+    )
+    services.node.start()
+    metrics.watch_nodes(services.node)
     services.housekeeping = asyncio.create_task(_housekeeping(db), name="housekeeping")
     return services
 
@@ -164,6 +172,8 @@ async def stop_services(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await services.housekeeping
     await services.metrics.stop()
+    if services.node is not None:
+        await services.node.stop()
     if services.metrics_server is not None:
         await services.metrics_server.stop()
     services.hub.close_all(CloseCode.GOING_AWAY)

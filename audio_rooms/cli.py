@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     end = rooms.add_parser("end", help="end a live room now")
     end.add_argument("room_id")
 
+    nodes = commands.add_parser("nodes", help="server processes sharing the Redis").add_subparsers(
+        dest="nodes_command", required=True, metavar="ACTION"
+    )
+    nodes.add_parser("list", help="list live nodes and the load each last reported")
     users = commands.add_parser("users", help="accounts").add_subparsers(
         dest="users_command", required=True, metavar="ACTION"
     )
@@ -65,6 +69,8 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
         async with connect(settings) as admin:
             if args.command == "rooms" and args.rooms_command == "list":
                 _print_rows(await admin.list_rooms(), "no live or scheduled rooms")
+            elif args.command == "nodes" and args.nodes_command == "list":
+                _print_rows(await admin.list_nodes(), "no live nodes")
             elif args.command == "rooms" and args.rooms_command == "end":
                 await admin.end_room(args.room_id)
                 print(f"room {args.room_id} ended")

@@ -14,6 +14,7 @@ import hmac
 import time
 from collections import Counter as TallyCounter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
@@ -26,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 if TYPE_CHECKING:
     from audio_rooms.accounts.hashpool import HashPool
     from audio_rooms.edge import ConnectionLimits
+    from audio_rooms.node import Node
     from audio_rooms.settings import Settings
     from audio_rooms.sfu import MediaServer
     from audio_rooms.signalling.hub import Hub
@@ -60,6 +62,9 @@ class Metrics:
 
     def watch(self, hub: Hub, hashes: HashPool, media: MediaServer | None) -> None:
         self.registry.register(_StateCollector(hub, hashes, media))
+
+    def watch_nodes(self, node: Node) -> None:
+        self.registry.register(_NodeCollector(node))
 
     def watch_connections(self, limits: ConnectionLimits) -> None:
         self.registry.register(_ConnectionCollector(limits))
@@ -158,6 +163,29 @@ class _StateCollector(Collector):
             "Media transports that ended without being asked to, by reason.",
             stats.lost,
         )
+
+
+class _NodeCollector(Collector):
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        nodes = self._node.nodes
+        alive = GaugeMetricFamily(
+            f"{PREFIX}_nodes", "Server processes alive in the node registry, as last read."
+        )
+        alive.add_metric([], len(nodes))
+        yield alive
+        load = GaugeMetricFamily(
+            f"{PREFIX}_node_load",
+            "Each live node's load as it last reported it: connections, rooms, "
+            "media_packets_per_second, cpu (cores).",
+            labels=["node", "figure"],
+        )
+        for info in nodes:
+            for figure, value in asdict(info.load).items():
+                load.add_metric([info.node_id, figure], value)
+        yield load
 
 
 class _ConnectionCollector(Collector):

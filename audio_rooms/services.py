@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from audio_rooms.accounts.hashpool import HashPool
 from audio_rooms.db.database import Database
 from audio_rooms.metrics import Metrics, MetricsServer
+from audio_rooms.node import Node
 from audio_rooms.rooms import RoomService
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import MediaServer
@@ -50,3 +51,4 @@ class Services:
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
     metrics_server: MetricsServer | None = field(default=None, repr=False)
+    node: Node | None = field(default=None, repr=False)

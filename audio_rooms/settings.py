@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_format: LogFormat = LogFormat.TEXT
     drain_timeout: float = Field(20.0, ge=0, le=600)
+    # Seconds between this process's beats in the node registry; it drops out after three missed.
+    node_heartbeat_interval: float = Field(5.0, ge=0.2, le=60)
 
     # --- state ---
     redis_url: str | None = None

@@ -76,3 +76,14 @@ def guest_revoked(guest_id: str) -> str:
 # pub/sub channel: the user id of an account an operator just banned from the whole server.
 # Every node closes that user's sockets when it hears it.
 ACCOUNT_BANS = PREFIX + "accounts:banned"
+
+
+# sorted set: node id -> the time (ms since epoch) its registration expires. Listing reads the
+# members not yet expired; a node that stopped beating drops out by itself.
+NODES = PREFIX + "nodes"
+
+
+def node(node_id: str) -> str:
+    """string: JSON of ``nodes.NodeInfo`` for one server process, with a TTL its heartbeat
+    renews (three heartbeat intervals)."""
+    return f"{PREFIX}node:{node_id}"
