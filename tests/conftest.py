@@ -256,8 +256,13 @@ class Endpoint(Protocol):
 
 
 async def connect(server: Endpoint, room_id: str, account: Account | None,
-                  **join: Any) -> Client:
-    ws = await websockets.connect(server.ws_url(room_id), max_size=2**22)
+                  source: str | None = None, **join: Any) -> Client:
+    """Open the room socket and send ``join``; ``source`` is the client address to connect
+    from (127.0.0.2 and up are other addresses to the server, for per-address limits)."""
+    ws = await websockets.connect(
+        server.ws_url(room_id), max_size=2**22,
+        local_addr=(source, 0) if source is not None else None,
+    )
     client = Client(ws, account.user_id if account else "")
     payload = {"token": account.token} if account else {}
     payload.update(join)

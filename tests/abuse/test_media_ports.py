@@ -6,12 +6,9 @@ import random
 import re
 import socket
 
-import websockets
-
 from audio_rooms.sfu.testing import AudioClient, ToneTrack
 from tests.abuse.test_media_junk import connect_media
 from tests.conftest import (
-    Account,
     AccountFactory,
     Client,
     RunningServer,
@@ -89,15 +86,6 @@ async def test_offers_nobody_follows_up_free_their_ports(
         await listener.close()
 
 
-async def connect_from(server: RunningServer, address: str, room_id: str,
-                       account: Account) -> Client:
-    ws = await websockets.connect(server.ws_url(room_id), local_addr=(address, 0))
-    client = Client(ws, account.user_id)
-    await client.send("join", token=account.token)
-    client.welcome = await client.expect("welcome")
-    return client
-
-
 async def test_one_address_holds_a_few_media_transports(
     make_server: ServerFactory, make_account: AccountFactory
 ) -> None:
@@ -105,9 +93,9 @@ async def test_one_address_holds_a_few_media_transports(
     host = await make_account("Host")
     guests = [await make_account(f"Guest {i}", guest=True) for i in range(3)]
     room_id = await create_room(server, host)
-    clients = [await connect_from(server, "127.0.0.1", room_id, g) for g in guests[:2]]
-    third = await connect_from(server, "127.0.0.1", room_id, guests[2])
-    other = await connect_from(server, "127.0.0.2", room_id, host)
+    clients = [await join(server, room_id, g, source="127.0.0.1") for g in guests[:2]]
+    third = await join(server, room_id, guests[2], source="127.0.0.1")
+    other = await join(server, room_id, host, source="127.0.0.2")
     peers = [AudioClient(decode=False) for _ in range(5)]
     try:
         for i, c in enumerate(clients):

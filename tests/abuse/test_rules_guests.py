@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import httpx
 import websockets
 
@@ -13,6 +10,7 @@ from tests.conftest import (
     AccountFactory,
     Client,
     RunningServer,
+    connect,
     create_room,
     join,
 )
@@ -26,15 +24,6 @@ async def guest_from(server: RunningServer, address: str, name: str) -> Account:
     assert response.status_code == 200, response.text
     body = response.json()
     return Account(body["user"]["id"], body["token"], name)
-
-
-async def connect_from(
-    server: RunningServer, room_id: str, account: Account, address: str, **join: Any
-) -> Client:
-    ws = await websockets.connect(server.ws_url(room_id), local_addr=(address, 0))
-    client = Client(ws, account.user_id)
-    await ws.send(json.dumps({"type": "join", "token": account.token, **join}))
-    return client
 
 
 async def test_guests_cannot_be_invited_promoted_or_raise_a_hand(
@@ -66,20 +55,20 @@ async def test_banned_guest_with_a_fresh_token_stays_out(
     room_id = await create_room(server, host)
     host_c = await join(server, room_id, host)
     troll = await guest_from(server, "127.0.0.2", "Troll")
-    troll_c = await connect_from(server, room_id, troll, "127.0.0.2")
+    troll_c = await connect(server, room_id, troll, source="127.0.0.2")
     await troll_c.expect("welcome")
     await host_c.send("ban", user_id=troll.user_id)
     assert await troll_c.closed_with() == 4011
 
     again = await guest_from(server, "127.0.0.2", "Totally new")
     assert again.user_id != troll.user_id
-    retry = await connect_from(server, room_id, again, "127.0.0.2")
+    retry = await connect(server, room_id, again, source="127.0.0.2")
     assert (await retry.expect("error"))["code"] == "banned"
     assert await retry.closed_with() == 4003
 
     # Someone on another address is not caught by it.
     neighbour = await guest_from(server, "127.0.0.3", "Neighbour")
-    neighbour_c = await connect_from(server, room_id, neighbour, "127.0.0.3")
+    neighbour_c = await connect(server, room_id, neighbour, source="127.0.0.3")
     await neighbour_c.expect("welcome")
 
 
@@ -90,12 +79,12 @@ async def test_removed_guest_with_a_fresh_token_stays_out(
     room_id = await create_room(server, host)
     host_c = await join(server, room_id, host)
     pest = await guest_from(server, "127.0.0.2", "Pest")
-    pest_c = await connect_from(server, room_id, pest, "127.0.0.2")
+    pest_c = await connect(server, room_id, pest, source="127.0.0.2")
     await pest_c.expect("welcome")
     await host_c.send("remove", user_id=pest.user_id)
     assert await pest_c.closed_with() == 4011
     again = await guest_from(server, "127.0.0.2", "Pest again")
-    retry = await connect_from(server, room_id, again, "127.0.0.2")
+    retry = await connect(server, room_id, again, source="127.0.0.2")
     assert (await retry.expect("error"))["code"] == "removed"
 
 
@@ -106,13 +95,13 @@ async def test_guest_ban_ends_with_the_room(
     first = await create_room(server, host)
     host_c = await join(server, first, host)
     troll = await guest_from(server, "127.0.0.2", "Troll")
-    troll_c = await connect_from(server, first, troll, "127.0.0.2")
+    troll_c = await connect(server, first, troll, source="127.0.0.2")
     await troll_c.expect("welcome")
     await host_c.send("ban", user_id=troll.user_id)
     assert await troll_c.closed_with() == 4011
     # The address ban is for that live room only: the same guest may listen elsewhere.
     second = await create_room(server, host)
-    elsewhere = await connect_from(server, second, troll, "127.0.0.2")
+    elsewhere = await connect(server, second, troll, source="127.0.0.2")
     await elsewhere.expect("welcome")
 
 
