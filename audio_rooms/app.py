@@ -45,6 +45,7 @@ from audio_rooms.state.nodes import NodeRegistry
 from audio_rooms.state.ratelimit import RateLimit
 from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import RoomStore
+from audio_rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -167,10 +168,7 @@ async def _housekeeping(db: Database) -> None:
 
 
 async def stop_services(services: Services) -> None:
-    if services.housekeeping is not None:
-        services.housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await services.housekeeping
+    await cancel_and_wait(services.housekeeping)
     await services.metrics.stop()
     if services.node is not None:
         await services.node.stop()

@@ -9,7 +9,6 @@ servers can run in one process (tests) without clashing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import time
 from collections import Counter as TallyCounter
@@ -23,6 +22,8 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from audio_rooms.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from audio_rooms.accounts.hashpool import HashPool
@@ -73,10 +74,7 @@ class Metrics:
         self._lag_task = asyncio.create_task(self._measure_lag(), name="loop-lag")
 
     async def stop(self) -> None:
-        if self._lag_task is not None:
-            self._lag_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lag_task
+        await cancel_and_wait(self._lag_task)
 
     async def _measure_lag(self) -> None:
         while True:

@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from audio_rooms.sfu import MediaServer
 from audio_rooms.signalling.hub import Hub
 from audio_rooms.state.nodes import CpuMeter, NodeInfo, NodeLoad, NodeRegistry, new_node_id
+from audio_rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,7 @@ class Node:
         self._task = asyncio.create_task(self._run(), name="node-heartbeat")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         with contextlib.suppress(aioredis.RedisError, OSError):
             await self.registry.leave(self.node_id)
 

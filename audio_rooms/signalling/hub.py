@@ -32,6 +32,7 @@ from audio_rooms.signalling.frames import text_frame
 from audio_rooms.signalling.outbound import Error, Reactions, Reconnect, ServerMessage, Snapshot
 from audio_rooms.state import keys
 from audio_rooms.state.store import Published, RoomStore
+from audio_rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +84,7 @@ class Hub:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 

@@ -16,7 +16,6 @@ meanwhile and clears it on success.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ctypes
 import logging
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from audio_rooms.errors import ServiceUnavailable
+from audio_rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -227,10 +227,7 @@ class EmbeddedRedis:
 
     async def stop(self) -> None:
         supervisor, self._supervisor = self._supervisor, None
-        if supervisor is not None:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
+        await cancel_and_wait(supervisor)
         process, self._process = self._process, None
         if process is not None:
             # redis-server flushes the append-only file on SIGTERM.
