@@ -1,6 +1,11 @@
 """Every Redis key and channel name, defined once, each with its shape.
 
 All keys start with ``ar:`` so that audio-rooms can share a Redis with other software.
+
+Every key of one room carries the room id as a Redis Cluster hash tag (``ar:room:{ID}:...``):
+a room's keys live on one shard, so its transitions, scripts and pipelines never span shards.
+Global keys (the live set, the lobby ranking, nodes, rate limits) are never written in the same
+transaction as a room's keys (docs/operations.md, "Redis deployments").
 """
 
 from __future__ import annotations
@@ -23,12 +28,12 @@ def room_meta(room_id: str) -> str:
 
     Every transition rewrites it and WATCHes it, so it is the room's optimistic lock.
     """
-    return f"{PREFIX}room:{room_id}:meta"
+    return f"{PREFIX}room:{{{room_id}}}:meta"
 
 
 def room_people(room_id: str) -> str:
     """hash: user_id -> JSON of ``Participant.to_record()``."""
-    return f"{PREFIX}room:{room_id}:people"
+    return f"{PREFIX}room:{{{room_id}}}:people"
 
 
 def room_presence(room_id: str) -> str:
@@ -37,30 +42,30 @@ def room_presence(room_id: str) -> str:
     A connected participant's node pushes the deadline forward on every heartbeat; a lost
     connection leaves it at now + grace period, within which the participant may resume.
     """
-    return f"{PREFIX}room:{room_id}:presence"
+    return f"{PREFIX}room:{{{room_id}}}:presence"
 
 
 def room_addresses(room_id: str) -> str:
     """hash: guest user_id -> address tag (HMAC of the guest's client address), written when
     the guest joins; a ban or removal of the guest copies the tag into :func:`room_door`."""
-    return f"{PREFIX}room:{room_id}:addresses"
+    return f"{PREFIX}room:{{{room_id}}}:addresses"
 
 
 def room_door(room_id: str) -> str:
     """hash: address tag -> "banned" | "removed": guests kept out of this live room by where
     they connect from, whatever guest token they hold. Deleted when the room ends."""
-    return f"{PREFIX}room:{room_id}:door"
+    return f"{PREFIX}room:{{{room_id}}}:door"
 
 
 def room_events(room_id: str) -> str:
     """pub/sub channel: JSON ``{"v": version, "c": changed, "e": [event records],
     "p": [user_ids who may speak]}``, published in the same MULTI as the state it describes;
     and, once per reaction tick from each node with reactions, ``{"r": {emoji: count}}``."""
-    return f"{PREFIX}room:{room_id}:events"
+    return f"{PREFIX}room:{{{room_id}}}:events"
 
 
 def room_id_from_events_channel(channel: str) -> str:
-    return channel[len(PREFIX + "room:") : -len(":events")]
+    return channel[len(PREFIX + "room:{") : -len("}:events")]
 
 
 def rate_limit(scope: str, subject: str) -> str:
@@ -87,3 +92,17 @@ def node(node_id: str) -> str:
     """string: JSON of ``nodes.NodeInfo`` for one server process, with a TTL its heartbeat
     renews (three heartbeat intervals)."""
     return f"{PREFIX}node:{node_id}"
+
+
+def room_audience(room_id: str) -> str:
+    """sorted set: listener user_id -> the time they joined (ms since epoch). The audience
+    tier: its size is the listener count, its order the order of the audience's pages. Stage
+    members (speakers, moderators, the host) are in :func:`room_people` instead, never here."""
+    return f"{PREFIX}room:{{{room_id}}}:audience"
+
+
+def room_listener(room_id: str, user_id: str) -> str:
+    """string: JSON of ``Participant.to_record()`` for one listener in :func:`room_audience`.
+    One key per listener, so that a transition about that listener (a raised hand, an
+    invitation, a removal) WATCHes just them, not the whole audience."""
+    return f"{PREFIX}room:{{{room_id}}}:listener:{user_id}"
