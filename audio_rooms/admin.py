@@ -20,7 +20,11 @@ from audio_rooms.db.records import RoomStatus
 from audio_rooms.domain.transitions import ADMIN, admin_end, admin_remove
 from audio_rooms.settings import Settings
 from audio_rooms.state import keys
+from audio_rooms.state.channels import channels_for
+from audio_rooms.state.connect import connect as connect_redis
+from audio_rooms.state.connect import redis_mode
 from audio_rooms.state.nodes import NodeRegistry
+from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.store import RoomStore
 
 
@@ -104,7 +108,7 @@ class Admin:
         user_id = await self._existing_user_id(handle)
         await self.db.add_ban(None, user_id, ADMIN, reason)
         await self.db.revoke_user_sessions(user_id)
-        await self.store.redis.publish(keys.ACCOUNT_BANS, user_id)
+        await self.store.channels.publish(self.store.redis, keys.ACCOUNT_BANS, user_id)
         removed_from = []
         for room_id in await self.store.live_room_ids():
             state = await self.store.load(room_id)
@@ -131,8 +135,9 @@ class Admin:
 @contextlib.asynccontextmanager
 async def connect(settings: Settings) -> AsyncIterator[Admin]:
     """Raise :class:`NoRunningServer` when there is no Redis to talk to."""
-    redis_url = settings.redis_url
-    if not redis_url:
+    if redis_mode(settings) is not None:
+        redis = connect_redis(settings)
+    else:
         running = read_running_server(settings.data_dir)
         if running is None:
             raise NoRunningServer(
@@ -140,11 +145,21 @@ async def connect(settings: Settings) -> AsyncIterator[Admin]:
                 " and AUDIO_ROOMS_REDIS_URL is not set: start it (audio-rooms serve), or give"
                 " this command the server's AUDIO_ROOMS_DATA_DIR or AUDIO_ROOMS_REDIS_URL"
             )
-        redis_url = running.redis_url
-    redis = aioredis.from_url(redis_url)
+        if not running.redis_url:
+            raise NoRunningServer(
+                "the server running on this data directory uses Redis Sentinel or a Redis"
+                " Cluster: give this command the same AUDIO_ROOMS_REDIS_* settings"
+            )
+        redis = aioredis.from_url(running.redis_url)
     db = await Database.open(settings.resolved_database_url)
     try:
-        yield Admin(settings, db, RoomStore(redis))
+        store = RoomStore(redis)
+        store.channels = await channels_for(redis)
+        if settings.redis_replica_acks:
+            store.after_write = ReplicaAcks(
+                redis, settings.redis_replica_acks, settings.redis_replica_timeout
+            ).after_write
+        yield Admin(settings, db, store)
     finally:
         db.close()
         await redis.aclose()

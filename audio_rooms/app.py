@@ -40,9 +40,14 @@ from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
-from audio_rooms.state.embedded import REDIS_CONNECTIONS, EmbeddedRedis
+from audio_rooms.state.channels import channels_for
+from audio_rooms.state.connect import connect as connect_redis
+from audio_rooms.state.connect import describe as describe_redis
+from audio_rooms.state.connect import redis_mode
+from audio_rooms.state.embedded import EmbeddedRedis
 from audio_rooms.state.nodes import NodeRegistry
 from audio_rooms.state.ratelimit import RateLimit
+from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import RoomStore
 from audio_rooms.tasks import cancel_and_wait
@@ -72,11 +77,9 @@ async def start_services(
     settings: Settings, metrics: Metrics, with_media: bool = True
 ) -> Services:
     embedded: EmbeddedRedis | None = None
-    if settings.redis_url:
-        redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=10,
-            health_check_interval=30,
-        ))
+    logger.info("live state in %s", describe_redis(settings))
+    if redis_mode(settings) is not None:
+        redis = connect_redis(settings)
     else:
         embedded = EmbeddedRedis(
             settings.data_dir / "redis",
@@ -89,6 +92,12 @@ async def start_services(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = await Database.open(settings.resolved_database_url)
     store = RoomStore(redis)
+    store.channels = channels = await channels_for(redis)
+    if settings.redis_replica_acks:
+        store.after_write = ReplicaAcks(
+            redis, settings.redis_replica_acks, settings.redis_replica_timeout,
+            metrics.replica_shortfalls,
+        ).after_write
     signer = signer_for(settings)
     revocations = GuestRevocations(redis)
     limits = Limits(settings.max_speakers, settings.max_listeners)
@@ -97,7 +106,7 @@ async def start_services(
     )
     hub = Hub(
         redis, store, settings.heartbeat_interval, settings.grace_period,
-        settings.empty_room_timeout, settings.reaction_tick,
+        settings.empty_room_timeout, settings.reaction_tick, channels,
     )
     room_media = RoomMedia(
         media_config(settings) if with_media else None, rooms, hub.connection, hub.broadcast

@@ -94,13 +94,17 @@ def serve(settings: Settings) -> int:
     from audio_rooms.datadir import DataDirectoryInUse, ServerLock
     from audio_rooms.edge import raise_fd_limit
     from audio_rooms.server import DrainingServer, log_media_plan, uvicorn_config
+    from audio_rooms.state.connect import redis_mode
     from audio_rooms.state.embedded import EmbeddedRedis
 
     # Before anything touches the data directory: a second server would unlink the first one's
     # Redis socket and write to the same append-only file and SQLite database.
     lock = ServerLock(settings.data_dir)
     try:
-        lock.acquire(settings.redis_url or EmbeddedRedis(settings.data_dir / "redis").url)
+        # With Sentinel or a cluster there is no one URL: the admin commands take the same
+        # AUDIO_ROOMS_REDIS_* settings instead (an empty record says so).
+        lock.acquire(settings.redis_url or (
+            "" if redis_mode(settings) else EmbeddedRedis(settings.data_dir / "redis").url))
     except DataDirectoryInUse as exc:
         print(f"audio-rooms: {exc}", file=sys.stderr)
         return 1

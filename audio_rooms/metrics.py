@@ -59,6 +59,12 @@ class Metrics:
             "How late the event loop woke a timer, at the last sample.",
             registry=self.registry,
         )
+        self.replica_shortfalls = Counter(
+            f"{PREFIX}_redis_replica_shortfalls",
+            "Room changes fewer replicas confirmed than AUDIO_ROOMS_REDIS_REPLICA_ACKS within "
+            "AUDIO_ROOMS_REDIS_REPLICA_TIMEOUT (state/replication.py).",
+            registry=self.registry,
+        )
         self._lag_task: asyncio.Task[None] | None = None
 
     def watch(self, hub: Hub, hashes: HashPool, media: MediaServer | None) -> None:

