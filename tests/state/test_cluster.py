@@ -4,6 +4,10 @@ plain pub/sub on Redis 6 and sharded pub/sub on Redis 7."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,6 +142,29 @@ async def _exercise_room(room_id: str, host: Any, server: RunningServer, other: 
         assert left["reason"] == "left"
     for c in everyone:
         await c.close()
+
+
+async def test_nodes_register_and_the_admin_cli_lists_them_on_the_cluster(
+    cluster: ClusterTopology, server: RunningServer, make_server: ServerFactory,
+) -> None:
+    """The node registry writes a node's key and the set of nodes separately (different
+    shards), and the admin CLI reaches the cluster with the same settings as the servers."""
+    other = await make_server(redis_url=None, redis_cluster_nodes=cluster.node_addresses,
+                              node_heartbeat_interval=0.3)
+    ids = [s.services.node.node_id for s in (server, other) if s.services.node is not None]
+    env = {
+        **os.environ,
+        "AUDIO_ROOMS_DATA_DIR": str(server.settings.data_dir),
+        "AUDIO_ROOMS_REDIS_CLUSTER_NODES": cluster.node_addresses,
+        "AUDIO_ROOMS_SECRET_KEY": server.settings.secret_key or "",
+    }
+    env.pop("AUDIO_ROOMS_REDIS_URL", None)
+    shown = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "audio_rooms", "nodes", "list"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert len(ids) == 2 and all(node_id in shown.stdout for node_id in ids), shown.stdout
 
 
 async def test_transactions_and_scripts_on_one_rooms_keys_work_on_the_cluster(

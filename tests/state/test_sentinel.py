@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +95,8 @@ async def test_acknowledged_stage_actions_survive_a_killed_primary(
     for c in everyone:
         await got(c, "mute_changed", user_id=ana.user_id)
     assert await _shortfalls(server) == 0
+    listed = await _cli(server, sentinels, "rooms", "list")  # the admin CLI finds the primary
+    assert listed.returncode == 0 and room_id in listed.stdout, listed.stderr
 
     killed_at = time.monotonic()
     sentinels.primary.kill()
@@ -192,6 +196,22 @@ async def _signup(server: RunningServer, name: str) -> Account:
     assert response.status_code == 201, response.text
     body = response.json()
     return Account(body["user"]["id"], body["token"], name)
+
+
+async def _cli(server: RunningServer, topology: SentinelTopology,
+               *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "AUDIO_ROOMS_DATA_DIR": str(server.settings.data_dir),
+        "AUDIO_ROOMS_REDIS_SENTINELS": topology.sentinel_addresses,
+        "AUDIO_ROOMS_REDIS_SENTINEL_MASTER": MASTER_NAME,
+        "AUDIO_ROOMS_SECRET_KEY": server.settings.secret_key or "",
+    }
+    env.pop("AUDIO_ROOMS_REDIS_URL", None)
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "audio_rooms", *args],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
 
 
 async def _shortfalls(server: RunningServer) -> float:
