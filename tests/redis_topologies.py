@@ -1,9 +1,10 @@
 """Real Redis topologies on loopback for tests: a primary with a replica watched by three
 sentinels, and a three-master Redis Cluster.
 
-Every process runs from the same ``redis-server`` binary the embedded Redis uses, on free
-loopback ports, with its files under a test's temporary directory. Each is started by PID and
-stopped by PID at teardown, whatever happened in the test (the context managers' ``finally``).
+Every process runs from the same ``redis-server`` binary the embedded Redis uses (or a given
+one: Redis 7 for sharded pub/sub), on free loopback ports, with its files under a test's
+temporary directory. Each is started by PID and killed by PID at teardown, whatever happened in
+the test (the context managers' ``finally``), and dies with the test run if that is killed.
 Every wait is bounded: a topology that does not come up within its bound fails the test with
 the processes' log tails, rather than hanging the suite.
 """
@@ -22,7 +23,9 @@ from pathlib import Path
 
 import redis
 
-from audio_rooms.state.embedded import find_redis_server
+# The embedded Redis's way to have a child die with its parent: if the test run itself is
+# killed, no redis-server outlives it.
+from audio_rooms.state.embedded import _die_with_parent, find_redis_server
 from tests.conftest import free_port
 
 MASTER_NAME = "rooms-primary"
@@ -120,7 +123,8 @@ def start_redis(name: str, root: Path, *arguments: str, conf: Path | None = None
         "--logfile", str(directory / "redis.log"), "--daemonize", "no",
         "--save", "", "--appendonly", "no", *arguments,
     ]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=_die_with_parent)
     node = RedisProcess(name, port, directory, process)
     try:
         wait_for(node.answers, 10, f"{name} on port {port} answering", [node.log])
@@ -245,7 +249,7 @@ def _start_sentinel(name: str, root: Path, conf: Path, port: int,
         [find_redis_server(None), str(conf), "--sentinel", "--port", str(port),
          "--bind", "127.0.0.1", "--dir", str(directory), "--daemonize", "no",
          "--logfile", str(directory / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
     )
     node = RedisProcess(name, port, directory, process)
 
