@@ -32,6 +32,7 @@ from audio_rooms.services import Services
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig
 from audio_rooms.signalling import api, schema
+from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode
 from audio_rooms.signalling.frames import ExposeProtocol
@@ -133,7 +134,10 @@ async def start_services(
         embedded_redis=embedded,
     )
     hub.listeners += [room_media.on_published, rooms.on_published]
+    hub.snapshots = rooms.snapshot_for_hub
     await hub.start()
+    services.audience_ticker = AudienceTicker(hub, rooms, settings.audience_tick)
+    services.audience_ticker.start()
     try:
         await store.rank_unranked()
     except (aioredis.RedisError, OSError):
@@ -170,6 +174,8 @@ async def _housekeeping(db: Database) -> None:
 async def stop_services(services: Services) -> None:
     await cancel_and_wait(services.housekeeping)
     await services.metrics.stop()
+    if services.audience_ticker is not None:
+        await services.audience_ticker.stop()
     if services.node is not None:
         await services.node.stop()
     if services.metrics_server is not None:
