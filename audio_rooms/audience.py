@@ -48,6 +48,9 @@ class Audience:
         self.follows = follows
         self._known: dict[str, tuple[tuple[str, ...], float, list[str]]] = {}
         self._welcome: dict[str, tuple[float, list[dict[str, Any]], dict[str, Any]]] = {}
+        # The glance this node last sent each room (signalling/audience_tick.py): a welcome
+        # shows the same faces as everyone else here, and the next change reaches it too.
+        self.sent: dict[str, Glance] = {}
 
     async def glance(self, state: RoomState) -> Glance:
         """The count and the sample of a live room."""
@@ -73,7 +76,9 @@ class Audience:
             })
             self._welcome[room_id] = cached
         count = await self.store.audience.count(room_id)
-        return {"count": count, "sample": cached[1], "page": cached[2]}
+        sent = self.sent.get(room_id)
+        sample = sent.to_wire()["sample"] if sent is not None else cached[1]
+        return {"count": count, "sample": sample, "page": cached[2]}
 
     async def page(self, room_id: str, cursor: str | None, limit: int) -> AudiencePage:
         return await self.store.audience.page(room_id, cursor, limit)
@@ -89,6 +94,7 @@ class Audience:
     def forget(self, room_id: str) -> None:
         self._known.pop(room_id, None)
         self._welcome.pop(room_id, None)
+        self.sent.pop(room_id, None)
 
     async def _moderators_follow(self, state: RoomState) -> list[str]:
         moderators = tuple(sorted(p.user_id for p in state.moderators() if not p.is_guest))

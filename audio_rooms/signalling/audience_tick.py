@@ -62,6 +62,7 @@ class AudienceTicker:
             if self._sent.get(room_id) == seen:
                 continue
             self._sent[room_id] = seen
+            self.rooms.audience.sent[room_id] = glance
             self.hub.broadcast(room_id, Audience.of(glance.to_wire()))
             stage = sum(1 for p in state.participants.values() if p.role.on_stage)
             await self.rooms.store.redis.zadd(
