@@ -40,6 +40,7 @@ class Admin:
             state = await self.store.load(room_id)
             if state is None or not state.live:
                 continue
+            listeners = await self.store.audience.count(room_id)
             rows.append(
                 {
                     "id": room_id,
@@ -47,7 +48,7 @@ class Admin:
                     "title": state.title,
                     "host": state.host_id,
                     "speakers": state.count(on_stage=True),
-                    "listeners": state.count(on_stage=False),
+                    "listeners": listeners,
                 }
             )
         for record in await self.db.list_rooms(RoomStatus.SCHEDULED):
@@ -111,10 +112,9 @@ class Admin:
         await self.store.channels.publish(self.store.redis, keys.ACCOUNT_BANS, user_id)
         removed_from = []
         for room_id in await self.store.live_room_ids():
-            state = await self.store.load(room_id)
-            if state is not None and state.get(user_id) is not None:
+            if await self.store.member(room_id, user_id) is not None:
                 await self.store.change(
-                    room_id, lambda s, now: admin_remove(s, user_id, now)
+                    room_id, lambda s, now: admin_remove(s, user_id, now), about=(user_id,)
                 )
                 removed_from.append(room_id)
                 await self.db.log_moderation(room_id, ADMIN, "ban", user_id, {"via": "cli"})

@@ -32,6 +32,7 @@ from audio_rooms.services import Services
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig
 from audio_rooms.signalling import api, schema
+from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode
 from audio_rooms.signalling.frames import ExposeProtocol
@@ -40,6 +41,7 @@ from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
+from audio_rooms.state.adopt import adopt_old_rooms
 from audio_rooms.state.channels import channels_for
 from audio_rooms.state.connect import connect as connect_redis
 from audio_rooms.state.connect import describe as describe_redis
@@ -94,10 +96,9 @@ async def start_services(
     store = RoomStore(redis)
     store.channels = channels = await channels_for(redis)
     if settings.redis_replica_acks:
-        store.after_write = ReplicaAcks(
-            redis, settings.redis_replica_acks, settings.redis_replica_timeout,
-            metrics.replica_shortfalls,
-        ).after_write
+        acks = ReplicaAcks(redis, settings.redis_replica_acks, settings.redis_replica_timeout,
+                           metrics.replica_shortfalls)
+        store.after_write = store.audience.after_write = acks.after_write
     signer = signer_for(settings)
     revocations = GuestRevocations(redis)
     limits = Limits(settings.max_speakers, settings.max_listeners)
@@ -142,8 +143,12 @@ async def start_services(
         embedded_redis=embedded,
     )
     hub.listeners += [room_media.on_published, rooms.on_published]
+    hub.snapshots = rooms.snapshot_for_hub
     await hub.start()
+    services.audience_ticker = AudienceTicker(hub, rooms, settings.audience_tick)
+    services.audience_ticker.start()
     try:
+        await adopt_old_rooms(redis)
         await store.rank_unranked()
     except (aioredis.RedisError, OSError):
         logger.warning("could not rank live rooms for the lobby: Redis unreachable")
@@ -179,6 +184,8 @@ async def _housekeeping(db: Database) -> None:
 async def stop_services(services: Services) -> None:
     await cancel_and_wait(services.housekeeping)
     await services.metrics.stop()
+    if services.audience_ticker is not None:
+        await services.audience_ticker.stop()
     if services.node is not None:
         await services.node.stop()
     if services.metrics_server is not None:

@@ -13,17 +13,18 @@ import hashlib
 import hmac
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from audio_rooms import errors
 from audio_rooms.accounts.tokens import Identity
+from audio_rooms.audience import Audience
 from audio_rooms.db.records import BanRecord, ModerationEntry, RoomRecord, RoomStatus, UserRecord
 from audio_rooms.domain import actions as a
 from audio_rooms.domain.roles import Visibility
-from audio_rooms.domain.room import Limits, RoomState, new_room
-from audio_rooms.domain.transitions import Outcome, host_rotate_invite
+from audio_rooms.domain.room import Limits, Participant, RoomState, new_room
+from audio_rooms.domain.transitions import Outcome, apply, host_rotate_invite
 from audio_rooms.state.store import Published, RoomStore
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,18 @@ logger = logging.getLogger(__name__)
 # A lobby page of live rooms skips rooms the viewer may not see; it reads at most this many
 # batches before answering with what it found (and a cursor to read on).
 LOBBY_BATCHES = 4
+
+# A listener's join holds their place this long until their connection's heartbeats take over
+# (the hub's first one comes at once): a join whose socket never attaches is dropped after it.
+JOIN_PRESENCE_SECONDS = 60.0
+JOIN_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    state: RoomState  # the stage when the join was decided
+    me: Participant
+    resumed: bool  # already in the room (another tab, a reconnect): same role
 
 
 class RoomRecords(Protocol):
@@ -87,6 +100,8 @@ class People(Protocol):
 
     async def followers_among(self, user_id: str, candidate_ids: list[str]) -> set[str]: ...
 
+    async def followed_by_any(self, user_ids: list[str], limit: int) -> list[str]: ...
+
 
 class RoomDatabase(RoomRecords, RoomModeration, People, Protocol):
     """All that RoomService reads and writes in SQL; :class:`~audio_rooms.db.Database` is one."""
@@ -112,6 +127,7 @@ class RoomService:
         self._secret = secret.encode()
         self.limits = limits
         self.max_rooms_per_account = max_rooms_per_account
+        self.audience = Audience(store, db)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -188,8 +204,11 @@ class RoomService:
 
     async def join(
         self, who: Identity, room_id: str, invite: str | None, address: str
-    ) -> Outcome:
-        state = await self.live_state(room_id)
+    ) -> Joined:
+        """Let ``who`` in, or raise why not. The host and people on stage come back through a
+        transition or as they are; a listener's join touches a constant number of keys
+        whatever the room's size (state/audience.py), checked against the version of the
+        room the rules below were applied to."""
         banned = await self.db.is_banned(room_id, who.user_id)
         if banned:  # from this room, or from the server: say which
             await self.refuse_banned_account(who)
@@ -201,22 +220,55 @@ class RoomService:
             if door == "removed":
                 raise errors.RemovedFromRoom("A moderator removed you from this room.")
             banned = banned or door == "banned"
+        for _ in range(JOIN_ATTEMPTS):
+            state = await self.live_state(room_id)
+            on_stage = state.get(who.user_id)
+            if on_stage is not None:
+                return Joined(state, on_stage, resumed=True)
+            action = await self._join_action(who, state, invite, banned)
+            if who.user_id == state.host_id:
+                outcome = await self.store.transition(room_id, who.user_id, action)
+                me = outcome.state.get(who.user_id)
+                assert me is not None
+                return Joined(outcome.state, me, resumed=not outcome.events)
+            now = self.store.clock()
+            # The rules of admission (bans, removal, visibility, guests) on this version;
+            # the capacity is counted by the script itself.
+            listener = apply(state, who.user_id, action, now).state.get(who.user_id)
+            assert listener is not None
+            result = await self.store.audience.join(
+                room_id, listener, state.version, now + JOIN_PRESENCE_SECONDS
+            )
+            if result in ("joined", "present"):
+                if who.is_guest:
+                    await self.store.remember_address(room_id, who.user_id, tag)
+                if result == "present":
+                    listener = await self.store.audience.listener(room_id, who.user_id) or listener
+                return Joined(state, listener, resumed=result == "present")
+            if result == "full":
+                raise errors.RoomFull("This room is full.")
+            if result == "ended":
+                raise errors.RoomEnded("This room has ended.")
+            if result == "missing":
+                raise errors.RoomNotFound("No such room.")
+            # "stale", "stage", "host": the room changed since it was read; read it again.
+        raise errors.VersionConflict("The room is too busy right now; try again.")
+
+    async def _join_action(
+        self, who: Identity, state: RoomState, invite: str | None, banned: bool
+    ) -> a.Join:
         followed = (
             not who.is_guest
             and state.visibility is Visibility.SOCIAL
             and bool(await self.db.followers_among(who.user_id, _moderator_ids(state)))
         )
-        action = a.Join(
+        return a.Join(
             display_name=who.display_name,
             is_guest=who.is_guest,
             followed_by_moderator=followed,
             has_invite=invite is not None and self.check_invite(state, invite),
             banned=banned,
         )
-        outcome = await self.store.transition(room_id, who.user_id, action)
-        if who.is_guest:
-            await self.store.remember_address(room_id, who.user_id, tag)
-        return outcome
 
     async def act(self, who: Identity, room_id: str, action: a.Action) -> Outcome:
         outcome = await self.store.transition(room_id, who.user_id, action)
@@ -262,6 +314,26 @@ class RoomService:
         A joining connection reads it after subscribing to the room's deltas, so that none is
         missed between this snapshot and the first delta."""
         return await self.store.load(room_id)
+
+    async def snapshot_for_hub(self, room_id: str, viewer: str
+                               ) -> tuple[dict[str, Any], int] | None:
+        view = await self.snapshot(room_id, viewer)
+        return (view[0], view[1].version) if view else None
+
+    async def snapshot(self, room_id: str, viewer: str) -> tuple[dict[str, Any], RoomState] | None:
+        """What ``viewer`` is shown of the room now (SNAPSHOT in docs/protocol.md): the stage,
+        themselves, the hands a moderator handles, and the audience's count, sample and first
+        page; with the state it was read from. None once the room is gone."""
+        state = await self.store.view(room_id, viewer)
+        if state is None:
+            return None
+        snapshot = state.snapshot(viewer)
+        if state.live:
+            snapshot["audience"] = await self.audience.for_welcome(state)
+        else:
+            snapshot["audience"] = {"count": 0, "sample": [],
+                                    "page": {"listeners": [], "next": None}}
+        return snapshot, state
 
     async def live_state(self, room_id: str) -> RoomState:
         state = await self.store.load(room_id)
@@ -313,6 +385,11 @@ class RoomService:
         if state is not None and not state.live:
             state = None
         has_invite = invite is not None and state is not None and self.check_invite(state, invite)
+        if state is not None and viewer is not None and state.get(viewer.user_id) is None:
+            listener = await self.store.audience.listener(room_id, viewer.user_id)
+            if listener is not None:  # in the audience: may see the room it is in
+                state = replace(state, participants={**state.participants,
+                                                     listener.user_id: listener})
         followers = await self._followers(viewer, [(record, state)])
         if not has_invite and not _may_see(viewer, record, state, followers):
             raise errors.RoomNotFound("No such room.")
@@ -337,7 +414,8 @@ class RoomService:
     async def summary(self, record: RoomRecord) -> dict[str, Any]:
         state = await self.store.load(record.id) if record.status is RoomStatus.LIVE else None
         host = await self.db.get_user(record.host_id)
-        return _summary(record, host.display_name if host else record.host_id, state)
+        listeners = await self.store.audience.count(record.id) if state is not None else 0
+        return _summary(record, host.display_name if host else record.host_id, state, listeners)
 
     async def live_page(self, viewer: Identity | None, offset: int, limit: int) -> LobbyPage:
         """Live rooms the viewer may see, busiest first: each batch is one Redis pipeline and
@@ -347,19 +425,24 @@ class RoomService:
         for _ in range(LOBBY_BATCHES):
             ids = await self.store.ranked_live_rooms(position, limit)
             states = await self.store.load_many(ids)
+            counts = await self.store.audience.counts(ids)
             records = await self.db.rooms_with_hosts(ids)
             followers = await self._followers(
                 viewer, [(records[i][0], states.get(i)) for i in ids if i in records]
             )
+            hidden = [i for i in ids if i in records
+                      and records[i][0].visibility.value != Visibility.OPEN.value]
+            listening = (await self.store.audience.listening_in(hidden, viewer.user_id)
+                         if viewer is not None and hidden else set())
             for room_id in ids:
                 position += 1
                 state = states.get(room_id)
                 if room_id not in records or state is None or not state.live:
                     continue  # ended between the ranking and this read
                 record, host_name = records[room_id]
-                if not _may_see(viewer, record, state, followers):
+                if room_id not in listening and not _may_see(viewer, record, state, followers):
                     continue
-                rooms.append(_summary(record, host_name, state))
+                rooms.append(_summary(record, host_name, state, counts.get(room_id, 0)))
                 if len(rooms) == limit:
                     return LobbyPage(rooms, str(position))
             if len(ids) < limit:
@@ -369,7 +452,7 @@ class RoomService:
     async def scheduled_page(self, viewer: Identity | None, offset: int, limit: int) -> LobbyPage:
         viewer_id = viewer.user_id if viewer and not viewer.is_guest else None
         rows = await self.db.scheduled_page(viewer_id, offset, limit + 1)
-        rooms = [_summary(record, host_name, None) for record, host_name in rows[:limit]]
+        rooms = [_summary(record, host_name, None, 0) for record, host_name in rows[:limit]]
         return LobbyPage(rooms, str(offset + limit) if len(rows) > limit else None)
 
 
@@ -394,7 +477,9 @@ def _may_see(
     return bool(deciders & followers)
 
 
-def _summary(record: RoomRecord, host_name: str, state: RoomState | None) -> dict[str, Any]:
+def _summary(
+    record: RoomRecord, host_name: str, state: RoomState | None, listeners: int
+) -> dict[str, Any]:
     status = record.status
     if state is not None and not state.live:
         # Ended in the live state (the authority), which SQL records just after the
@@ -421,7 +506,7 @@ def _summary(record: RoomRecord, host_name: str, state: RoomState | None) -> dic
         "ended_at": _iso(record.ended_at),
         "speakers": speakers,
         "speaker_count": len(speakers),
-        "listener_count": state.count(on_stage=False) if state else 0,
+        "listener_count": listeners if state else 0,
     }
 
 

@@ -19,6 +19,7 @@ from audio_rooms.node import Node
 from audio_rooms.rooms import RoomService
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import MediaServer
+from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.media import RoomMedia
@@ -52,3 +53,4 @@ class Services:
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
     metrics_server: MetricsServer | None = field(default=None, repr=False)
     node: Node | None = field(default=None, repr=False)
+    audience_ticker: AudienceTicker | None = field(default=None, repr=False)

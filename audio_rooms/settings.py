@@ -88,7 +88,7 @@ class Settings(BaseSettings):
 
     # --- rooms ---
     max_speakers: int = Field(20, ge=1, le=1000)
-    max_listeners: int = Field(5000, ge=1, le=1_000_000)
+    max_listeners: int = Field(10_000, ge=1, le=1_000_000)
     grace_period: float = Field(30.0, gt=0, le=3600)
     heartbeat_interval: float = Field(10.0, gt=0, le=600)
     empty_room_timeout: float = Field(600.0, gt=0)
@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     max_rooms_per_account: int = Field(10, ge=1, le=10_000)
     rooms_per_address_per_hour: int = Field(30, ge=1, le=1_000_000)
     reaction_tick: float = Field(0.2, ge=0.05, le=5.0)
+    # Seconds between a node's audience updates (count and sample) to each of its rooms.
+    audience_tick: float = Field(1.0, ge=0.2, le=10.0)
     lobby_max_page_size: int = Field(50, ge=1, le=500)
 
     # --- signalling ---

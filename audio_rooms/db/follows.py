@@ -66,6 +66,24 @@ class Follows(Aggregate):
         )
         return list(session.exec(query))
 
+    async def followed_by_any(self, user_ids: list[str], limit: int) -> list[str]:
+        """Up to ``limit`` ids of people any of ``user_ids`` follow, most recently followed
+        first (the faces a room's moderators know come first in its audience sample)."""
+        if not user_ids:
+            return []
+        return await self._followed_by_any(list(user_ids), limit)
+
+    @in_session
+    def _followed_by_any(self, session: Session, user_ids: list[str], limit: int) -> list[str]:
+        query = (
+            select(Follow.followee_id)
+            .where(col(Follow.follower_id).in_(user_ids))
+            .group_by(col(Follow.followee_id))
+            .order_by(func.max(Follow.created_at).desc(), col(Follow.followee_id))
+            .limit(limit)
+        )
+        return list(session.exec(query))
+
     @in_session
     def followers_count(self, session: Session, user_id: str) -> int:
         query = select(func.count()).select_from(Follow).where(col(Follow.followee_id) == user_id)

@@ -43,24 +43,36 @@ def participant_joined(participant_wire: dict[str, Any], user_id: str) -> Event:
     return Event("participant_joined", user_id, {"participant": participant_wire})
 
 
-def participant_left(user_id: str, reason: str) -> Event:
-    return Event("participant_left", user_id, {"reason": reason})
+def participant_left(user_id: str, reason: str, listener: bool = False) -> Event:
+    """A listener's departure is the audience tier's business (counted, not announced); it
+    is an event only for the moderators who had their raised hand or invitation in view."""
+    audience = Audience.MODERATORS if listener else Audience.ALL
+    return Event("participant_left", user_id, {"reason": reason}, audience)
 
 
-def role_changed(user_id: str, role: str, by: str | None) -> Event:
-    return Event("role_changed", user_id, {"role": role, "by": by})
+def role_changed(
+    user_id: str, role: str, by: str | None, participant_wire: dict[str, Any] | None = None
+) -> Event:
+    """``participant`` rides along when someone comes up from the audience: clients hold no
+    listener details but their own and the first pages."""
+    data: dict[str, Any] = {"role": role, "by": by}
+    if participant_wire is not None:
+        data["participant"] = participant_wire
+    return Event("role_changed", user_id, data)
 
 
-def hand_raised(user_id: str) -> Event:
-    return Event("hand_raised", user_id, audience=Audience.MODERATORS)
+def hand_raised(user_id: str, participant_wire: dict[str, Any]) -> Event:
+    return Event("hand_raised", user_id, {"participant": participant_wire},
+                 Audience.MODERATORS)
 
 
 def hand_lowered(user_id: str, by: str | None) -> Event:
     return Event("hand_lowered", user_id, {"by": by}, Audience.MODERATORS)
 
 
-def invited(user_id: str, by: str) -> Event:
-    return Event("invited", user_id, {"by": by}, Audience.MODERATORS)
+def invited(user_id: str, by: str, participant_wire: dict[str, Any]) -> Event:
+    return Event("invited", user_id, {"by": by, "participant": participant_wire},
+                 Audience.MODERATORS)
 
 
 def invitation_declined(user_id: str) -> Event:

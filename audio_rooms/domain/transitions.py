@@ -108,7 +108,7 @@ def _check_admission(state: RoomState, action: a.Join) -> None:
 def _leave(state: RoomState, actor: Participant, action: a.Leave, now: float) -> Result:
     reason = action.reason if action.reason in ("left", "timeout") else "left"
     new_state, events = _without(state, actor.user_id)
-    events.append(ev.participant_left(actor.user_id, reason))
+    events.append(ev.participant_left(actor.user_id, reason, actor.role is Role.LISTENER))
     if actor.role.moderates:
         return _ensure_moderator(new_state, events, now)
     return new_state, events
@@ -174,7 +174,7 @@ def _raise_hand(state: RoomState, actor: Participant, action: a.RaiseHand, now: 
     if actor.user_id in state.hand_queue:
         return state, []
     new_state = replace(state, hand_queue=(*state.hand_queue, actor.user_id))
-    return new_state, [ev.hand_raised(actor.user_id)]
+    return new_state, [ev.hand_raised(actor.user_id, actor.to_wire(hand_raised=True))]
 
 
 def _lower_hand(state: RoomState, actor: Participant, action: a.LowerHand, now: float) -> Result:
@@ -200,7 +200,8 @@ def _invite(state: RoomState, actor: Participant, action: a.InviteToSpeak, now: 
         return state, []
     _check_stage_room(state)
     new_state = replace(state, invitations=state.invitations | {target.user_id})
-    return new_state, [ev.invited(target.user_id, actor.user_id)]
+    hand = target.user_id in state.hand_queue
+    return new_state, [ev.invited(target.user_id, actor.user_id, target.to_wire(hand))]
 
 
 def _accept(state: RoomState, actor: Participant, action: a.AcceptInvitation, now: float) -> Result:
@@ -210,7 +211,9 @@ def _accept(state: RoomState, actor: Participant, action: a.AcceptInvitation, no
     _check_stage_room(state)
     new_state, events = _without_hand_and_invitation(state, actor.user_id)
     speaker = replace(actor, role=Role.SPEAKER, role_since=now, self_muted=True)
-    events.insert(0, ev.role_changed(actor.user_id, Role.SPEAKER.value, actor.user_id))
+    events.insert(
+        0, ev.role_changed(actor.user_id, Role.SPEAKER.value, actor.user_id, speaker.to_wire())
+    )
     return _with_participant(new_state, speaker), events
 
 
@@ -396,10 +399,14 @@ def admin_end(state: RoomState, now: float) -> Outcome:
     return Outcome(ended, (ev.room_ended("ended_by_admin", ADMIN),))
 
 
-def end_if_abandoned(state: RoomState, now: float, empty_for: float) -> Outcome:
+def end_if_abandoned(
+    state: RoomState, now: float, empty_for: float, audience: int = 0
+) -> Outcome:
     """End a live room that nobody has been in for ``empty_for`` seconds since it went live
-    (a host who opened a room and never came). Rooms people left end by the moderator rule."""
-    if state.live and not state.participants and now - state.created_at >= empty_for:
+    (a host who opened a room and never came). Rooms people left end by the moderator rule.
+    ``audience`` is the listener count, which the stage-only ``state`` does not hold."""
+    empty = not state.participants and audience == 0
+    if state.live and empty and now - state.created_at >= empty_for:
         ended = replace(_ended(state, "abandoned"), version=state.version + 1)
         return Outcome(ended, (ev.room_ended("abandoned", None),))
     return Outcome(state, ())

@@ -245,6 +245,38 @@ async def get_room(request: Request) -> Response:
     return JSONResponse({"room": room})
 
 
+async def room_audience(request: Request) -> Response:
+    """The audience a page at a time, in join order (docs/protocol.md, "The audience"), to
+    whoever may see the room; ``followed=true`` lists the listeners the viewer follows."""
+    services = _services(request)
+    viewer = await services.auth.identify_optional(request)
+    room_id = request.path_params["room_id"][:64]
+    invite = request.query_params.get("invite")
+    room = await services.rooms.visible_summary(viewer, room_id, invite[:64] if invite else None)
+    limit = _bounded_int(request, "limit", 50, 1, 100)
+    cursor = request.query_params.get("cursor") or None
+    followed = request.query_params.get("followed", "false")
+    if followed not in ("true", "false"):
+        raise errors.InvalidField("followed is true or false.", field="followed")
+    audience = services.rooms.audience
+    if room["status"] != "live":
+        return JSONResponse({"count": 0, "listeners": [], "next": None})
+    if followed == "true":
+        if viewer is None or viewer.is_guest:
+            return JSONResponse({"count": await audience.store.audience.count(room_id),
+                                 "listeners": [], "next": None})
+        page = await audience.followed(room_id, viewer.user_id, limit)
+    else:
+        if cursor is not None and len(cursor) > 320:
+            raise errors.InvalidField("That cursor is not one this server gave.", field="cursor")
+        try:
+            page = await audience.page(room_id, cursor, limit)
+        except ValueError:
+            raise errors.InvalidField("That cursor is not one this server gave.",
+                                      field="cursor") from None
+    return JSONResponse(page.to_wire())
+
+
 async def start_room(request: Request) -> Response:
     services = _services(request)
     identity = await services.auth.identify(request)
@@ -331,6 +363,7 @@ routes = [
     Route("/api/rooms", list_rooms, methods=["GET"]),
     Route("/api/rooms", create_room, methods=["POST"]),
     Route("/api/rooms/{room_id}", get_room, methods=["GET"]),
+    Route("/api/rooms/{room_id}/audience", room_audience, methods=["GET"]),
     Route("/api/rooms/{room_id}/start", start_room, methods=["POST"]),
     Route("/api/rooms/{room_id}/invite-link", invite_link, methods=["POST"]),
     Route("/api/users/{user_id}", get_user, methods=["GET"]),

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,9 @@ from audio_rooms.tasks import cancel_and_wait
 logger = logging.getLogger(__name__)
 
 PublishedListener = Callable[[Published], Awaitable[None]]
+# (room_id, viewer) -> the SNAPSHOT the viewer is shown and the version it holds; None once the
+# room is gone. The composition root plugs in RoomService.snapshot.
+SnapshotSource = Callable[[str, str], Awaitable[tuple[dict[str, Any], int] | None]]
 
 # How long clients wait before reconnecting when told to: time for a restarted server to start.
 RECONNECT_AFTER_MS = 1500
@@ -77,6 +81,7 @@ class Hub:
         self._snapshots: set[asyncio.Task[None]] = set()
         # Rooms whose channel was lost with the pub/sub connection and not yet subscribed again.
         self._missed: set[str] = set()
+        self.snapshots: SnapshotSource | None = None
 
     async def start(self) -> None:
         self._tasks = [
@@ -147,14 +152,16 @@ class Hub:
     async def resend_snapshot(self, connection: Connection) -> None:
         """Send a fresh ``snapshot`` to a connection put on :meth:`Connection.hold`; deltas
         that arrived meanwhile follow it in order."""
+        view = None
         try:
-            state = await self.store.load(connection.room_id)
+            if self.snapshots is not None:
+                view = await self.snapshots(connection.room_id, connection.user_id)
         except (aioredis.RedisError, OSError):
             logger.warning("%r: no snapshot, Redis unreachable; deltas go on", connection)
-            state = None
-        if state is not None and state.get(connection.user_id) is not None:
-            connection.send(Snapshot.of(state.snapshot(connection.user_id), state.version))
-            connection.ready(state.version)
+        if view is not None and any(p["user_id"] == connection.user_id
+                                    for p in view[0]["participants"]):
+            connection.send(Snapshot.of(view[0], view[1]))
+            connection.ready(view[1])
         else:
             connection.ready(connection.version)
 
@@ -363,9 +370,11 @@ class Hub:
                         left = [e.subject for e in outcome.events if e.type == "participant_left"]
                         logger.info("room %s: dropped %s after the grace period", room_id, left)
                     if check_abandoned and not connected_here:
+                        listening = await self.store.audience.count(room_id)
                         outcomes.append(await self.store.change(
-                            room_id,
-                            lambda s, now: end_if_abandoned(s, now, self.empty_room_timeout),
+                            room_id, functools.partial(
+                                end_if_abandoned, empty_for=self.empty_room_timeout,
+                                audience=listening),
                         ))
                     for outcome in outcomes:
                         if not outcome.state.live and outcome.events:

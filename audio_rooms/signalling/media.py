@@ -53,7 +53,7 @@ class RoomMedia:
         if self.media is None:
             raise errors.ServiceUnavailable("This server relays no media.")
         state = await self._rooms.live_state(room_id)
-        me = state.get(user_id)
+        me = state.get(user_id) or await self._rooms.store.audience.listener(room_id, user_id)
         if me is None:
             raise errors.NotInRoom("You are not in this room.")
         router = self.media.router(room_id)

@@ -86,6 +86,16 @@ class ReactionMessage(Message):
     emoji: Annotated[str, Field(min_length=1, max_length=16)]
 
 
+class AudiencePageMessage(Message):
+    """A page of the audience in join order, after ``cursor`` (the last page's ``next``); or,
+    with ``followed``, the listeners the asker follows."""
+
+    type: Literal["audience_page"]
+    cursor: Annotated[str | None, Field(default=None, max_length=320)] = None
+    limit: Annotated[int, Field(ge=1, le=100)] = 50
+    followed: StrictBool = False
+
+
 ClientMessage = Annotated[
     JoinMessage
     | PingMessage
@@ -95,13 +105,15 @@ ClientMessage = Annotated[
     | AccountsOnlyMessage
     | LowerHandMessage
     | TargetedMessage
-    | ReactionMessage,
+    | ReactionMessage
+    | AudiencePageMessage,
     Field(discriminator="type"),
 ]
 CLIENT_MESSAGES: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 MESSAGE_TYPES = frozenset(
-    {"join", "ping", "ice_servers", "media_offer", "lower_hand", "reaction", "set_accounts_only"}
+    {"join", "ping", "ice_servers", "media_offer", "lower_hand", "reaction", "set_accounts_only",
+     "audience_page"}
     | set(SimpleAction.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
     | set(TargetedMessage.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
 )

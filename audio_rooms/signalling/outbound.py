@@ -63,6 +63,17 @@ class RoomLimits(Shape):
     max_listeners: int
 
 
+class AudienceListPage(Shape):
+    listeners: list[Participant]
+    next: str | None  # pass back as ``cursor`` to read on; null at the end
+
+
+class AudienceView(Shape):
+    count: int  # listeners in the room now
+    sample: list[Participant]  # a few faces: the moderators' follows first, then the newest
+    page: AudienceListPage  # the first page, in join order
+
+
 class RoomSnapshot(Shape):
     id: str
     title: str
@@ -75,6 +86,7 @@ class RoomSnapshot(Shape):
     invited: bool
     accounts_only: bool
     limits: RoomLimits
+    audience: AudienceView
 
 
 class IceServer(Shape):
@@ -198,6 +210,31 @@ class ActiveSpeakers(ServerMessage):
     speakers: list[ActiveSpeaker]
 
 
+class Audience(_Trusted):
+    """The room's listener count and sample: at most once a tick per node, when they change."""
+
+    type: Literal["audience"] = "audience"
+    count: int
+    sample: list[Participant]
+
+    @classmethod
+    def of(cls, glance: dict[str, Any]) -> Self:
+        return cls.model_construct(count=glance["count"], sample=glance["sample"])
+
+
+class AudiencePage(_Trusted):
+    type: Literal["audience_page"] = "audience_page"
+    ref: Ref
+    count: int
+    listeners: list[Participant]
+    next: str | None
+
+    @classmethod
+    def of(cls, page: dict[str, Any], ref: str | None) -> Self:
+        return cls.model_construct(ref=ref, count=page["count"], listeners=page["listeners"],
+                                   next=page["next"])
+
+
 class Reconnect(ServerMessage):
     type: Literal["reconnect"] = "reconnect"
     after_ms: int
@@ -248,10 +285,13 @@ class RoleChanged(AboutSomeone):
     type: Literal["role_changed"]
     role: RoleName
     by: str | None  # None: the automatic hand-over when the last moderator left
+    # Who came up from the audience (clients hold no listeners' details but their pages).
+    participant: Participant | SkipJsonSchema[None] = None
 
 
 class HandRaised(AboutSomeone):
     type: Literal["hand_raised"]
+    participant: Participant
 
 
 class HandLowered(AboutSomeone):
@@ -262,6 +302,7 @@ class HandLowered(AboutSomeone):
 class Invited(AboutSomeone):
     type: Literal["invited"]
     by: str
+    participant: Participant
 
 
 class InvitationDeclined(AboutSomeone):
@@ -307,6 +348,8 @@ AnyServerMessage = Annotated[
     | MediaAnswer
     | MediaFailed
     | Reactions
+    | Audience
+    | AudiencePage
     | ActiveSpeakers
     | Reconnect
     | Error

@@ -129,7 +129,7 @@ class _Session:
         try:
             self.identity = await self.services.auth.identify(self.websocket, join.token)
             user_id_var.set(self.identity.user_id)
-            outcome = await self.services.rooms.join(
+            joined = await self.services.rooms.join(
                 self.identity, self.room_id, join.invite, self.address
             )
         except errors.AudioRoomsError as exc:
@@ -146,26 +146,27 @@ class _Session:
                 CloseCode.GOING_AWAY,
             )
             return False
-        me = outcome.state.get(self.identity.user_id)
-        assert me is not None
-        resumed = not outcome.events
+        me = joined.me
+        resumed = joined.resumed
         connection = Connection(self.websocket, self.room_id, self.identity.user_id, me.role)
         self.connection = connection
         connection.start()
         await self.services.hub.attach(connection)
         # Read the snapshot only now that this node receives the room's deltas: none is missed.
-        state = await self.services.rooms.current_state(self.room_id)
-        me = state.get(self.identity.user_id) if state and state.live else None
-        if state is None or me is None:
+        view = await self.services.rooms.snapshot(self.room_id, self.identity.user_id)
+        state = view[1] if view else None
+        current = state.get(self.identity.user_id) if state and state.live else None
+        if view is None or state is None or current is None:
             connection.close(CloseCode.ROOM_ENDED if state is None or not state.live
                              else CloseCode.NORMAL)
             return False
+        me = current
         connection.role = me.role
         connection.send(
             out.Welcome.of(
                 you=out.You(user_id=me.user_id, display_name=me.display_name,
                             role=me.role.value, is_guest=me.is_guest),
-                room=state.snapshot(me.user_id),
+                room=view[0],
                 version=state.version,
                 resumed=resumed,
                 ice_servers=self._ice_servers(),
@@ -253,6 +254,10 @@ class _Session:
             if message.ref is not None:
                 self.connection.send(out.Ack(ref=message.ref, version=self.connection.version))
             return
+        if isinstance(message, m.AudiencePageMessage):
+            self.connection.send(out.AudiencePage.of(await self._audience_page(message),
+                                                     message.ref))
+            return
         if isinstance(message, m.IceServersMessage):
             self.connection.send(
                 out.IceServers.of(self._ice_servers(), self.settings.turn_ttl, message.ref)
@@ -273,6 +278,19 @@ class _Session:
         if isinstance(action, a.Leave):
             self.left = True
             self.connection.close(CloseCode.NORMAL)
+
+    async def _audience_page(self, message: m.AudiencePageMessage) -> dict[str, Any]:
+        assert self.identity is not None
+        audience = self.services.rooms.audience
+        if message.followed:
+            page = await audience.followed(self.room_id, self.identity.user_id, message.limit)
+        else:
+            try:
+                page = await audience.page(self.room_id, message.cursor, message.limit)
+            except ValueError:
+                raise errors.InvalidField("That cursor is not one this server gave.",
+                                          field="cursor") from None
+        return page.to_wire()
 
     def _ice_servers(self) -> list[dict[str, Any]]:
         """ICE servers with TURN credentials for this participant (they last ``turn_ttl``)."""

@@ -53,12 +53,6 @@ def cluster_client(cluster: ClusterTopology) -> RedisCluster:
     return RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", m.port) for m in cluster.masters])
 
 
-# Until store.py writes the global keys (ar:rooms:live, ar:rooms:activity) outside the room's
-# MULTI, creating a room on a cluster fails with CrossSlotTransactionError (the test above
-# the last one shows why). That change is the audience branch's; merging it must remove this
-# mark (strict: the test passing with the mark fails the run). Verified passing with it.
-@pytest.mark.xfail(strict=True, reason="room creation mixes a room's keys and global keys in "
-                   "one MULTI until store.py moves the global keys out (audience branch)")
 async def test_rooms_on_different_shards_work_across_two_servers(
     cluster: ClusterTopology, server: RunningServer, make_server: ServerFactory,
     make_account: AccountFactory,

@@ -1,6 +1,7 @@
 """RoomStore's WATCH/retry core, with two stores (two processes, as far as the store can tell)
 on one real Redis: a change another store commits between our WATCH and our EXEC is never lost,
-and neither is ours."""
+and neither is ours. The changes here are people coming on stage (what WATCHed transitions are
+for; listeners join through the audience script, tests/state/test_audience.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
 from audio_rooms import errors
-from audio_rooms.domain import actions as a
-from audio_rooms.domain.roles import Visibility
-from audio_rooms.domain.room import RoomState, new_room
-from audio_rooms.domain.transitions import Outcome, apply
+from audio_rooms.domain.events import participant_joined
+from audio_rooms.domain.roles import Role, Visibility
+from audio_rooms.domain.room import Participant, RoomState, UserId, new_room
+from audio_rooms.domain.transitions import Outcome
 from audio_rooms.state import keys
 from audio_rooms.state.store import MAX_ATTEMPTS, RoomStore
 
@@ -53,10 +55,21 @@ def other_store(redis_url: str, work: Work) -> Any:
         return pool.submit(asyncio.run, run()).result(timeout=10)
 
 
+def to_stage(state: RoomState, user_id: str, now: float) -> Outcome:
+    """A rule that puts ``user_id`` on stage as a speaker (a stage change, versioned)."""
+    speaker = Participant(UserId(user_id), user_id, Role.SPEAKER, False, now, now)
+    people = {**state.participants, speaker.user_id: speaker}
+    new = replace(state, participants=people, version=state.version + 1)
+    return Outcome(new, (participant_joined(speaker.to_wire(), user_id),))
+
+
+def on_stage(user_id: str) -> Callable[[RoomState, float], Outcome]:
+    return lambda state, now: to_stage(state, user_id, now)
+
+
 def joiner(room_id: str, user_id: str) -> Work:
     async def work(store: RoomStore) -> Outcome:
-        action = a.Join(display_name=user_id, is_guest=False)
-        return await store.transition(room_id, user_id, action)
+        return await store.change(room_id, on_stage(user_id))
 
     return work
 
@@ -71,7 +84,7 @@ async def test_a_change_committed_meanwhile_makes_ours_retry_on_top_of_it(
         seen.append(state)
         if len(seen) == 1:
             other_store(redis_url, joiner(room_id, "bob"))
-        return apply(state, "alice", a.Join(display_name="Alice", is_guest=False), now)
+        return to_stage(state, "alice", now)
 
     outcome = await store.change(room_id, rule)
 
@@ -93,7 +106,7 @@ async def test_a_room_that_never_stays_still_gives_version_conflict(
         nonlocal attempts
         attempts += 1
         other_store(redis_url, joiner(room_id, f"other{attempts}"))
-        return apply(state, "alice", a.Join(display_name="Alice", is_guest=False), now)
+        return to_stage(state, "alice", now)
 
     with pytest.raises(errors.VersionConflict):
         await store.change(room_id, rule)
@@ -105,7 +118,7 @@ async def test_a_room_that_never_stays_still_gives_version_conflict(
     assert {f"other{n}" for n in range(1, MAX_ATTEMPTS + 1)} <= set(stored.participants)
     assert stored.get("alice") is None
     # And the room is not stuck: the next change goes through.
-    outcome = await store.transition(room_id, "alice", a.Join(display_name="A", is_guest=False))
+    outcome = await store.change(room_id, on_stage("alice"))
     assert outcome.state.get("alice") is not None
 
 
@@ -113,7 +126,7 @@ async def test_a_store_does_not_serve_its_cache_after_another_store_wrote(
     redis: aioredis.Redis, redis_url: str, room_id: str
 ) -> None:
     store = RoomStore(redis)
-    await store.transition(room_id, "alice", a.Join(display_name="Alice", is_guest=False))
+    await store.change(room_id, on_stage("alice"))
     cached = await store.load(room_id)
     assert cached is not None and set(cached.participants) == {"alice"}
 
@@ -122,7 +135,7 @@ async def test_a_store_does_not_serve_its_cache_after_another_store_wrote(
     fresh = await store.load(room_id)
     assert fresh is not None and {"alice", "bob"} == set(fresh.participants)
     # A transition on the cached store builds on the other store's write, not on its cache.
-    outcome = await store.transition(room_id, "carol", a.Join(display_name="C", is_guest=False))
+    outcome = await store.change(room_id, on_stage("carol"))
     assert set(outcome.state.participants) == {"alice", "bob", "carol"}
 
 
@@ -133,7 +146,7 @@ async def test_two_stores_racing_lose_no_change(
     try:
         await asyncio.gather(
             *(
-                store.transition(room_id, f"{name}{n}", a.Join(display_name="x", is_guest=False))
+                store.change(room_id, on_stage(f"{name}{n}"))
                 for n in range(15)
                 for name, store in (("a", first), ("b", second))
             )
