@@ -138,14 +138,31 @@ async def _exercise_room(room_id: str, host: Any, server: RunningServer, other: 
         await c.close()
 
 
-async def test_nodes_register_and_the_admin_cli_lists_them_on_the_cluster(
+async def test_nodes_register_and_the_admin_cli_works_on_the_cluster(
     cluster: ClusterTopology, server: RunningServer, make_server: ServerFactory,
+    make_account: AccountFactory,
 ) -> None:
     """The node registry writes a node's key and the set of nodes separately (different
-    shards), and the admin CLI reaches the cluster with the same settings as the servers."""
+    shards); the admin CLI reaches the cluster with the same settings as the servers, and its
+    ban reaches a socket on another server (published on the ban channel, sharded on 7)."""
     other = await make_server(redis_url=None, redis_cluster_nodes=cluster.node_addresses,
                               node_heartbeat_interval=0.3)
     ids = [s.services.node.node_id for s in (server, other) if s.services.node is not None]
+    shown = await _cli(server, cluster, "nodes", "list")
+    assert shown.returncode == 0, shown.stderr
+    assert len(ids) == 2 and all(node_id in shown.stdout for node_id in ids), shown.stdout
+
+    host, eve = await make_account("Host"), await make_account("Eve")
+    room_id = await create_room(server, host)
+    host_c, eve_c = await join(server, room_id, host), await join(other, room_id, eve)
+    banned = await _cli(server, cluster, "users", "ban", eve.user_id.split("@")[0])
+    assert banned.returncode == 0, banned.stderr
+    assert await eve_c.closed_with() == 4011
+    await host_c.close()
+
+
+async def _cli(server: RunningServer, cluster: ClusterTopology,
+               *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "AUDIO_ROOMS_DATA_DIR": str(server.settings.data_dir),
@@ -153,12 +170,10 @@ async def test_nodes_register_and_the_admin_cli_lists_them_on_the_cluster(
         "AUDIO_ROOMS_SECRET_KEY": server.settings.secret_key or "",
     }
     env.pop("AUDIO_ROOMS_REDIS_URL", None)
-    shown = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "audio_rooms", "nodes", "list"],
+    return await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "audio_rooms", *args],
         env=env, capture_output=True, text=True, timeout=60,
     )
-    assert shown.returncode == 0, shown.stderr
-    assert len(ids) == 2 and all(node_id in shown.stdout for node_id in ids), shown.stdout
 
 
 async def test_transactions_and_scripts_on_one_rooms_keys_work_on_the_cluster(

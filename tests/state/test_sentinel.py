@@ -24,6 +24,7 @@ from tests.conftest import (
     Client,
     RunningServer,
     ServerFactory,
+    connect,
     create_room,
     eventually,
     join,
@@ -161,6 +162,17 @@ async def test_an_ack_waits_for_the_replica_and_without_it_an_acked_action_can_b
     finally:
         os.kill(replica, signal.SIGCONT)
     invite_a = int((await host_a.expect("ack", ref="i"))["version"])
+
+    # A listener's join (the audience's script, not a transition) waits for the replica too.
+    cy = await _signup(plain, "Cy")
+    os.kill(replica, signal.SIGSTOP)
+    try:
+        cy_a = await connect(waiting, room_a, cy)
+        early = [m for m in await cy_a.quiet(0.7) if m["type"] == "welcome"]
+        assert early == [], "welcomed before the replica had the join"
+    finally:
+        os.kill(replica, signal.SIGCONT)
+    await cy_a.expect("welcome")
 
     with sentinels.primary.client() as primary:
         os.kill(replica, signal.SIGSTOP)
