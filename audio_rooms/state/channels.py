@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterPubSub, RedisCluster
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ class Channels:
         """A PubSub-like subscriber for the hub's reading loop."""
         if self.sharded:
             return ShardedSubscriber(redis)
-        return redis.pubsub()
+        if isinstance(redis, RedisCluster):
+            return _ResyncingClusterPubSub(redis)
+        return _ResyncingPubSub(connection_pool=redis.connection_pool)
 
 
 async def channels_for(redis: Any) -> Channels:
@@ -157,7 +159,7 @@ class ShardedSubscriber:
                 username=kwargs.get("username"), ssl=bool(kwargs.get("ssl", False)),
                 socket_connect_timeout=kwargs.get("socket_connect_timeout"),
             )
-            pubsub = client.pubsub()
+            pubsub = _ResyncingPubSub(connection_pool=client.connection_pool)
             self._clients[name] = client
             self._nodes[name] = pubsub
             self._readers[name] = asyncio.create_task(self._read(pubsub), name=f"pubsub-{name}")
@@ -180,6 +182,47 @@ class ShardedSubscriber:
                 continue
             kind = _text(message["type"])
             self._queue.put_nowait({**message, "type": self.KINDS.get(kind, kind)})
+
+
+class _Resyncing:
+    """redis-py may make a lost pub/sub connection again by itself within one read and
+    subscribe its channels again without a word (it does for a connection the server dropped,
+    on the per-master connections of sharded pub/sub): whatever was published in between is
+    lost, and the hub, which resyncs rooms when it learns of a lost connection, would never
+    learn. This raises that loss
+    once, as a ConnectionError from ``get_message``, before the message that came first on the
+    new connection (kept for the next call, so the resubscription confirmations all arrive
+    after the hub knows).
+
+    ``on_connect`` runs on every connect but the first (made before it is registered)."""
+
+    _lost = False
+    _held: dict[str, Any] | None = None
+
+    async def on_connect(self, connection: Any) -> None:
+        self._lost = True
+        await super().on_connect(connection)  # type: ignore[misc]
+
+    async def get_message(self, ignore_subscribe_messages: bool = False,
+                          timeout: float | None = 0.0) -> dict[str, Any] | None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            return held
+        message: dict[str, Any] | None = await super().get_message(  # type: ignore[misc]
+            ignore_subscribe_messages=ignore_subscribe_messages, timeout=timeout)
+        if self._lost:
+            self._lost = False
+            self._held = message
+            raise aioredis.ConnectionError("pub/sub connection lost; subscribed again")
+        return message
+
+
+class _ResyncingPubSub(_Resyncing, aioredis.client.PubSub):
+    pass
+
+
+class _ResyncingClusterPubSub(_Resyncing, ClusterPubSub):
+    pass
 
 
 def _text(value: Any) -> str:

@@ -138,6 +138,25 @@ async def _exercise_room(room_id: str, host: Any, server: RunningServer, other: 
         await c.close()
 
 
+async def test_a_lost_pubsub_connection_is_made_again_and_the_room_resyncs(
+    cluster: ClusterTopology, server: RunningServer, make_account: AccountFactory,
+) -> None:
+    """Every master drops its pub/sub clients (CLIENT KILL TYPE pubsub): the server subscribes
+    again (per master when sharded), sends the room's clients a fresh snapshot, and later deltas
+    reach them."""
+    host, ana = await make_account("Host"), await make_account("Ana")
+    room_id = await create_room(server, host)
+    host_c, ana_c = await join(server, room_id, host), await join(server, room_id, ana)
+    for node in cluster.masters:
+        with node.client() as client:
+            client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await host_c.expect("snapshot", timeout=10)
+    await ana_c.send("raise_hand")
+    await host_c.expect("hand_raised", user_id=ana.user_id)
+    await host_c.send("invite_to_speak", user_id=ana.user_id)
+    await ana_c.expect("invited", user_id=ana.user_id)
+
+
 async def test_nodes_register_and_the_admin_cli_works_on_the_cluster(
     cluster: ClusterTopology, server: RunningServer, make_server: ServerFactory,
     make_account: AccountFactory,
