@@ -238,7 +238,9 @@ class AudienceStore:
             if not batch:
                 return
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.unlink(*[keys.room_listener(room_id, u) for u in batch])
+                # Raw: redis-py's cluster pipeline makes unlink() a coroutine that takes one key
+                # (not awaited here, it would silently do nothing).
+                pipe.execute_command("UNLINK", *[keys.room_listener(room_id, u) for u in batch])
                 pipe.zrem(key, *batch)
                 await pipe.execute()
 

@@ -25,6 +25,7 @@ from tests.conftest import (
     RunningServer,
     ServerFactory,
     create_room,
+    eventually,
     join,
 )
 from tests.redis_topologies import ClusterTopology, cluster_topology, redis7_binary
@@ -134,8 +135,20 @@ async def _exercise_room(room_id: str, host: Any, server: RunningServer, other: 
     for c in (host_c, ben_c, cy_c):
         left = await c.expect("participant_left", user_id=ana.user_id)
         assert left["reason"] == "left"
+    # The host ends the room: everyone hears it, and its audience is cleared from its shard.
+    await host_c.send("end_room")
+    for c in (host_c, ben_c, cy_c):
+        await c.expect("room_ended")
     for c in everyone:
         await c.close()
+    owner_node = next(m for m in cluster.masters if m.port == owner)
+
+    def audience_left() -> int:
+        with owner_node.client() as client:
+            return len(client.keys(keys.room_listener(room_id, "*"))) + int(
+                client.exists(keys.room_audience(room_id)))
+
+    await eventually(lambda: audience_left() == 0, within=5)
 
 
 async def test_a_lost_pubsub_connection_is_made_again_and_the_room_resyncs(
