@@ -61,6 +61,7 @@ from websockets.asyncio.client import ClientConnection
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark password 1"
 ACTION_INTERVAL = 0.25  # between actions, so fan-outs are measured one at a time
+ACK_TIMEOUT = 60.0  # a stage action's ack, even from a server busy with a join backlog
 SETUP_TIMEOUT = 600.0  # signing in 10,000 guests on a shared machine
 SOURCE_ADDRESSES = [f"127.0.0.{n}" for n in range(2, 251)]
 SECRET_KEY = "benchmark-secret-key-0123456789-abcdefghij"
@@ -324,10 +325,17 @@ async def _worker(pipe: Pipe) -> None:
             listener.started = time.time()
             return await join_one(listener, ws_urls[listener.node], setup.target)
 
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(10)
+            pipe.send(("progress", sum(1 for lst in listeners if lst.welcomed)))
+
     tasks = [asyncio.create_task(join(listener)) for listener in listeners]
     stop = asyncio.create_task(commands.get())
+    reporter = asyncio.create_task(progress())
     either: list[asyncio.Future[Any]] = [asyncio.gather(*tasks, return_exceptions=True), stop]
     await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    reporter.cancel()
     for task in tasks:  # at the time limit: give up on the joins still waiting or under way
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -449,7 +457,8 @@ class Redis:
 
 class Server:
     def __init__(
-        self, directory: Path, database_url: str, redis_url: str, cpus: set[int] | None
+        self, tree: Path, directory: Path, database_url: str, redis_url: str,
+        cpus: set[int] | None,
     ) -> None:
         self.port = _free_port()
         directory.mkdir(parents=True, exist_ok=True)
@@ -475,7 +484,8 @@ class Server:
                 "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",
             }
         )
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        # The server's code comes from ``tree`` (this checkout unless --tree says otherwise).
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
         self.log = (directory / "server.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "audio_rooms", "serve", "--port", str(self.port)],
@@ -617,6 +627,7 @@ async def _peer(server: Server, room_id: str, user_id: str, token: str) -> Peer:
 
 @dataclass
 class Result:
+    tree: str  # which checkout's server code
     clients: int
     servers: int
     processes: int
@@ -646,6 +657,7 @@ class Result:
     rss_before: list[int]
     rss_after: list[int]
     host_saw: str  # the room's size as the host's socket showed it after the joins
+    action_note: str  # why the action phase stopped early, if it did
     load_average: list[float]
 
 
@@ -676,8 +688,8 @@ def bucket_rates(welcomes: list[float], started: float, bucket: int) -> list[flo
     return rates
 
 
-async def run_round(cluster: Cluster, n: int, args: argparse.Namespace, round_no: int,
-                    client_cpus: set[int] | None) -> Result:
+async def run_round(cluster: Cluster, tree: str, n: int, args: argparse.Namespace,
+                    round_no: int, client_cpus: set[int] | None) -> Result:
     servers = cluster.servers
     async with httpx.AsyncClient(base_url=servers[0].base_url, timeout=60) as http:
         host_id, host_token = await _account(http, f"host{round_no}")
@@ -730,12 +742,17 @@ async def run_round(cluster: Cluster, n: int, args: argparse.Namespace, round_no
         # Progress once a minute, and the time limit: the join phase is where O(N^2) shows.
         deadline = time.monotonic() + args.join_time_limit
         finished: list[Any] = [None] * len(pipes)
+        progress = [0] * len(pipes)
         time_limited = False
         next_note = time.monotonic() + 60
         while any(f is None for f in finished):
             for i, pipe in enumerate(pipes):
-                if finished[i] is None and pipe.poll():
-                    finished[i] = pipe.recv()
+                while finished[i] is None and pipe.poll():
+                    message = pipe.recv()
+                    if message[0] == "progress":
+                        progress[i] = message[1]
+                    else:
+                        finished[i] = message
             now = time.monotonic()
             if now >= deadline and not time_limited:
                 time_limited = True
@@ -749,8 +766,9 @@ async def run_round(cluster: Cluster, n: int, args: argparse.Namespace, round_no
                 raise TimeoutError("client processes did not stop their joins in time")
             if now >= next_note:
                 next_note = now + 60
-                note = f"  {time.time() - started:.0f} s: {sum(f is not None for f in finished)}"
-                print(f"{note}/{len(pipes)} client processes done", flush=True)
+                print(f"  {time.time() - started:.0f} s: {sum(progress)} joined (as of the last "
+                      f"10 s), {sum(f is not None for f in finished)}/{len(pipes)} client "
+                      "processes done", flush=True)
             await asyncio.sleep(0.05)
         outcomes: Counter[str] = Counter()
         welcomed: list[tuple[int, float, float]] = []
@@ -760,6 +778,9 @@ async def run_round(cluster: Cluster, n: int, args: argparse.Namespace, round_no
         joined = outcomes.pop("joined", 0)
         join_end = max((w[2] for w in welcomed), default=started)
         cpu_joined = cluster.cpu()
+        print(f"  joined {joined}/{n} in {join_end - started:.1f} s; not joined: "
+              f"{dict(outcomes)}; server CPU {sum(cpu_joined[0]) - sum(cpu_before[0]):.1f} s",
+              flush=True)
         # Let the fan-out of the last joins drain (the original protocol sends one delta per
         # join to everyone; the audience tier a count a second): the host's socket goes quiet.
         with contextlib.suppress(TimeoutError):
@@ -774,6 +795,7 @@ async def run_round(cluster: Cluster, n: int, args: argparse.Namespace, round_no
                     else f"{host.joined} participant_joined")
 
         sent: dict[int, float] = {}
+        action_note = ""
         cpu_actions = cluster.cpu()
         for i in range(args.actions):
             if args.action == "role":
@@ -783,7 +805,12 @@ async def run_round(cluster: Cluster, n: int, args: argparse.Namespace, round_no
             ref = f"a{i}"
             at = time.time()
             await host.send(kind, user_id=speaker_id, ref=ref)
-            await host.until(lambda ref=ref: ref in host.acks, 60)
+            try:
+                await host.until(lambda ref=ref: ref in host.acks, ACK_TIMEOUT)
+            except TimeoutError:  # a server still busy with a backlog: report what we have
+                action_note = f"action {i + 1} ({kind}) not acknowledged in {ACK_TIMEOUT:.0f} s"
+                print(action_note, flush=True)
+                break
             sent[host.acks[ref]] = at
             await asyncio.sleep(ACTION_INTERVAL)
         await asyncio.sleep(1.0)
@@ -820,6 +847,7 @@ async def run_round(cluster: Cluster, n: int, args: argparse.Namespace, round_no
     bucket = args.bucket or (1000 if n >= 2000 else max(1, n // 10))
     join_ms = [(w[2] - w[1]) * 1000 for w in welcomed]
     return Result(
+        tree=tree,
         clients=n,
         servers=nodes,
         processes=processes,
@@ -851,6 +879,7 @@ async def run_round(cluster: Cluster, n: int, args: argparse.Namespace, round_no
         rss_before=rss_before,
         rss_after=rss_after,
         host_saw=host_saw,
+        action_note=action_note,
         load_average=list(os.getloadavg()),
     )
 
@@ -865,7 +894,8 @@ def report(r: Result) -> str:
     first, last = (r.bucket_rates[0], r.bucket_rates[-1]) if r.bucket_rates else (0.0, 0.0)
     limited = " (JOIN TIME LIMIT REACHED)" if r.time_limited else ""
     lines = [
-        f"== {r.clients} clients, {r.servers} servers, {r.processes} client processes{limited}",
+        f"== {r.tree}: {r.clients} clients, {r.servers} servers, {r.processes} client "
+        f"processes{limited}",
         f"joined {r.joined}/{r.clients} in {r.join_seconds:.1f} s: {r.joins_per_second:.0f} "
         f"joins/s overall; per node "
         + ", ".join(f"{j} at {rate:.0f}/s" for j, rate in
@@ -888,6 +918,8 @@ def report(r: Result) -> str:
         f"({rss_per:.1f} KiB per connection)",
         "load average after: " + " ".join(f"{x:.2f}" for x in r.load_average),
     ]
+    if r.action_note:
+        lines.append(f"actions stopped early: {r.action_note}")
     if r.closed:
         lines.append(f"closed during the round: {r.closed}")
     return "\n".join(lines)
@@ -900,14 +932,35 @@ def _redis_binary() -> str:
     raise SystemExit("no redis-server found (apt-get install redis-server)")
 
 
-async def main_async(args: argparse.Namespace) -> int:
-    sizes = [int(part) for part in args.clients.split(",") if part.strip()]
-    pin = args.pin and len(os.sched_getaffinity(0)) >= 2
-    server_cpus, client_cpus = ({0}, {1}) if pin else (None, None)
-    if client_cpus:
-        os.sched_setaffinity(0, client_cpus)
-    load_before = os.getloadavg()
-    results: list[Result] = []
+def summary(results: list[Result]) -> str:
+    """Every round in one table: before and after side by side when --tree names both."""
+    lines = [
+        "| tree | clients | joined | joins/s | per node | first / last bucket joins/s "
+        "| stage p50 / p99 ms | delivered | CPU per join ms | CPU per stage change ms "
+        "| RSS KiB per conn | redis CPU s (joins / actions) | load |",
+        "|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---|---|",
+    ]
+    for r in results:
+        rates = r.bucket_rates or [math.nan]
+        limited = " (time limit)" if r.time_limited else ""
+        lines.append(
+            f"| {r.tree} | {r.clients} | {r.joined}{limited} | {r.joins_per_second:.0f} "
+            f"| {' / '.join(f'{x:.0f}' for x in r.node_joins_per_second)} "
+            f"| {rates[0]:.0f} / {rates[-1]:.0f} (per {r.bucket}) "
+            f"| {r.latency_ms_p50:.1f} / {r.latency_ms_p99:.1f} | {r.delivered}/{r.expected} "
+            f"| {1000 * r.join_server_cpu_s / max(r.joined, 1):.2f} "
+            f"| {1000 * r.action_server_cpu_s / max(r.actions, 1):.1f} "
+            f"| {(sum(r.rss_after) - sum(r.rss_before)) / max(r.joined, 1) / 1024:.1f} "
+            f"| {r.join_redis_cpu_s:.1f} / {r.action_redis_cpu_s:.2f} "
+            f"| {r.load_average[0]:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+async def run_tree(label: str, tree: Path, args: argparse.Namespace,
+                   pin: tuple[set[int] | None, set[int] | None], results: list[Result]) -> None:
+    """Start a Redis and the servers from ``tree``, run every room size on them, stop them."""
+    server_cpus, client_cpus = pin
     with tempfile.TemporaryDirectory(prefix="bench-signalling-") as tmp:
         root = Path(tmp)
         redis = Redis(root / "redis", args.redis_server or _redis_binary(), server_cpus)
@@ -916,41 +969,56 @@ async def main_async(args: argparse.Namespace) -> int:
             redis.wait_ready()
             database_url = f"sqlite:///{root / 'audio-rooms.db'}"
             # The first server migrates the shared database; the others start after it.
-            servers.append(Server(root / "node0", database_url, redis.url, server_cpus))
+            servers.append(Server(tree, root / "node0", database_url, redis.url, server_cpus))
             servers[0].wait_ready()
             for k in range(1, args.servers):
-                servers.append(Server(root / f"node{k}", database_url, redis.url, server_cpus))
+                servers.append(
+                    Server(tree, root / f"node{k}", database_url, redis.url, server_cpus)
+                )
             for server in servers[1:]:
                 server.wait_ready()
             cluster = Cluster(redis, servers)
-            print(f"redis-server pid {redis.process.pid}; servers "
+            print(f"{label} ({tree}): redis-server pid {redis.process.pid}; servers "
                   + ", ".join(f"pid {s.pid} on :{s.port}" for s in servers), flush=True)
-            for round_no, n in enumerate(sizes):
-                print(f"{n} clients over {args.servers} servers...", flush=True)
+            for round_no, n in enumerate(args.sizes):
+                print(f"{label}: {n} clients over {args.servers} servers...", flush=True)
                 result = await asyncio.wait_for(
-                    run_round(cluster, n, args, round_no, client_cpus),
+                    run_round(cluster, label, n, args, round_no, client_cpus),
                     SETUP_TIMEOUT + args.join_time_limit + 900,
                 )
                 results.append(result)
                 print(report(result), flush=True)
-            print()
-            print(f"{args.actions} stage actions ({args.action}) per round; {args.client} clients"
-                  + ("; servers and redis on CPU 0, clients and host on CPU 1" if pin else "")
-                  + "; load average before: " + " ".join(f"{x:.2f}" for x in load_before))
-            if len(results) > 1:
-                for result in results:
-                    print(report(result))
             for k, server in enumerate(servers):
                 if error := server.first_error():
-                    print(f"\nserver {k} log, first error:", error, sep="\n")
+                    print(f"\n{label} server {k} log, first error:", error, sep="\n")
         finally:
             for server in servers:
                 server.stop()
             redis.stop()
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    args.sizes = [int(part) for part in args.clients.split(",") if part.strip()]
+    pin = args.pin and len(os.sched_getaffinity(0)) >= 2
+    server_cpus, client_cpus = ({0}, {1}) if pin else (None, None)
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
+    load_before = os.getloadavg()
+    results: list[Result] = []
+    for label, tree in args.trees:
+        await run_tree(label, tree, args, (server_cpus, client_cpus), results)
+    print()
+    print(f"{args.actions} stage actions ({args.action}) per round; {args.client} clients"
+          + ("; servers and redis on CPU 0, clients and host on CPU 1" if pin else "")
+          + "; load average before: " + " ".join(f"{x:.2f}" for x in load_before))
+    if len(results) > 1:
+        for result in results:
+            print(report(result))
+    print(summary(results))
     if args.json:
         with open(args.json, "w") as out:  # noqa: ASYNC230 - once, after everything stopped
             json.dump({"load_average_before": load_before, "args": vars(args),
-                       "results": [asdict(r) for r in results]}, out, indent=1)
+                       "results": [asdict(r) for r in results]}, out, indent=1, default=str)
     return 0
 
 
@@ -980,8 +1048,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="do not pin servers and Redis to CPU 0 and the clients to CPU 1")
     parser.add_argument("--redis-server", help="the redis-server binary to run")
+    parser.add_argument("--tree", action="append", default=[], metavar="LABEL=PATH",
+                        help="run the servers from this checkout (repeat for before/after in "
+                        "one report; default: this one)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
+    args.trees = [
+        (label or Path(path).name, Path(path).resolve())
+        for label, _, path in (t.rpartition("=") for t in args.tree)
+    ] or [("this", REPO)]
     _raise_open_files()
     return asyncio.run(main_async(args))
 
