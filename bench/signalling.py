@@ -47,7 +47,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection as Pipe
@@ -75,6 +77,7 @@ class Listener:
     token: str
     node: int
     source: str | None
+    failure: str = ""  # why it has no token, if it has none
     received: dict[int, float] = field(default_factory=dict)  # delta version -> arrival
     started: float = 0.0
     welcomed: float | None = None
@@ -280,33 +283,43 @@ class WorkerSetup:
     concurrency: int
 
 
-async def _worker(pipe: Pipe) -> None:
+async def _worker(pipe: Pipe, setup: WorkerSetup) -> None:
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue[str] = asyncio.Queue()
 
-    async def read_commands() -> None:
-        while True:
-            command = await loop.run_in_executor(None, pipe.recv)
-            await commands.put(command)
-            if command == "collect":
-                return
+    def read_commands() -> None:
+        """In a daemon thread: a blocked read must not hold up the loop's shutdown."""
+        with contextlib.suppress(EOFError, OSError, RuntimeError):
+            while True:
+                command = pipe.recv()
+                loop.call_soon_threadsafe(commands.put_nowait, command)
+                if command == "collect":
+                    return
 
-    setup: WorkerSetup = await loop.run_in_executor(None, pipe.recv)
-    reader = asyncio.create_task(read_commands())
+    threading.Thread(target=read_commands, daemon=True).start()
     nodes = len(setup.base_urls)
     limit = asyncio.Semaphore(setup.concurrency)
     https = [httpx.AsyncClient(base_url=url, timeout=60) for url in setup.base_urls]
     try:
 
         async def guest(n: int) -> Listener:
+            """A guest token, tried a few times: a sign-in that fails is counted, not fatal."""
             node = n % nodes
-            async with limit:
-                response = await https[node].post(
-                    "/api/auth/guest", json={"display_name": f"L{n}"}
-                )
-            response.raise_for_status()
             source = SOURCE_ADDRESSES[n % len(SOURCE_ADDRESSES)] if setup.spread else None
-            return Listener(response.json()["token"], node, source)
+            why = ""
+            for attempt in range(5):
+                try:
+                    async with limit:
+                        response = await https[node].post(
+                            "/api/auth/guest", json={"display_name": f"L{n}"}
+                        )
+                    if response.status_code == 200:
+                        return Listener(response.json()["token"], node, source)
+                    why = f"sign-in {response.status_code}"
+                except httpx.HTTPError as exc:
+                    why = f"sign-in {type(exc).__name__}"
+                await asyncio.sleep(0.5 * 2**attempt)
+            return Listener("", node, source, failure=why)
 
         numbers = range(setup.first, setup.first + setup.count)
         listeners = await asyncio.gather(*(guest(n) for n in numbers))
@@ -321,6 +334,8 @@ async def _worker(pipe: Pipe) -> None:
 
     async def join(listener: Listener) -> str:
         """"joined", or why not."""
+        if listener.failure:
+            return listener.failure
         async with limit:
             listener.started = time.time()
             return await join_one(listener, ws_urls[listener.node], setup.target)
@@ -371,12 +386,16 @@ async def _worker(pipe: Pipe) -> None:
                 await asyncio.wait_for(listener.ws.close(), 2)
         if listener.task is not None:
             listener.task.cancel()
-    reader.cancel()
 
 
 def worker_main(pipe: Pipe) -> None:
     _raise_open_files()
-    asyncio.run(_worker(pipe))
+    setup = pipe.recv()
+    try:
+        asyncio.run(_worker(pipe, setup))
+    except BaseException:
+        pipe.send(("error", traceback.format_exc()))  # for the report, not a silent hang
+        raise
 
 
 # --- the servers and their Redis ---------------------------------------------------------------
@@ -731,7 +750,9 @@ async def run_round(cluster: Cluster, tree: str, n: int, args: argparse.Namespac
             workers.append(worker)
         deadline = time.monotonic() + SETUP_TIMEOUT
         for pipe in pipes:
-            assert await _recv(pipe, deadline - time.monotonic()) == "ready"
+            message = await _recv(pipe, deadline - time.monotonic())
+            if message != "ready":
+                raise RuntimeError(f"a client process failed: {message}")
 
         await asyncio.sleep(1.0)
         rss_before = cluster.rss()
@@ -751,6 +772,8 @@ async def run_round(cluster: Cluster, tree: str, n: int, args: argparse.Namespac
                     message = pipe.recv()
                     if message[0] == "progress":
                         progress[i] = message[1]
+                    elif message[0] == "error":
+                        raise RuntimeError(f"a client process failed:\n{message[1]}")
                     else:
                         finished[i] = message
             now = time.monotonic()
