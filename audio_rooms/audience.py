@@ -8,6 +8,7 @@ then the newest; ``followed`` lists the listeners the viewer follows.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,6 +49,8 @@ class Audience:
         self.follows = follows
         self._known: dict[str, tuple[tuple[str, ...], float, list[str]]] = {}
         self._welcome: dict[str, tuple[float, list[dict[str, Any]], dict[str, Any]]] = {}
+        self._reading: dict[
+            str, asyncio.Future[tuple[float, list[dict[str, Any]], dict[str, Any]]]] = {}
         # The glance this node last sent each room (signalling/audience_tick.py): a welcome
         # shows the same faces as everyone else here, and the next change reaches it too.
         self.sent: dict[str, Glance] = {}
@@ -59,9 +62,9 @@ class Audience:
         sample = await audience.sample(state.room_id, first, SAMPLE_SIZE)
         return Glance(await audience.count(state.room_id), tuple(sample))
 
-    async def for_welcome(self, state: RoomState) -> dict[str, Any]:
-        """The ``audience`` of a snapshot: the count now, the sample and the first page (as
-        read at most ``WELCOME_VIEW_TTL`` ago)."""
+    async def for_welcome(self, state: RoomState, count: int | None = None) -> dict[str, Any]:
+        """The ``audience`` of a snapshot: the count now (``count`` if the caller just read
+        it), the sample and the first page (as read at most ``WELCOME_VIEW_TTL`` ago)."""
         room_id = state.room_id
         now = time.monotonic()
         cached = self._welcome.get(room_id)
@@ -69,16 +72,36 @@ class Audience:
         # a short one (a small room) is read each time, which is cheap there.
         if (cached is None or now - cached[0] > WELCOME_VIEW_TTL
                 or len(cached[2]["listeners"]) < PAGE_SIZE):
-            glance = await self.glance(state)
-            page = await self.page(room_id, None, PAGE_SIZE)
-            cached = (now, glance.to_wire()["sample"], {
-                "listeners": [p.to_wire() for p in page.listeners], "next": page.next,
-            })
-            self._welcome[room_id] = cached
-        count = await self.store.audience.count(room_id)
+            cached = await self._read_welcome_view(state)
+        if count is None:
+            count = await self.store.audience.count(room_id)
         sent = self.sent.get(room_id)
         sample = sent.to_wire()["sample"] if sent is not None else cached[1]
         return {"count": count, "sample": sample, "page": cached[2]}
+
+    async def _read_welcome_view(
+        self, state: RoomState
+    ) -> tuple[float, list[dict[str, Any]], dict[str, Any]]:
+        """One read for all the welcomes waiting on it: a burst of joins at the moment the
+        cached view expires must not read it once each."""
+        room_id = state.room_id
+        pending = self._reading.get(room_id)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read_view(state))
+            self._reading[room_id] = pending
+            pending.add_done_callback(lambda _: self._reading.pop(room_id, None))
+        return await asyncio.shield(pending)
+
+    async def _read_view(
+        self, state: RoomState
+    ) -> tuple[float, list[dict[str, Any]], dict[str, Any]]:
+        glance = await self.glance(state)
+        page = await self.page(state.room_id, None, PAGE_SIZE)
+        view = (time.monotonic(), glance.to_wire()["sample"], {
+            "listeners": [p.to_wire() for p in page.listeners], "next": page.next,
+        })
+        self._welcome[state.room_id] = view
+        return view
 
     async def page(self, room_id: str, cursor: str | None, limit: int) -> AudiencePage:
         return await self.store.audience.page(room_id, cursor, limit)

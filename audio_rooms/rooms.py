@@ -237,11 +237,10 @@ class RoomService:
             listener = apply(state, who.user_id, action, now).state.get(who.user_id)
             assert listener is not None
             result = await self.store.audience.join(
-                room_id, listener, state.version, now + JOIN_PRESENCE_SECONDS
+                room_id, listener, state.version, now + JOIN_PRESENCE_SECONDS,
+                tag if who.is_guest else "",
             )
             if result in ("joined", "present"):
-                if who.is_guest:
-                    await self.store.remember_address(room_id, who.user_id, tag)
                 if result == "present":
                     listener = await self.store.audience.listener(room_id, who.user_id) or listener
                 return Joined(state, listener, resumed=result == "present")

@@ -27,9 +27,9 @@ import redis.asyncio as aioredis
 from audio_rooms.domain.room import Participant
 from audio_rooms.state import keys
 
-# KEYS: meta, stage, audience, the listener's record, presence.
+# KEYS: meta, stage, audience, the listener's record, presence, guests' address tags.
 # ARGV: user_id, record JSON, joined_at (ms), presence deadline (ms), the meta version the
-#       caller checked the admission rules on.
+#       caller checked the admission rules on, the guest's address tag ('' for accounts).
 _JOIN = """
 local meta_raw = redis.call('GET', KEYS[1])
 if not meta_raw then return 'missing' end
@@ -39,6 +39,7 @@ if string.format('%d', meta['version']) ~= ARGV[5] then return 'stale' end
 local uid = ARGV[1]
 if redis.call('HEXISTS', KEYS[2], uid) == 1 then return 'stage' end
 if meta['host_id'] == uid then return 'host' end
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[6], uid, ARGV[6]) end
 if redis.call('ZSCORE', KEYS[3], uid) then
   redis.call('ZADD', KEYS[5], ARGV[4], uid)
   return 'present'
@@ -107,22 +108,25 @@ class AudienceStore:
         self.after_write: Callable[[str], Awaitable[object]] | None = None
 
     async def join(
-        self, room_id: str, listener: Participant, version: int, deadline: float
+        self, room_id: str, listener: Participant, version: int, deadline: float,
+        address_tag: str = "",
     ) -> str:
         """Add ``listener`` to the audience if the room (at ``version``) has room for them.
 
         Answers what happened: ``joined``, ``present`` (already a listener: a resume),
         ``stage`` (on stage: a resume), ``host`` (the host joins through a transition),
         ``full``, ``stale`` (the room changed since ``version``: check the rules again),
-        ``ended`` or ``missing``."""
+        ``ended`` or ``missing``. A guest's ``address_tag`` is recorded with a join or a
+        resume, so that a ban or removal also shuts their address out (rooms.py)."""
         result = await self._join(
             keys=[
                 keys.room_meta(room_id), keys.room_people(room_id), keys.room_audience(room_id),
                 keys.room_listener(room_id, listener.user_id), keys.room_presence(room_id),
+                keys.room_addresses(room_id),
             ],
             args=[
                 listener.user_id, _dump(listener.to_record()), _ms(listener.joined_at),
-                _ms(deadline), str(version),
+                _ms(deadline), str(version), address_tag,
             ],
         )
         outcome = _text(result)
