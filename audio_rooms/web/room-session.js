@@ -6,7 +6,8 @@
 import * as api from "./api.js";
 import { MediaSession, Microphone } from "./media.js";
 import {
-  applyDelta, fromSnapshot, fromWelcome, isModerator, myRole, myself, STAGE_ROLES,
+  applyAudience, applyAudiencePage, applyDelta, audienceHasMore, fromSnapshot, fromWelcome,
+  isModerator, myRole, myself, STAGE_ROLES,
 } from "./room-state.js";
 import { ConnectionState, RoomConnection } from "./signalling.js";
 
@@ -15,6 +16,10 @@ import { ConnectionState, RoomConnection } from "./signalling.js";
 // A failure this long after the previous one starts the sequence over.
 const MEDIA_RETRY_MS = [0, 1000, 3000, 10000, 30000];
 const MEDIA_STEADY_MS = 60000;
+
+// Listeners per `audience_page` request: the server's most, so reading 10,000 takes 100 round
+// trips rather than 200.
+export const AUDIENCE_PAGE_SIZE = 100;
 
 // Reasons that have a `closed.<reason>` sentence; refusals with another code use the close code's.
 const CLOSED_REASONS = new Set(["not_authenticated", "not_allowed_in", "room_not_found",
@@ -56,6 +61,7 @@ export class RoomSession {
     this.lastMediaFailure = 0;
     this.mediaRetryTimer = null;
     this.iceRenewal = null;
+    this.audienceRequest = null; // {ref, fresh}: the audience page on its way, if any
   }
 
   /** Audio slots to prepare before the welcome confirms them (the server's media_slots). */
@@ -127,6 +133,9 @@ export class RoomSession {
         onError: (msg) => {
           // Sent just before the server closes every socket of an account banned server-wide.
           if (msg.code === "account_banned") this.closedReason = "account_banned";
+          if (this.audienceRequest && msg.ref === this.audienceRequest.ref) {
+            return this.audiencePageRefused();
+          }
           this.emit("error", msg.code);
         },
         onClosed: (reason, refusal) => this.closed(reason, refusal),
@@ -151,6 +160,7 @@ export class RoomSession {
   async welcome(msg) {
     const rejoin = this.state !== null;
     this.state = fromWelcome(msg);
+    this.audienceRequest = null; // a request on the old socket gets no answer
     this.phase = Phase.IN_ROOM;
     this.emit("levels", new Map()); // until the server's next active_speakers
     // The welcome's ICE servers hold this participant's TURN credentials (/api/config has STUN
@@ -207,6 +217,11 @@ export class RoomSession {
       return this.emit("levels", new Map(speakers.map((s) => [s.user_id, Number(s.level) || 0])));
     }
     if (msg.type === "reactions") return this.emit("reactions", msg.counts || {});
+    if (msg.type === "audience") {
+      this.state = applyAudience(this.state, msg);
+      return this.emit("changed");
+    }
+    if (msg.type === "audience_page") return this.audiencePage(msg);
     if (msg.type === "snapshot") {
       this.state = fromSnapshot(this.state, msg);
       if (!this.state.invited) this.emit("invitation", false);
@@ -226,6 +241,47 @@ export class RoomSession {
     if (state.ended) this.closed("room_ended");
     this.syncMic();
     this.emit("changed");
+  }
+
+  // --- the audience list -----------------------------------------------------------------------
+
+  /** Read the audience list from its start again: it was opened, and what was held is old. */
+  refreshAudience() {
+    this.requestAudiencePage(null, true);
+  }
+
+  /** Read the next page of the audience list, unless it is all read or a page is on its way. */
+  loadMoreAudience() {
+    if (!this.state || this.audienceRequest || !audienceHasMore(this.state)) return;
+    this.requestAudiencePage(this.state.audience.next, false);
+  }
+
+  get audienceLoading() {
+    return this.audienceRequest !== null;
+  }
+
+  requestAudiencePage(cursor, fresh) {
+    const fields = { limit: AUDIENCE_PAGE_SIZE };
+    if (cursor) fields.cursor = cursor;
+    // A fresh reading supersedes a page on its way: that answer's ref no longer matches.
+    const ref = this.conn?.send("audience_page", fields) ?? null;
+    this.audienceRequest = ref ? { ref, fresh } : null;
+  }
+
+  audiencePage(msg) {
+    const request = this.audienceRequest;
+    if (!request || msg.ref !== request.ref) return; // superseded, or from before a rejoin
+    this.audienceRequest = null;
+    this.state = applyAudiencePage(this.state, msg, { fresh: request.fresh });
+    this.emit("changed");
+  }
+
+  /** The server refused a page (a cursor from before its restart): read from the start. */
+  audiencePageRefused() {
+    const request = this.audienceRequest;
+    this.audienceRequest = null;
+    if (request && !request.fresh) this.refreshAudience();
+    else this.emit("changed");
   }
 
   /** `refusal`: the server's error code when a join was refused (banned, removed, ...). */

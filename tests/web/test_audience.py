@@ -1,0 +1,212 @@
+"""Issue 12, item 6, in headless Chromium against the real server: a room's audience renders
+from the server's count, sample and pages, not from a list of everyone.
+
+300 light listeners (plain WebSocket clients, guests) join a room while a signed-in listener
+watches it in the browser. The page must show the exact count within about 2 s of the last
+join; scrolling the audience list to its end reads every page (the last listener to join
+appears) while the DOM holds a small window of rows; leaves and a removal update the count and
+the list; the count is written with Persian digits in Persian. Screenshots of the audience in
+both languages go to artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.conftest import (
+    Account,
+    AccountFactory,
+    Client,
+    RunningServer,
+    ServerFactory,
+    create_room,
+    join,
+)
+from tests.web.browser import Browsers, tid
+from tests.web.test_client import signed_in_page
+
+pytestmark = pytest.mark.browser
+
+LISTENERS = 300
+COUNT_WITHIN_S = 2.0
+TO_THE_END = "el => { el.scrollTop = el.scrollHeight; }"
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory) -> RunningServer:
+    """One address opens every listener's socket here: lift the per-address limits for it."""
+    return await make_server(
+        guest_tokens_per_address_per_hour=10_000,
+        max_websockets_per_address=2_000,
+        max_connections_per_address=4_000,
+    )
+
+
+class Crowd:
+    """Listeners' sockets, each read in the background (a listener that never reads its socket
+    is a slow client, which the server may drop), all closed at the end."""
+
+    def __init__(self) -> None:
+        self.clients: list[Client] = []
+        self.readers: list[asyncio.Task[None]] = []
+
+    def add(self, client: Client) -> Client:
+        self.clients.append(client)
+        self.readers.append(asyncio.create_task(self._read(client)))
+        return client
+
+    @staticmethod
+    async def _read(client: Client) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for _ in client.ws:
+                pass
+
+    async def close(self) -> None:
+        await asyncio.gather(*(c.ws.close() for c in self.clients), return_exceptions=True)
+        for reader in self.readers:
+            reader.cancel()
+        await asyncio.gather(*self.readers, return_exceptions=True)
+
+
+@pytest.fixture
+async def crowd() -> AsyncIterator[Crowd]:
+    running = Crowd()
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+async def make_guests(server: RunningServer, names: list[str]) -> list[Account]:
+    """Guests through POST /api/auth/guest on one HTTP client (a client each, as make_account
+    does, costs a TLS context each: seconds for hundreds)."""
+    async with server.http() as http:
+
+        async def one(name: str) -> Account:
+            response = await http.post("/api/auth/guest", json={"display_name": name})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            return Account(body["user"]["id"], body["token"], name)
+
+        return list(await asyncio.gather(*(one(name) for name in names)))
+
+
+async def count_shown(page: Any) -> int:
+    return int(await page.get_attribute(tid("audience-count"), "data-count"))
+
+
+async def wait_for_count(page: Any, count: int, timeout_s: float) -> float:
+    """Seconds until the page shows ``count`` listeners (text and attribute)."""
+    started = time.monotonic()
+    await page.wait_for_function(
+        """(n) => {
+          const el = document.querySelector("[data-testid=audience-count]");
+          return el !== null && el.dataset.count === String(n);
+        }""", arg=count, timeout=timeout_s * 1000)
+    return time.monotonic() - started
+
+
+async def scroll_to_end(page: Any, testid: str, timeout_s: float = 15) -> None:
+    """Scroll the audience list to its bottom until the row ``testid`` is drawn."""
+    deadline = time.monotonic() + timeout_s
+    while await page.locator(tid(testid)).count() == 0:
+        assert time.monotonic() < deadline, f"{testid} never appeared at the end of the list"
+        await page.eval_on_selector(tid("audience-list"), TO_THE_END)
+        await page.wait_for_timeout(100)
+
+
+async def loaded_ids(page: Any) -> list[str]:
+    ids: list[str] = await page.evaluate(
+        "() => audioRooms.view.state.audience.listeners.map((p) => p.user_id)")
+    return ids
+
+
+async def test_three_hundred_listeners_are_counted_paged_and_scrolled(
+    browsers: Browsers, server: RunningServer, make_account: AccountFactory,
+    crowd: Crowd, screenshot: Any,
+) -> None:
+    host, viewer = await make_account("Maryam"), await make_account("Viewer")
+    room_id = await create_room(server, host, title="A big room")
+    host_c = crowd.add(await join(server, room_id, host))
+
+    page = await signed_in_page(browsers, server, viewer.token, "en-US", f"/r/{room_id}")
+    await page.click(tid("join-button"))
+    await page.wait_for_selector(tid("audience-count"))
+    assert await count_shown(page) == 1
+    assert "1 person is listening" in await page.text_content(tid("audience-count"))
+
+    # 299 guests join at once, then the 300th alone: last in join order, so last in the list.
+    guests = await make_guests(server, [f"Listener {i:03d}" for i in range(1, LISTENERS + 1)])
+    gate = asyncio.Semaphore(50)
+
+    async def join_one(account: Any) -> Client:
+        async with gate:
+            return crowd.add(await join(server, room_id, account))
+
+    clients = list(await asyncio.gather(*(join_one(a) for a in guests[:-1])))
+    await asyncio.sleep(0.01)
+    clients.append(await join_one(guests[-1]))
+    last = guests[-1]
+    assert all(c.welcome["you"]["role"] == "listener" for c in clients)
+    # The exact count (300 guests and the viewer), within about a second of the last join.
+    elapsed = await wait_for_count(page, LISTENERS + 1, COUNT_WITHIN_S)
+    print(f"count shown {elapsed * 1000:.0f} ms after the last join")
+    assert await page.text_content(tid("audience-count")) == "301 people are listening"
+    # A few faces, not everyone.
+    faces = await page.locator(f"{tid('audience-faces')} li").count()
+    assert 1 <= faces <= 13
+
+    # The list opens from its start and reads page by page as it scrolls to the end.
+    await page.click(tid("audience-toggle"))
+    assert await page.get_attribute(tid("audience-toggle"), "aria-expanded") == "true"
+    await page.wait_for_selector(f"{tid('audience-list')} [data-testid^='listener-']")
+    assert len(await loaded_ids(page)) < LISTENERS  # not everything at once
+    await scroll_to_end(page, f"listener-{last.user_id}")
+    # The reader's place survives the room re-rendering around the list (every count change).
+    top = await page.eval_on_selector(tid("audience-list"), "el => el.scrollTop")
+    assert top > 0
+    await page.evaluate("audioRooms.view.render()")
+    assert await page.eval_on_selector(tid("audience-list"), "el => el.scrollTop") == top
+    ids = await loaded_ids(page)
+    assert sorted(ids) == sorted([viewer.user_id] + [g.user_id for g in guests])
+    assert ids[-1] == last.user_id
+    assert await page.evaluate("audioRooms.view.state.audience.next") is None
+    rows = await page.locator(f"{tid('audience-list')} li").count()
+    assert 0 < rows <= 40, f"{rows} rows in the DOM for {len(ids)} listeners"
+    # Every row is exactly where the list's arithmetic puts it, and the scroller is focusable.
+    assert await page.get_attribute(tid("audience-list"), "tabindex") == "0"
+    await screenshot(page, "audience-en")
+
+    # A hundred leave: the count follows within a tick; reopened, the list reads them gone.
+    leaving, staying = clients[:100], clients[100:]
+    await asyncio.gather(*(c.send("leave") for c in leaving))
+    await wait_for_count(page, LISTENERS + 1 - 100, COUNT_WITHIN_S + 1)
+    await page.click(tid("audience-toggle"))
+    await page.click(tid("audience-toggle"))
+    await scroll_to_end(page, f"listener-{last.user_id}")
+    ids = await loaded_ids(page)
+    assert len(ids) == LISTENERS + 1 - 100
+    assert not {c.user_id for c in leaving} & set(ids)
+
+    # A removal drops the person from the list at once (participant_removed), before the tick.
+    removed = staying[-2].user_id
+    await page.eval_on_selector(tid("audience-list"), TO_THE_END)
+    await page.wait_for_selector(tid(f"listener-{removed}"))
+    await host_c.send("remove", user_id=removed)
+    await page.wait_for_selector(tid(f"listener-{removed}"), state="detached", timeout=1000)
+    await wait_for_count(page, LISTENERS - 100, COUNT_WITHIN_S + 1)
+
+    # Persian: the same count in Persian digits and words, the list mirrored.
+    await page.click(tid("lang-switch"))
+    await page.wait_for_function("() => document.documentElement.dir === 'rtl'")
+    text = await page.text_content(tid("audience-count"))
+    assert "۲۰۰" in text and not any(c.isascii() and c.isalnum() for c in text), text
+    await screenshot(page, "audience-fa")
+    assert page.errors == []
