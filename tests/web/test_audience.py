@@ -210,3 +210,75 @@ async def test_three_hundred_listeners_are_counted_paged_and_scrolled(
     assert "۲۰۰" in text and not any(c.isascii() and c.isalnum() for c in text), text
     await screenshot(page, "audience-fa")
     assert page.errors == []
+
+
+async def test_the_virtual_list_stays_small_and_quick_at_ten_thousand(browsers: Browsers) -> None:
+    """The list component alone, with 10,000 rows read: scrolled from top to bottom a screen at
+    a time, the DOM holds a window of rows, each step draws in a few milliseconds, every row
+    is where its index puts it, and more is asked for only near the end of what is read."""
+    page = await browsers.page(await browsers.launch(), "en-US", "/")
+    await page.wait_for_selector(tid("live-rooms"))
+    out = await page.evaluate("""async () => {
+      const { VirtualList } = await import("/views/virtual-list.js");
+      const items = Array.from({ length: 10000 }, (_, i) => ({ id: `u${i}`, name: `Person ${i}` }));
+      let asked = 0;
+      let made = 0;
+      const list = new VirtualList({
+        rowHeight: 56, label: "everyone", testid: "bench-list",
+        renderRow: (p) => { made += 1; const s = document.createElement("span");
+          s.dataset.testid = `row-${p.id}`; s.textContent = p.name; return s; },
+        renderPlaceholder: () => null,
+        onNearEnd: () => { asked += 1; },
+      });
+      document.body.append(list.element);
+      list.update(items, 10000, true);
+      const el = list.element;
+      const draws = [];
+      let maxRows = 0;
+      let askedBeforeEnd = 0;
+      let misplaced = 0;
+      for (let top = 0; top <= el.scrollHeight - el.clientHeight; top += el.clientHeight) {
+        // One step: scroll a screen, draw, and lay out (reading a position makes the browser
+        // lay the rows out, as the next frame would).
+        const t0 = performance.now();
+        el.scrollTop = top;
+        list.draw();
+        const first = Math.ceil(el.scrollTop / 56);
+        const row = el.querySelector(`[data-testid=row-u${first}]`)?.closest("li");
+        const offset = row ? row.getBoundingClientRect().top - el.getBoundingClientRect().top : NaN;
+        draws.push(performance.now() - t0);
+        if (!(Math.abs(offset - (first * 56 - el.scrollTop)) <= 1)) misplaced += 1;
+        maxRows = Math.max(maxRows, el.querySelectorAll("li").length);
+        if (top < el.scrollHeight - 4000) askedBeforeEnd = asked;
+      }
+      // Scrolling a row at a time (as a finger does) makes one row, not a screenful.
+      let mostMade = 0;
+      el.scrollTop = 5000 * 56;
+      list.draw();
+      for (let top = 5001 * 56; top < 5200 * 56; top += 56) {
+        made = 0;
+        el.scrollTop = top;
+        list.draw();
+        mostMade = Math.max(mostMade, made);
+      }
+      el.scrollTop = el.scrollHeight;
+      list.draw();
+      draws.sort((a, b) => a - b);
+      return { steps: draws.length, p50: draws[Math.floor(draws.length / 2)],
+        p99: draws[Math.floor(draws.length * 0.99)],
+        max: draws[draws.length - 1], maxRows, mostMade, misplaced, askedBeforeEnd, asked,
+        height: el.scrollHeight,
+        last: el.querySelector("[data-testid=row-u9999]") !== null };
+    }""")
+    print(f"virtual list, 10,000 rows: {out['steps']} screens, step p50 {out['p50']:.2f} ms, "
+          f"p99 {out['p99']:.2f} ms, "
+          f"max {out['max']:.2f} ms, at most {out['maxRows']} rows in the DOM")
+    assert out["height"] == 10_000 * 56
+    assert out["last"] and out["misplaced"] == 0
+    assert out["maxRows"] <= 40
+    # A frame is 16 ms, and a step is a screen's worth of scrolling, far more than a frame's.
+    # (The tail is left out: on a loaded CI machine it measures the scheduler, not the list.)
+    assert out["p50"] < 4
+    assert out["mostMade"] == 1
+    assert out["askedBeforeEnd"] == 0 and out["asked"] > 0
+    assert page.errors == []

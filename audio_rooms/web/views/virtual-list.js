@@ -27,8 +27,10 @@ export class VirtualList {
     this.items = [];
     this.total = 0;
     this.hasMore = false;
-    this.drawn = null; // "first:last:generation" of what the DOM holds
     this.generation = 0; // bumped whenever the items change, so rows are redrawn
+    this.drawn = -1; // the generation the rows in the DOM were made from
+    this.first = 0; // the rows in the DOM: [first, last)
+    this.last = 0;
     this.frame = 0;
     this.rows = h("ul", { class: "virtual-rows", role: "list" });
     this.spacer = h("div", { class: "virtual-spacer" }, this.rows);
@@ -78,22 +80,34 @@ export class VirtualList {
   draw() {
     this.spacer.style.setProperty("block-size", `${this.total * this.rowHeight}px`);
     const [first, last] = this.range();
-    const key = `${first}:${last}:${this.generation}`;
-    if (key !== this.drawn) {
-      this.drawn = key;
-      this.rows.style.setProperty("inset-block-start", `${first * this.rowHeight}px`);
-      const rows = [];
-      for (let i = first; i < last; i += 1) {
-        const item = this.items[i];
-        rows.push(h("li", {
-          class: item ? "virtual-row" : "virtual-row placeholder",
-          "aria-setsize": String(this.total), "aria-posinset": String(i + 1),
-          "aria-hidden": item ? null : "true",
-        }, item ? this.renderRow(item, i) : this.renderPlaceholder(i)));
-      }
-      replaceChildrenKeepingFocus(this.rows, rows);
+    if (this.drawn !== this.generation || last <= this.first || first >= this.last) {
+      // New data (at most once a second) or a jump: every row drawn afresh.
+      replaceChildrenKeepingFocus(this.rows, this.makeRows(first, last));
+      this.drawn = this.generation;
+    } else if (first !== this.first || last !== this.last) {
+      // Scrolled: rows that stay in view stay as they are; only those coming in are made.
+      for (let i = this.first; i < first; i += 1) this.rows.firstElementChild.remove();
+      for (let i = last; i < this.last; i += 1) this.rows.lastElementChild.remove();
+      this.rows.prepend(...this.makeRows(first, Math.min(this.first, last)));
+      this.rows.append(...this.makeRows(Math.max(this.last, first), last));
     }
+    this.first = first;
+    this.last = last;
+    this.rows.style.setProperty("inset-block-start", `${first * this.rowHeight}px`);
     if (this.hasMore && last + this.nearEnd >= this.items.length) this.onNearEnd();
+  }
+
+  makeRows(from, to) {
+    const rows = [];
+    for (let i = from; i < to; i += 1) {
+      const item = this.items[i];
+      rows.push(h("li", {
+        class: item ? "virtual-row" : "virtual-row placeholder",
+        "aria-setsize": String(this.total), "aria-posinset": String(i + 1),
+        "aria-hidden": item ? null : "true",
+      }, item ? this.renderRow(item, i) : this.renderPlaceholder(i)));
+    }
+    return rows;
   }
 
   /** Stop drawing (the view went away). */
