@@ -41,6 +41,7 @@ from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
+from audio_rooms.state.adopt import adopt_old_rooms
 from audio_rooms.state.embedded import REDIS_CONNECTIONS, EmbeddedRedis
 from audio_rooms.state.nodes import NodeRegistry
 from audio_rooms.state.ratelimit import RateLimit
@@ -139,6 +140,7 @@ async def start_services(
     services.audience_ticker = AudienceTicker(hub, rooms, settings.audience_tick)
     services.audience_ticker.start()
     try:
+        await adopt_old_rooms(redis)
         await store.rank_unranked()
     except (aioredis.RedisError, OSError):
         logger.warning("could not rank live rooms for the lobby: Redis unreachable")

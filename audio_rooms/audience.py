@@ -21,6 +21,10 @@ from audio_rooms.state.store import RoomStore
 MODERATOR_FOLLOWS = 500
 FOLLOWS_TTL = 30.0
 VIEWER_FOLLOWS = 1000
+# How long a welcome reuses the sample and full first page another welcome just read: a
+# thousand people joining in a second cost a few reads, not a thousand. The count is always
+# read fresh.
+WELCOME_VIEW_TTL = 1.0
 
 
 class Followings(Protocol):
@@ -43,6 +47,7 @@ class Audience:
         self.store = store
         self.follows = follows
         self._known: dict[str, tuple[tuple[str, ...], float, list[str]]] = {}
+        self._welcome: dict[str, tuple[float, list[dict[str, Any]], dict[str, Any]]] = {}
 
     async def glance(self, state: RoomState) -> Glance:
         """The count and the sample of a live room."""
@@ -52,12 +57,23 @@ class Audience:
         return Glance(await audience.count(state.room_id), tuple(sample))
 
     async def for_welcome(self, state: RoomState) -> dict[str, Any]:
-        """The ``audience`` of a snapshot: the glance and the first page."""
-        glance = await self.glance(state)
-        page = await self.page(state.room_id, None, PAGE_SIZE)
-        return {**glance.to_wire(), "page": {
-            "listeners": [p.to_wire() for p in page.listeners], "next": page.next,
-        }}
+        """The ``audience`` of a snapshot: the count now, the sample and the first page (as
+        read at most ``WELCOME_VIEW_TTL`` ago)."""
+        room_id = state.room_id
+        now = time.monotonic()
+        cached = self._welcome.get(room_id)
+        # Joins add to the end: a full first page stays right until one of its people leaves;
+        # a short one (a small room) is read each time, which is cheap there.
+        if (cached is None or now - cached[0] > WELCOME_VIEW_TTL
+                or len(cached[2]["listeners"]) < PAGE_SIZE):
+            glance = await self.glance(state)
+            page = await self.page(room_id, None, PAGE_SIZE)
+            cached = (now, glance.to_wire()["sample"], {
+                "listeners": [p.to_wire() for p in page.listeners], "next": page.next,
+            })
+            self._welcome[room_id] = cached
+        count = await self.store.audience.count(room_id)
+        return {"count": count, "sample": cached[1], "page": cached[2]}
 
     async def page(self, room_id: str, cursor: str | None, limit: int) -> AudiencePage:
         return await self.store.audience.page(room_id, cursor, limit)
@@ -72,6 +88,7 @@ class Audience:
 
     def forget(self, room_id: str) -> None:
         self._known.pop(room_id, None)
+        self._welcome.pop(room_id, None)
 
     async def _moderators_follow(self, state: RoomState) -> list[str]:
         moderators = tuple(sorted(p.user_id for p in state.moderators() if not p.is_guest))

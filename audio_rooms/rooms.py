@@ -430,13 +430,17 @@ class RoomService:
             followers = await self._followers(
                 viewer, [(records[i][0], states.get(i)) for i in ids if i in records]
             )
+            hidden = [i for i in ids if i in records
+                      and records[i][0].visibility.value != Visibility.OPEN.value]
+            listening = (await self.store.audience.listening_in(hidden, viewer.user_id)
+                         if viewer is not None and hidden else set())
             for room_id in ids:
                 position += 1
                 state = states.get(room_id)
                 if room_id not in records or state is None or not state.live:
                     continue  # ended between the ranking and this read
                 record, host_name = records[room_id]
-                if not _may_see(viewer, record, state, followers):
+                if room_id not in listening and not _may_see(viewer, record, state, followers):
                     continue
                 rooms.append(_summary(record, host_name, state, counts.get(room_id, 0)))
                 if len(rooms) == limit:

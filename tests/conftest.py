@@ -140,6 +140,7 @@ async def make_server(
             "media_host_addresses": ("127.0.0.1",),
             "heartbeat_interval": 1.0,
             "grace_period": 3.0,
+            "audience_tick": 0.2,
             "login_attempts_per_minute": 1000,
             "signups_per_address_per_hour": 1000,
         }

@@ -48,7 +48,7 @@ async def test_a_second_server_on_the_same_data_directory_is_refused(
     guest = await first.account("lockguest")
     guest_c = await join(first, room_id, guest)
     assert host.user_id in {p["user_id"] for p in guest_c.welcome["room"]["participants"]}
-    await host_c.expect("participant_joined", user_id=guest.user_id)
+    await host_c.expect("audience", count=1)
 
 
 async def test_admin_cli_lists_the_rooms_of_the_running_embedded_redis_server(

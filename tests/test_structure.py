@@ -67,12 +67,12 @@ def _breaches(
     [
         # Only the composition root builds and wires; what it builds never reaches back to it.
         (
-            ("signalling", "rooms.py", "metrics.py", "services.py", "sfu", "state", "domain",
-             "db", "accounts"),
+            ("signalling", "rooms.py", "audience.py", "metrics.py", "services.py", "sfu",
+             "state", "domain", "db", "accounts"),
             ("app",),
         ),
         # Rooms decide; they do not know about sockets, nor the node's connections.
-        (("rooms.py",), ("signalling", "services")),
+        (("rooms.py", "audience.py"), ("signalling", "services")),
         # Live state and the rules know nothing of requests, sockets or media.
         (("state",), ("signalling", "rooms", "services", "sfu", "metrics")),
         (("domain",), ("state", "signalling", "sfu", "db", "rooms", "services", "accounts")),

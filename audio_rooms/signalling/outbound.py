@@ -348,6 +348,8 @@ AnyServerMessage = Annotated[
     | MediaAnswer
     | MediaFailed
     | Reactions
+    | Audience
+    | AudiencePage
     | ActiveSpeakers
     | Reconnect
     | Error

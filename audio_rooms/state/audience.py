@@ -154,6 +154,14 @@ class AudienceStore:
             raw = await pipe.execute()
         return {room_id: int(n) for room_id, n in zip(room_ids, raw, strict=True)}
 
+    async def listening_in(self, room_ids: Sequence[str], user_id: str) -> set[str]:
+        """Those of ``room_ids`` where ``user_id`` is a listener, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for room_id in room_ids:
+                pipe.zscore(keys.room_audience(room_id), user_id)
+            scores = await pipe.execute()
+        return {r for r, s in zip(room_ids, scores, strict=True) if s is not None}
+
     async def listeners(self, room_id: str, user_ids: Sequence[str]) -> list[Participant]:
         """The records of those of ``user_ids`` who are listeners now, in the given order."""
         if not user_ids:

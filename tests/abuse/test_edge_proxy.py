@@ -40,6 +40,8 @@ async def test_a_trusted_proxy_may_carry_more_than_one_clients_share_of_sockets(
     room_id = await create_room(server, host)
     guests = [await make_account(f"G{i}", guest=True) for i in range(3)]
     clients = [await join(server, room_id, account) for account in [host, *guests]]
-    assert {p["user_id"] for p in clients[-1].welcome["room"]["participants"]} == {
-        account.user_id for account in [host, *guests]
+    room = clients[-1].welcome["room"]
+    assert {p["user_id"] for p in room["participants"]} == {host.user_id, guests[-1].user_id}
+    assert {p["user_id"] for p in room["audience"]["page"]["listeners"]} == {
+        account.user_id for account in guests
     }

@@ -8,7 +8,14 @@ from typing import Any
 import httpx
 
 from audio_rooms.state import keys
-from tests.conftest import AccountFactory, RunningServer, ServerFactory, create_room, join
+from tests.conftest import (
+    AccountFactory,
+    RunningServer,
+    ServerFactory,
+    create_room,
+    eventually,
+    join,
+)
 
 
 async def page(server: RunningServer, query: str) -> dict[str, Any]:
@@ -33,6 +40,11 @@ async def test_lobby_pages_rank_busy_rooms_above_empty_spam(
         await join(server, busy[0], await make_account(f"Fan {i}", guest=True))
     await join(server, busy[1], await make_account("Fan 9", guest=True))
 
+    # The ranking counts the audience once a tick (AUDIO_ROOMS_AUDIENCE_TICK).
+    async def ranked() -> bool:
+        return [r["id"] for r in (await page(server, "limit=2"))["rooms"]] == busy
+
+    await eventually(ranked, within=5)
     first = await page(server, "limit=2")
     assert [r["id"] for r in first["rooms"]] == busy
     assert first["rooms"][0]["listener_count"] == 2

@@ -34,7 +34,7 @@ async def test_guests_cannot_be_invited_promoted_or_raise_a_hand(
     room_id = await create_room(server, host)
     host_c = await join(server, room_id, host)
     guest_c = await join(server, room_id, guest)
-    await host_c.expect("participant_joined", user_id=guest.user_id)
+    await host_c.expect("audience", count=1)
 
     for kind, ref in (("invite_to_speak", "inv"), ("make_moderator", "mod")):
         await host_c.send(kind, user_id=guest.user_id, ref=ref)

@@ -163,7 +163,7 @@ async def test_room_detail_counts_people_who_joined(
     host_c = await join(server, room_id, host)
     for listener in listeners:
         await join(server, room_id, listener)
-        await host_c.expect("participant_joined", user_id=listener.user_id)
+    await host_c.expect("audience", count=2)
     async with server.http() as http:
         room = (await http.get(f"/api/rooms/{room_id}")).json()["room"]
     assert room["title"] == "Counted" and room["host"]["display_name"] == "Host"

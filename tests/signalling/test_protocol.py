@@ -76,10 +76,12 @@ def test_every_event_the_domain_makes_matches_its_schema() -> None:
     made = [
         ev.participant_joined(participant, "a@x"),
         ev.participant_left("a@x", "timeout"),
+        ev.participant_left("a@x", "left", listener=True),
         ev.role_changed("a@x", "speaker", None),
-        ev.hand_raised("a@x"),
+        ev.role_changed("a@x", "speaker", "a@x", participant),
+        ev.hand_raised("a@x", participant),
         ev.hand_lowered("a@x", "h@x"),
-        ev.invited("a@x", "h@x"),
+        ev.invited("a@x", "h@x", participant),
         ev.invitation_declined("a@x"),
         ev.mute_changed("a@x", True, True, "h@x"),
         ev.participant_removed("a@x", "h@x", True),
@@ -149,7 +151,10 @@ async def test_what_a_room_sends_is_what_the_schema_says(
 
     speaker, listener, unanswered = AudioClient(mic=ToneTrack(440)), AudioClient(), AudioClient()
     try:
-        host_r, ana_r = await enter(host), await enter(ana)
+        # Ana is in first: the host's arrival on stage is a participant_joined for her.
+        ana_r = await enter(ana)
+        host_r = await enter(host)
+        await ana_r.expect("participant_joined", user_id=host.user_id)
         await host_r.send("ping", ref="p")
         await host_r.expect("pong", ref="p")
         await host_r.send("ice_servers", ref="i")
@@ -193,16 +198,24 @@ async def test_what_a_room_sends_is_what_the_schema_says(
         await ana_r.expect("invite_rotated")
 
         bob_r = await enter(bob)
-        await host_r.expect("participant_joined", user_id=bob.user_id)
+        # Listeners are counted, not announced: the newest face shows within a tick.
+        while True:
+            update = await host_r.expect("audience")
+            if bob.user_id in {p["user_id"] for p in update["sample"]}:
+                break
+        await host_r.send("audience_page", ref="ap")
+        page = await host_r.expect("audience_page", ref="ap")
+        assert bob.user_id in {p["user_id"] for p in page["listeners"]}
         await host_r.send("remove", user_id=bob.user_id)
         await bob_r.expect("participant_removed", user_id=bob.user_id)
         await host_r.send("set_accounts_only", enabled=False)
         await ana_r.expect("accounts_only_changed", enabled=False)
         carl_r = await enter(carl)
         await carl_r.send("leave")
-        await host_r.expect("participant_left", user_id=carl.user_id, reason="left")
+        await ana_r.send("leave")  # a moderator leaving the stage is told to everyone
+        await host_r.expect("participant_left", user_id=ana.user_id, reason="left")
         await host_r.send("end_room")
-        await ana_r.expect("room_ended", reason="ended_by_moderator")
+        await host_r.expect("room_ended", reason="ended_by_moderator")
 
         # A restart tells everyone still connected, in any room, to come back shortly.
         second_r = await enter(host, await create_room(server, host))

@@ -43,7 +43,10 @@ async def test_snapshot_then_ordered_deltas(
         await host_c.send("reaction", emoji="👏")
     late_c = await join(server, room_id, late)
     snapshot = late_c.welcome["room"]
+    # The stage and yourself; the audience by count and pages.
     assert {p["user_id"] for p in snapshot["participants"]} == {host.user_id, late.user_id}
+    assert snapshot["audience"]["count"] == 1
+    assert [p["user_id"] for p in snapshot["audience"]["page"]["listeners"]] == [late.user_id]
     await host_c.send("mute", user_id=host.user_id)
     muted = await late_c.expect("mute_changed", user_id=host.user_id)
     assert muted["version"] == late_c.welcome["version"] + 1
@@ -172,8 +175,12 @@ async def test_concurrent_moderators_cannot_corrupt_the_room(
     for p in people[:3]:
         assert p.user_id not in state.participants and p.user_id in state.removed
         assert p.user_id not in state.invitations and p.user_id not in state.hand_queue
-    participants_in_redis = await server.services.redis.hlen(keys.room_people(room_id))
-    assert participants_in_redis == len(state.participants) == 2 + 3
+    # The stage holds the two moderators; the three left in the audience are counted exactly.
+    stage_in_redis = await server.services.redis.hlen(keys.room_people(room_id))
+    assert stage_in_redis == len(state.participants) == 2
+    assert await store.audience.count(room_id) == 3
+    page = await store.audience.page(room_id, None, 50)
+    assert {p.user_id for p in page.listeners} == {p.user_id for p in people[3:]}
 
 
 async def test_new_moderator_gets_the_hand_queue(
