@@ -20,6 +20,12 @@ const MEDIA_STEADY_MS = 60000;
 // Listeners per `audience_page` request: the server's most, so reading 10,000 takes 100 round
 // trips rather than 200.
 export const AUDIENCE_PAGE_SIZE = 100;
+// Page requests go at most this often: the server allows a socket 20 messages a second (and
+// drops the rest unanswered), so dragging to the end of 10,000 must not spend them all.
+const AUDIENCE_PAGE_INTERVAL_MS = 100;
+// A page not answered by then (dropped, or lost with the socket) is asked for again.
+const AUDIENCE_PAGE_TIMEOUT_MS = 5000;
+const AUDIENCE_RETRY_MS = 1000;
 
 // Reasons that have a `closed.<reason>` sentence; refusals with another code use the close code's.
 const CLOSED_REASONS = new Set(["not_authenticated", "not_allowed_in", "room_not_found",
@@ -62,6 +68,10 @@ export class RoomSession {
     this.mediaRetryTimer = null;
     this.iceRenewal = null;
     this.audienceRequest = null; // {ref, fresh}: the audience page on its way, if any
+    this.audiencePacingMs = AUDIENCE_PAGE_INTERVAL_MS;
+    this.audienceSentAt = -Infinity;
+    this.audienceTimer = null; // a paced request, or a retry
+    this.audienceTimeout = null;
   }
 
   /** Audio slots to prepare before the welcome confirms them (the server's media_slots). */
@@ -134,7 +144,7 @@ export class RoomSession {
           // Sent just before the server closes every socket of an account banned server-wide.
           if (msg.code === "account_banned") this.closedReason = "account_banned";
           if (this.audienceRequest && msg.ref === this.audienceRequest.ref) {
-            return this.audiencePageRefused();
+            return this.audiencePageRefused(msg.code);
           }
           this.emit("error", msg.code);
         },
@@ -151,6 +161,7 @@ export class RoomSession {
   leave() {
     this.conn?.leave();
     this.teardownMedia();
+    this.stopAudience();
   }
 
   send(type, fields) {
@@ -160,7 +171,7 @@ export class RoomSession {
   async welcome(msg) {
     const rejoin = this.state !== null;
     this.state = fromWelcome(msg);
-    this.audienceRequest = null; // a request on the old socket gets no answer
+    this.stopAudience(); // a request on the old socket gets no answer
     this.phase = Phase.IN_ROOM;
     this.emit("levels", new Map()); // until the server's next active_speakers
     // The welcome's ICE servers hold this participant's TURN credentials (/api/config has STUN
@@ -252,7 +263,16 @@ export class RoomSession {
 
   /** Read the next page of the audience list, unless it is all read or a page is on its way. */
   loadMoreAudience() {
-    if (!this.state || this.audienceRequest || !audienceHasMore(this.state)) return;
+    if (!this.state || this.audienceRequest || this.audienceTimer
+        || !audienceHasMore(this.state)) return;
+    const wait = this.audienceSentAt + this.audiencePacingMs - Date.now();
+    if (wait > 0) {
+      this.audienceTimer = setTimeout(() => {
+        this.audienceTimer = null;
+        this.loadMoreAudience();
+      }, wait);
+      return;
+    }
     this.requestAudiencePage(this.state.audience.next, false);
   }
 
@@ -263,25 +283,57 @@ export class RoomSession {
   requestAudiencePage(cursor, fresh) {
     const fields = { limit: AUDIENCE_PAGE_SIZE };
     if (cursor) fields.cursor = cursor;
+    clearTimeout(this.audienceTimer);
+    this.audienceTimer = null;
     // A fresh reading supersedes a page on its way: that answer's ref no longer matches.
     const ref = this.conn?.send("audience_page", fields) ?? null;
     this.audienceRequest = ref ? { ref, fresh } : null;
+    this.audienceSentAt = Date.now();
+    clearTimeout(this.audienceTimeout);
+    if (ref) {
+      this.audienceTimeout = setTimeout(() => {
+        if (this.audienceRequest?.ref !== ref) return;
+        this.audienceRequest = null;
+        this.emit("changed"); // the list asks again if it still needs the page
+      }, AUDIENCE_PAGE_TIMEOUT_MS);
+    }
+  }
+
+  stopAudience() {
+    clearTimeout(this.audienceTimer);
+    clearTimeout(this.audienceTimeout);
+    this.audienceTimer = null;
+    this.audienceRequest = null;
   }
 
   audiencePage(msg) {
     const request = this.audienceRequest;
     if (!request || msg.ref !== request.ref) return; // superseded, or from before a rejoin
     this.audienceRequest = null;
+    clearTimeout(this.audienceTimeout);
     this.state = applyAudiencePage(this.state, msg, { fresh: request.fresh });
     this.emit("changed");
   }
 
-  /** The server refused a page (a cursor from before its restart): read from the start. */
-  audiencePageRefused() {
+  /**
+   * The server refused a page. Too many messages: ask again a second later. A cursor it did
+   * not take (one from before its restart): read from the start.
+   */
+  audiencePageRefused(code) {
     const request = this.audienceRequest;
     this.audienceRequest = null;
-    if (request && !request.fresh) this.refreshAudience();
-    else this.emit("changed");
+    clearTimeout(this.audienceTimeout);
+    if (code === "rate_limited") {
+      clearTimeout(this.audienceTimer);
+      this.audienceTimer = setTimeout(() => {
+        this.audienceTimer = null;
+        this.emit("changed");
+      }, AUDIENCE_RETRY_MS);
+    } else if (request && !request.fresh) {
+      this.refreshAudience();
+    } else {
+      this.emit("changed");
+    }
   }
 
   /** `refusal`: the server's error code when a join was refused (banned, removed, ...). */
@@ -291,6 +343,7 @@ export class RoomSession {
     this.phase = Phase.CLOSED;
     this.conn?.shutdown(1000);
     this.teardownMedia();
+    this.stopAudience();
     this.emit("invitation", false);
     this.emit("notice", `closed.${this.closedReason}`, {}, { urgent: true });
     this.emit("changed");

@@ -109,6 +109,7 @@ const sent = [];
 const session = new RoomSession("r", null, { config: {}, audioPool: {}, events: {} });
 session.conn = { send(type, fields) { sent.push({ type, ...fields }); return `c${sent.length}`; } };
 session.state = rs.fromWelcome(welcome("me", "listener"));
+session.audiencePacingMs = 0; // pacing is checked at the end
 let s = session.state;
 out.welcome = { count: s.audience.count, sample: ids(s.audience.sample),
   listeners: ids(rs.audience(s)), more: rs.audienceHasMore(s), length: rs.audienceLength(s),
@@ -189,6 +190,24 @@ const snap = rs.fromSnapshot(long, { type: "snapshot", version: 10,
 out.snapshot = { listeners: ids(rs.audience(snap)), next: snap.audience.next,
   count: snap.audience.count };
 
+// Paced: a page asked for right after another waits its turn, then goes by itself.
+const paced = [];
+const slow = new RoomSession("r", null, { config: {}, audioPool: {}, events: {} });
+slow.conn = { send(type, fields) { paced.push({ at: Date.now(), ...fields });
+  return `p${paced.length}`; } };
+slow.state = rs.fromWelcome(welcome("me", "listener"));
+slow.loadMoreAudience();
+slow.delta({ type: "audience_page", ref: "p1", count: 5, listeners: [p("c")], next: "cur2" });
+slow.loadMoreAudience();
+out.pacedAtOnce = paced.length;
+await new Promise((resolve) => setTimeout(resolve, 300));
+out.pacedLater = paced.map((q) => q.cursor);
+out.pacedGap = paced[1].at - paced[0].at >= 90;
+// Refused as too many: nothing asked again at once (a retry follows a second later).
+slow.audiencePageRefused("rate_limited");
+out.afterRateLimit = { sent: paced.length, loading: slow.audienceLoading };
+slow.stopAudience();
+
 postMessage(out);
 """
 
@@ -244,6 +263,9 @@ async def test_the_audience_state_without_a_dom(browsers: Browsers) -> None:
         "name": "N x", "raised": True, "stage": ["h", "mod"],
     }
     assert out["handLeft"] == {"queue": [], "held": False}
+    assert out["pacedAtOnce"] == 1 and out["pacedLater"] == ["cur1", "cur2"]
+    assert out["pacedGap"]
+    assert out["afterRateLimit"] == {"sent": 2, "loading": False}
     # (and not myself, on stage in it)
     assert out["snapshot"] == {"listeners": ["a", "b", "c", "d", "e"], "next": "cur9",
                                "count": 1234}

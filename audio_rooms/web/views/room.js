@@ -337,7 +337,9 @@ export class RoomView {
   renderAudience() {
     const s = this.state;
     const count = s.audience.count;
-    const faces = audienceFaces(s).map((p) => listenerView(s, p));
+    // Others' raised hands are for moderators (who hold them in `participants`) to see.
+    const faces = audienceFaces(s).map((p) => listenerView(s, p)).map((p) =>
+      (p.hand_raised && p.user_id !== s.me && !isModerator(s) ? { ...p, hand_raised: false } : p));
     return h("section", { "aria-labelledby": "audience-heading", testid: "audience" },
       h("h2", { id: "audience-heading" }, t("room.audience")),
       h("p", { class: "audience-count", testid: "audience-count", "data-count": String(count) },
