@@ -292,3 +292,36 @@ async def test_the_virtual_list_stays_small_and_quick_at_ten_thousand(browsers: 
     assert out["mostMade"] == 1
     assert out["askedBeforeEnd"] == 0 and out["asked"] > 0
     assert page.errors == []
+
+
+async def test_a_listener_goes_on_stage_and_back_for_a_listener_watching(
+    browsers: Browsers, server: RunningServer, make_account: AccountFactory, crowd: Crowd,
+) -> None:
+    """Someone the watching listener never had in its participants comes on stage (from
+    `role_changed.participant`) and leaves the audience count; moved back, they leave the stage
+    and are counted again."""
+    host, viewer, ali = (await make_account("Maryam"), await make_account("Viewer"),
+                         await make_account("Ali"))
+    room_id = await create_room(server, host)
+    host_c = crowd.add(await join(server, room_id, host))
+    page = await signed_in_page(browsers, server, viewer.token, "en-US", f"/r/{room_id}")
+    await page.click(tid("join-button"))
+    await page.wait_for_selector(tid("audience-count"))
+    ali_c = await join(server, room_id, ali)
+    await wait_for_count(page, 2, COUNT_WITHIN_S)
+    assert await page.evaluate(f"audioRooms.view.state.participants.has('{ali.user_id}')") is False
+
+    await host_c.send("invite_to_speak", user_id=ali.user_id)
+    await ali_c.expect("invited", user_id=ali.user_id)
+    await ali_c.send("accept_invitation")
+    crowd.add(ali_c)
+    await page.wait_for_selector(
+        f"{tid('stage')} {tid(f'participant-{ali.user_id}')}[data-role='speaker']")
+    await wait_for_count(page, 1, COUNT_WITHIN_S)
+
+    await host_c.send("move_to_audience", user_id=ali.user_id)
+    await page.wait_for_selector(f"{tid('stage')} {tid(f'participant-{ali.user_id}')}",
+                                 state="detached")
+    await wait_for_count(page, 2, COUNT_WITHIN_S)
+    assert await page.text_content(tid("audience-count")) == "2 people are listening"
+    assert page.errors == []
