@@ -218,7 +218,8 @@ export class RoomView {
       [Phase.CLOSED]: () => this.renderClosed(),
     }[this.phase]();
     replaceChildrenKeepingFocus(this.container, body);
-    restore?.();
+    if (restore) restore();
+    else if (this.audienceOpen) this.audienceList?.draw(); // just opened
     if (this.phase === Phase.IN_ROOM) {
       this.applyLevels();
       this.announceCount();

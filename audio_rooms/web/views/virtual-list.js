@@ -46,7 +46,9 @@ export class VirtualList {
     this.total = Math.max(total, items.length);
     this.hasMore = hasMore;
     this.generation += 1;
-    this.draw();
+    // Taken out of the page (the room is re-rendering around it), it has no scroll offset to
+    // draw from: the view draws it once it is back (keep()).
+    if (this.element.isConnected) this.draw();
   }
 
   /** The scroll offset, to put back after the element was taken out and put in again. */
