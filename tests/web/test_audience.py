@@ -328,3 +328,28 @@ async def test_a_listener_goes_on_stage_and_back_for_a_listener_watching(
     await wait_for_count(page, 2, COUNT_WITHIN_S)
     assert await page.text_content(tid("audience-count")) == "2 people are listening"
     assert page.errors == []
+
+
+async def test_a_moderator_acts_on_a_listener_from_the_list(
+    browsers: Browsers, server: RunningServer, make_account: AccountFactory, crowd: Crowd,
+) -> None:
+    """The person menu opens from a row of the virtual list as the usual bottom sheet (not
+    clipped inside the list), and inviting from it reaches the listener."""
+    host, ali = await make_account("Maryam"), await make_account("Ali")
+    room_id = await create_room(server, host)
+    page = await signed_in_page(browsers, server, host.token, "en-US", f"/r/{room_id}")
+    await page.click(tid("join-button"))
+    await page.wait_for_selector(tid("stage"))
+    ali_c = await join(server, room_id, ali)
+    await wait_for_count(page, 1, COUNT_WITHIN_S)
+    await page.click(tid("audience-toggle"))
+    await page.click(tid(f"listener-menu-{ali.user_id}"))
+    sheet = await page.locator(tid(f"menu-{ali.user_id}")).bounding_box()
+    viewport = page.viewport_size
+    assert sheet is not None and viewport is not None
+    assert abs(sheet["y"] + sheet["height"] - viewport["height"]) <= 1  # at the bottom edge
+    assert sheet["width"] >= viewport["width"] - 1  # the whole width, not the list's
+    await page.click(tid(f"menu-invite-{ali.user_id}"))
+    await ali_c.expect("invited", user_id=ali.user_id)
+    crowd.add(ali_c)
+    assert page.errors == []
