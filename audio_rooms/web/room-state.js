@@ -85,12 +85,14 @@ export function applyAudience(state, msg) {
  */
 export function applyAudiencePage(state, msg, { fresh = false } = {}) {
   const before = fresh ? [] : state.audience.listeners;
+  // A page read just before someone went on stage may still list them.
+  const onStage = (p) => STAGE_ROLES.has(state.participants.get(p.user_id)?.role);
   return {
     ...state,
     audience: {
       ...state.audience,
       count: typeof msg.count === "number" ? msg.count : state.audience.count,
-      listeners: uniqueListeners(before, msg.listeners || []),
+      listeners: uniqueListeners(before, (msg.listeners || []).filter((p) => !onStage(p))),
       next: msg.next ?? null,
     },
   };

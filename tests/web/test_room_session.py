@@ -159,6 +159,9 @@ session.delta({ type: "role_changed", user_id: "e", role: "speaker", by: "h", ve
 s = session.state;
 out.onStage = { stage: ids(rs.stage(s)), listeners: ids(rs.audience(s)),
   role: s.participants.get("e")?.role };
+// A page read just before the change still lists them as a listener: not taken back.
+out.stalePage = ids(rs.audience(rs.applyAudiencePage(s, { count: 1239,
+  listeners: [p("e"), p("g")], next: null })));
 session.delta({ type: "role_changed", user_id: "e", role: "listener", by: "h", version: 7 });
 s = session.state;
 out.offStage = { stage: ids(rs.stage(s)), held: s.participants.has("e"),
@@ -254,6 +257,7 @@ async def test_the_audience_state_without_a_dom(browsers: Browsers) -> None:
     assert out["sentAtEnd"] == 3  # read to the end: nothing more to ask for
     assert out["removed"] == {"listeners": [], "sample": ["s2"], "count": 1239}
     assert out["onStage"] == {"stage": ["h", "e"], "listeners": ["f"], "role": "speaker"}
+    assert out["stalePage"] == ["f", "g"]
     # Back in the audience: off the stage, and at the end of a list read to its end.
     assert out["offStage"] == {"stage": ["h"], "held": False, "listeners": ["f", "e"]}
     assert out["meOnStage"] == {"stage": ["h", "me"], "listeners": ["f", "e"]}
