@@ -45,6 +45,7 @@ export const Phase = Object.freeze({
  * `events` (all optional): changed() when anything shown changed; joined(role) on first entry;
  * notice(key, params, {urgent}) for a sentence to announce; toast(key) for a passing message;
  * error(code) for a failure to show; levels(map) for the active speakers; reactions(counts);
+ * audience() when only the audience (count, faces, pages read) changed, else changed();
  * invitation(open) when an invitation to speak appears or goes away.
  */
 export class RoomSession {
@@ -230,7 +231,7 @@ export class RoomSession {
     if (msg.type === "reactions") return this.emit("reactions", msg.counts || {});
     if (msg.type === "audience") {
       this.state = applyAudience(this.state, msg);
-      return this.emit("changed");
+      return this.audienceChanged();
     }
     if (msg.type === "audience_page") return this.audiencePage(msg);
     if (msg.type === "snapshot") {
@@ -294,7 +295,7 @@ export class RoomSession {
       this.audienceTimeout = setTimeout(() => {
         if (this.audienceRequest?.ref !== ref) return;
         this.audienceRequest = null;
-        this.emit("changed"); // the list asks again if it still needs the page
+        this.audienceChanged(); // the list asks again if it still needs the page
       }, AUDIENCE_PAGE_TIMEOUT_MS);
     }
   }
@@ -312,7 +313,17 @@ export class RoomSession {
     this.audienceRequest = null;
     clearTimeout(this.audienceTimeout);
     this.state = applyAudiencePage(this.state, msg, { fresh: request.fresh });
-    this.emit("changed");
+    this.audienceChanged();
+  }
+
+  /**
+   * Only the audience changed (its count, faces or pages): views that can redraw just that
+   * listen to `audience`; others get `changed`. The count changes every second in a busy room,
+   * and redrawing the whole room that often would swallow clicks (a button replaced between
+   * mouse down and up gets no click).
+   */
+  audienceChanged() {
+    this.emit(this.events.audience ? "audience" : "changed");
   }
 
   /**
@@ -327,12 +338,12 @@ export class RoomSession {
       clearTimeout(this.audienceTimer);
       this.audienceTimer = setTimeout(() => {
         this.audienceTimer = null;
-        this.emit("changed");
+        this.audienceChanged();
       }, AUDIENCE_RETRY_MS);
     } else if (request && !request.fresh) {
       this.refreshAudience();
     } else {
-      this.emit("changed");
+      this.audienceChanged();
     }
   }
 

@@ -144,6 +144,9 @@ async def test_three_hundred_listeners_are_counted_paged_and_scrolled(
     await page.wait_for_selector(tid("audience-count"))
     assert await count_shown(page) == 1
     assert "1 person is listening" in await page.text_content(tid("audience-count"))
+    # The count's updates redraw the audience alone: the controls stay the same elements (a
+    # button replaced between mouse down and up would swallow the click).
+    await page.evaluate("window.leaveButton = document.querySelector('[data-testid=leave-room]')")
 
     # 299 guests join at once, then the 300th alone: last in join order, so last in the list.
     guests = await make_guests(server, [f"Listener {i:03d}" for i in range(1, LISTENERS + 1)])
@@ -162,6 +165,7 @@ async def test_three_hundred_listeners_are_counted_paged_and_scrolled(
     elapsed = await wait_for_count(page, LISTENERS + 1, COUNT_WITHIN_S)
     print(f"count shown {elapsed * 1000:.0f} ms after the last join")
     assert await page.text_content(tid("audience-count")) == "301 people are listening"
+    assert await page.evaluate("window.leaveButton.isConnected")
     # A few faces, not everyone.
     faces = await page.locator(f"{tid('audience-faces')} li").count()
     assert 1 <= faces <= 13
@@ -176,6 +180,8 @@ async def test_three_hundred_listeners_are_counted_paged_and_scrolled(
     await page.keyboard.press("End")
     await page.wait_for_function(
         "() => document.querySelector('[data-testid=audience-list]').scrollTop > 0")
+    await page.evaluate("audioRooms.view.render()")  # and it keeps focus across a redraw
+    assert await page.evaluate("document.activeElement.dataset.testid") == "audience-list"
     await scroll_to_end(page, f"listener-{last.user_id}")
     # The reader's place survives the room re-rendering around the list (every count change).
     top = await page.eval_on_selector(tid("audience-list"), "el => el.scrollTop")

@@ -3,7 +3,7 @@
 // comes from a RoomSession (room-session.js: connection, room state, media), which it renders.
 
 import * as api from "../api.js";
-import { h, icon, replaceChildrenKeepingFocus } from "../dom.js";
+import { h, icon, keepFocus, replaceChildrenKeepingFocus } from "../dom.js";
 import { errorText, formatDateTime, formatNumber, t } from "../i18n.js";
 import { AudioPool } from "../media.js";
 import { Phase, RoomSession } from "../room-session.js";
@@ -31,6 +31,7 @@ export class RoomView {
     this.confirming = null;
     this.levels = new Map(); // user id -> level, from the latest active_speakers
     this.renderQueued = false;
+    this.audienceQueued = false;
     this.audioBox = h("div", { class: "visually-hidden", testid: "remote-audio" });
     this.audioPool = new AudioPool(this.audioBox);
     this.audioPool.onBlocked = () => this.scheduleRender();
@@ -50,6 +51,7 @@ export class RoomView {
       audioPool: this.audioPool,
       events: {
         changed: () => this.scheduleRender(),
+        audience: () => this.scheduleAudienceRender(),
         joined: (role) => {
           const joined = t("notice.joined", { title: this.session.state.title });
           app.announce(role === "listener" ? joined : `${joined} ${t(`notice.you_are_${role}`)}`);
@@ -202,11 +204,37 @@ export class RoomView {
     });
   }
 
+  /** Redraw the audience section alone (its count changes every second in a busy room). */
+  scheduleAudienceRender() {
+    if (this.audienceQueued) return;
+    this.audienceQueued = true;
+    requestAnimationFrame(() => {
+      this.audienceQueued = false;
+      if (!this.renderQueued) this.renderAudienceInPlace(); // else the whole room redraws
+    });
+  }
+
+  renderAudienceInPlace() {
+    const section = this.container?.querySelector("[data-testid=audience]");
+    if (!section || this.phase !== Phase.IN_ROOM) {
+      this.render();
+      return;
+    }
+    const refocus = keepFocus(this.container);
+    const restore = this.audienceOpen ? this.audienceList?.keep() : null;
+    section.replaceWith(this.renderAudience());
+    if (restore) restore();
+    else if (this.audienceOpen) this.audienceList?.draw();
+    refocus();
+    this.announceCount();
+  }
+
   render() {
     if (!this.container) return;
     // The audience list is the same element before and after, and building the new body
     // already takes it out of the page: read its scroll offset first, put it back after.
     const restore = this.audienceOpen ? this.audienceList?.keep() : null;
+    const refocus = keepFocus(this.container);
     const body = {
       [Phase.LOADING]: () => [h("p", { class: "muted" }, t("common.loading"))],
       [Phase.MISSING]: () => this.renderClosed(),
@@ -220,6 +248,7 @@ export class RoomView {
     replaceChildrenKeepingFocus(this.container, body);
     if (restore) restore();
     else if (this.audienceOpen) this.audienceList?.draw(); // just opened
+    refocus();
     if (this.phase === Phase.IN_ROOM) {
       this.applyLevels();
       this.announceCount();
@@ -350,7 +379,7 @@ export class RoomView {
             faces.map((p) => this.tile(p)))
         : null,
       count > 0 || audience(s).length > 0
-        ? h("button", { type: "button", class: "link", testid: "audience-toggle",
+        ? h("button", { type: "button", class: "audience-toggle", testid: "audience-toggle",
             "aria-expanded": this.audienceOpen ? "true" : "false", "aria-controls": "audience-list",
             onclick: () => this.toggleAudience() },
             t(this.audienceOpen ? "room.hide_audience" : "room.show_audience"))
