@@ -44,6 +44,21 @@ export function replaceChildrenKeepingFocus(container, ...children) {
   }
 }
 
+/**
+ * Note what has keyboard focus in `container` now; the function returned focuses it again
+ * (found by its data-testid) if a redraw took it away. Read it before building the new
+ * content: an element that is kept and moved into it (the audience list) loses focus as it
+ * leaves the page.
+ */
+export function keepFocus(container) {
+  const active = document.activeElement;
+  const testid = active && container.contains(active) ? active.dataset.testid : null;
+  return () => {
+    if (!testid || document.activeElement?.dataset?.testid === testid) return;
+    container.querySelector(`[data-testid="${CSS.escape(testid)}"]`)?.focus({ preventScroll: true });
+  };
+}
+
 /** Initials for an avatar: first letters of the first two words, or one letter for scripts
  * (such as Persian) where initials are not a convention. */
 export function initials(name) {

@@ -6,7 +6,8 @@
 import * as api from "./api.js";
 import { MediaSession, Microphone } from "./media.js";
 import {
-  applyDelta, fromSnapshot, fromWelcome, isModerator, myRole, myself, STAGE_ROLES,
+  applyAudience, applyAudiencePage, applyDelta, audienceHasMore, fromSnapshot, fromWelcome,
+  isModerator, myRole, myself, STAGE_ROLES,
 } from "./room-state.js";
 import { ConnectionState, RoomConnection } from "./signalling.js";
 
@@ -15,6 +16,16 @@ import { ConnectionState, RoomConnection } from "./signalling.js";
 // A failure this long after the previous one starts the sequence over.
 const MEDIA_RETRY_MS = [0, 1000, 3000, 10000, 30000];
 const MEDIA_STEADY_MS = 60000;
+
+// Listeners per `audience_page` request: the server's most, so reading 10,000 takes 100 round
+// trips rather than 200.
+export const AUDIENCE_PAGE_SIZE = 100;
+// Page requests go at most this often: the server allows a socket 20 messages a second (and
+// drops the rest unanswered), so dragging to the end of 10,000 must not spend them all.
+const AUDIENCE_PAGE_INTERVAL_MS = 100;
+// A page not answered by then (dropped, or lost with the socket) is asked for again.
+const AUDIENCE_PAGE_TIMEOUT_MS = 5000;
+const AUDIENCE_RETRY_MS = 1000;
 
 // Reasons that have a `closed.<reason>` sentence; refusals with another code use the close code's.
 const CLOSED_REASONS = new Set(["not_authenticated", "not_allowed_in", "room_not_found",
@@ -34,6 +45,7 @@ export const Phase = Object.freeze({
  * `events` (all optional): changed() when anything shown changed; joined(role) on first entry;
  * notice(key, params, {urgent}) for a sentence to announce; toast(key) for a passing message;
  * error(code) for a failure to show; levels(map) for the active speakers; reactions(counts);
+ * audience() when only the audience (count, faces, pages read) changed, else changed();
  * invitation(open) when an invitation to speak appears or goes away.
  */
 export class RoomSession {
@@ -56,6 +68,11 @@ export class RoomSession {
     this.lastMediaFailure = 0;
     this.mediaRetryTimer = null;
     this.iceRenewal = null;
+    this.audienceRequest = null; // {ref, fresh}: the audience page on its way, if any
+    this.audiencePacingMs = AUDIENCE_PAGE_INTERVAL_MS;
+    this.audienceSentAt = -Infinity;
+    this.audienceTimer = null; // a paced request, or a retry
+    this.audienceTimeout = null;
   }
 
   /** Audio slots to prepare before the welcome confirms them (the server's media_slots). */
@@ -127,6 +144,9 @@ export class RoomSession {
         onError: (msg) => {
           // Sent just before the server closes every socket of an account banned server-wide.
           if (msg.code === "account_banned") this.closedReason = "account_banned";
+          if (this.audienceRequest && msg.ref === this.audienceRequest.ref) {
+            return this.audiencePageRefused(msg.code);
+          }
           this.emit("error", msg.code);
         },
         onClosed: (reason, refusal) => this.closed(reason, refusal),
@@ -142,6 +162,7 @@ export class RoomSession {
   leave() {
     this.conn?.leave();
     this.teardownMedia();
+    this.stopAudience();
   }
 
   send(type, fields) {
@@ -151,6 +172,7 @@ export class RoomSession {
   async welcome(msg) {
     const rejoin = this.state !== null;
     this.state = fromWelcome(msg);
+    this.stopAudience(); // a request on the old socket gets no answer
     this.phase = Phase.IN_ROOM;
     this.emit("levels", new Map()); // until the server's next active_speakers
     // The welcome's ICE servers hold this participant's TURN credentials (/api/config has STUN
@@ -207,6 +229,11 @@ export class RoomSession {
       return this.emit("levels", new Map(speakers.map((s) => [s.user_id, Number(s.level) || 0])));
     }
     if (msg.type === "reactions") return this.emit("reactions", msg.counts || {});
+    if (msg.type === "audience") {
+      this.state = applyAudience(this.state, msg);
+      return this.audienceChanged();
+    }
+    if (msg.type === "audience_page") return this.audiencePage(msg);
     if (msg.type === "snapshot") {
       this.state = fromSnapshot(this.state, msg);
       if (!this.state.invited) this.emit("invitation", false);
@@ -228,6 +255,98 @@ export class RoomSession {
     this.emit("changed");
   }
 
+  // --- the audience list -----------------------------------------------------------------------
+
+  /** Read the audience list from its start again: it was opened, and what was held is old. */
+  refreshAudience() {
+    this.requestAudiencePage(null, true);
+  }
+
+  /** Read the next page of the audience list, unless it is all read or a page is on its way. */
+  loadMoreAudience() {
+    if (!this.state || this.audienceRequest || this.audienceTimer
+        || !audienceHasMore(this.state)) return;
+    const wait = this.audienceSentAt + this.audiencePacingMs - Date.now();
+    if (wait > 0) {
+      this.audienceTimer = setTimeout(() => {
+        this.audienceTimer = null;
+        this.loadMoreAudience();
+      }, wait);
+      return;
+    }
+    this.requestAudiencePage(this.state.audience.next, false);
+  }
+
+  get audienceLoading() {
+    return this.audienceRequest !== null;
+  }
+
+  requestAudiencePage(cursor, fresh) {
+    const fields = { limit: AUDIENCE_PAGE_SIZE };
+    if (cursor) fields.cursor = cursor;
+    clearTimeout(this.audienceTimer);
+    this.audienceTimer = null;
+    // A fresh reading supersedes a page on its way: that answer's ref no longer matches.
+    const ref = this.conn?.send("audience_page", fields) ?? null;
+    this.audienceRequest = ref ? { ref, fresh } : null;
+    this.audienceSentAt = Date.now();
+    clearTimeout(this.audienceTimeout);
+    if (ref) {
+      this.audienceTimeout = setTimeout(() => {
+        if (this.audienceRequest?.ref !== ref) return;
+        this.audienceRequest = null;
+        this.audienceChanged(); // the list asks again if it still needs the page
+      }, AUDIENCE_PAGE_TIMEOUT_MS);
+    }
+  }
+
+  stopAudience() {
+    clearTimeout(this.audienceTimer);
+    clearTimeout(this.audienceTimeout);
+    this.audienceTimer = null;
+    this.audienceRequest = null;
+  }
+
+  audiencePage(msg) {
+    const request = this.audienceRequest;
+    if (!request || msg.ref !== request.ref) return; // superseded, or from before a rejoin
+    this.audienceRequest = null;
+    clearTimeout(this.audienceTimeout);
+    this.state = applyAudiencePage(this.state, msg, { fresh: request.fresh });
+    this.audienceChanged();
+  }
+
+  /**
+   * Only the audience changed (its count, faces or pages): views that can redraw just that
+   * listen to `audience`; others get `changed`. The count changes every second in a busy room,
+   * and redrawing the whole room that often would swallow clicks (a button replaced between
+   * mouse down and up gets no click).
+   */
+  audienceChanged() {
+    this.emit(this.events.audience ? "audience" : "changed");
+  }
+
+  /**
+   * The server refused a page. Too many messages: ask again a second later. A cursor it did
+   * not take (one from before its restart): read from the start.
+   */
+  audiencePageRefused(code) {
+    const request = this.audienceRequest;
+    this.audienceRequest = null;
+    clearTimeout(this.audienceTimeout);
+    if (code === "rate_limited") {
+      clearTimeout(this.audienceTimer);
+      this.audienceTimer = setTimeout(() => {
+        this.audienceTimer = null;
+        this.audienceChanged();
+      }, AUDIENCE_RETRY_MS);
+    } else if (request && !request.fresh) {
+      this.refreshAudience();
+    } else {
+      this.audienceChanged();
+    }
+  }
+
   /** `refusal`: the server's error code when a join was refused (banned, removed, ...). */
   closed(reason, refusal = null) {
     const specific = refusal && CLOSED_REASONS.has(refusal) ? refusal : null;
@@ -235,6 +354,7 @@ export class RoomSession {
     this.phase = Phase.CLOSED;
     this.conn?.shutdown(1000);
     this.teardownMedia();
+    this.stopAudience();
     this.emit("invitation", false);
     this.emit("notice", `closed.${this.closedReason}`, {}, { urgent: true });
     this.emit("changed");

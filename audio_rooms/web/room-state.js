@@ -1,6 +1,12 @@
 // The room as this client sees it: a pure reducer over the server's welcome snapshot and its
 // ordered deltas. No DOM, no sockets: applyDelta() returns the new state plus notices (things a
 // person should be told, as catalogue keys), so it can be tested by itself.
+//
+// A room may hold 10,000 listeners, so the state does not hold everyone (docs/protocol.md, "The
+// audience"): `participants` is the stage, yourself, and for moderators the listeners whose hand
+// is up or who are invited. The rest is `audience`: the server's `count` and `sample` (updated
+// at most once a second by `audience` messages) and the pages of the full list this client has
+// read so far (`listeners`, in join order, and the cursor `next` to read on; null at the end).
 
 export const STAGE_ROLES = new Set(["host", "moderator", "speaker"]);
 export const MODERATOR_ROLES = new Set(["host", "moderator"]);
@@ -24,7 +30,95 @@ export function fromWelcome(welcome) {
     handQueue: [...(room.hand_queue || [])],
     invited: Boolean(room.invited),
     accountsOnly: Boolean(room.accounts_only),
+    audience: audienceFromSnapshot(room, participants),
     ended: null,
+  };
+}
+
+/**
+ * The audience part of a snapshot. A server without the audience tier sent every listener in
+ * `participants`; they are then the whole list, read to the end.
+ */
+function audienceFromSnapshot(room, participants) {
+  const a = room.audience;
+  if (!a) {
+    const listeners = [...participants.values()].filter((p) => !STAGE_ROLES.has(p.role));
+    return { count: listeners.length, sample: listeners.slice(0, 12), listeners, next: null };
+  }
+  return {
+    count: Number(a.count) || 0,
+    sample: [...(a.sample || [])],
+    listeners: uniqueListeners([], a.page?.listeners || []),
+    next: a.page?.next ?? null,
+  };
+}
+
+/** `loaded` followed by those of `more` not in it yet (pages of a moving list may overlap). */
+function uniqueListeners(loaded, more) {
+  const seen = new Set(loaded.map((p) => p.user_id));
+  const out = [...loaded];
+  for (const p of more) {
+    if (!seen.has(p.user_id) && !STAGE_ROLES.has(p.role)) {
+      seen.add(p.user_id);
+      out.push({ ...p });
+    }
+  }
+  return out;
+}
+
+/** An `audience` message: the count and the sample, as the server counted them just now. */
+export function applyAudience(state, msg) {
+  return {
+    ...state,
+    audience: {
+      ...state.audience,
+      count: Number(msg.count) || 0,
+      sample: [...(msg.sample || [])],
+    },
+  };
+}
+
+/**
+ * An `audience_page` reply. `fresh`: it is the first page of a new reading (the list was just
+ * opened again), so it replaces what was loaded instead of extending it. The count it carries
+ * is as current as an `audience` message's.
+ */
+export function applyAudiencePage(state, msg, { fresh = false } = {}) {
+  const before = fresh ? [] : state.audience.listeners;
+  // A page read just before someone went on stage may still list them.
+  const onStage = (p) => STAGE_ROLES.has(state.participants.get(p.user_id)?.role);
+  return {
+    ...state,
+    audience: {
+      ...state.audience,
+      count: typeof msg.count === "number" ? msg.count : state.audience.count,
+      listeners: uniqueListeners(before, (msg.listeners || []).filter((p) => !onStage(p))),
+      next: msg.next ?? null,
+    },
+  };
+}
+
+/** Whether more of the audience list can be read (the last page read had a `next`). */
+export function audienceHasMore(state) {
+  return state.audience.next !== null;
+}
+
+/** How many rows the audience list spans: the count while pages remain, what was read after. */
+export function audienceLength(state) {
+  const a = state.audience;
+  return a.next === null ? a.listeners.length : Math.max(a.count, a.listeners.length);
+}
+
+/** Someone is no longer a listener (left, removed, on stage): drop them from what is held. */
+function withoutListener(audienceState, userId) {
+  const drop = (list) => {
+    const i = list.findIndex((p) => p.user_id === userId);
+    return i < 0 ? list : [...list.slice(0, i), ...list.slice(i + 1)];
+  };
+  return {
+    ...audienceState,
+    sample: drop(audienceState.sample),
+    listeners: drop(audienceState.listeners),
   };
 }
 
@@ -38,7 +132,14 @@ export function fromSnapshot(state, msg) {
   if (typeof version === "number" && version < state.version) return state;
   const next = fromWelcome({ room: msg.room, version, you: { user_id: state.me,
     is_guest: state.meIsGuest } });
-  return { ...next, ended: state.ended };
+  // The count and faces are the snapshot's; pages read further than its first one stay, so an
+  // open audience list does not jump back to the top.
+  const held = state.audience;
+  const audience = held.listeners.length > next.audience.listeners.length
+    ? { ...next.audience, listeners: held.listeners.filter((p) => !next.participants.has(p.user_id)
+        || !STAGE_ROLES.has(next.participants.get(p.user_id).role)), next: held.next }
+    : next.audience;
+  return { ...next, audience, ended: state.ended };
 }
 
 export function myself(state) {
@@ -60,8 +161,30 @@ export function stage(state) {
     .sort((a, b) => order[a.role] - order[b.role]);
 }
 
+/** The audience list as far as it has been read, in join order. */
 export function audience(state) {
-  return [...state.participants.values()].filter((p) => !STAGE_ROLES.has(p.role));
+  return state.audience.listeners;
+}
+
+/**
+ * The faces shown under the count: yourself first when you listen, then the server's sample
+ * in its order (people the moderators follow first, then the newest).
+ */
+export function audienceFaces(state) {
+  const me = myself(state);
+  const faces = me && !STAGE_ROLES.has(me.role) ? [me] : [];
+  for (const p of state.audience.sample) {
+    if (p.user_id !== state.me && !STAGE_ROLES.has(p.role)) faces.push(p);
+  }
+  return faces;
+}
+
+/**
+ * A listener as this client should draw them: what `participants` holds (yourself; for
+ * moderators, raised hands) is fresher than a page or sample entry read earlier.
+ */
+export function listenerView(state, p) {
+  return state.participants.get(p.user_id) ?? p;
 }
 
 /**
@@ -92,6 +215,14 @@ export function applyDelta(state, msg) {
   const mine = (id) => id === next.me;
   const moderating = MODERATOR_ROLES.has(next.participants.get(next.me)?.role);
 
+  // Listeners the moderators are told about (a raised hand, an invitation) come with their
+  // details, since they are not among the participants held.
+  const learn = (p) => {
+    if (p && p.user_id && !next.participants.has(p.user_id)) {
+      next.participants.set(p.user_id, { ...p });
+    }
+  };
+
   switch (msg.type) {
     case "participant_joined":
       next.participants.set(msg.participant.user_id, { ...msg.participant });
@@ -99,11 +230,30 @@ export function applyDelta(state, msg) {
     case "participant_left":
       next.participants.delete(msg.user_id);
       next.handQueue = next.handQueue.filter((id) => id !== msg.user_id);
+      next.audience = withoutListener(next.audience, msg.user_id);
       break;
     case "role_changed": {
-      const before = next.participants.get(msg.user_id)?.role;
+      const held = next.participants.get(msg.user_id);
+      const before = held?.role ?? "listener";
+      if (!held && msg.participant) learn({ ...msg.participant, role: msg.role });
+      // The name for the notice, from the participant or a page or the sample we hold.
+      const known = held ?? msg.participant ?? next.audience.listeners
+        .concat(next.audience.sample).find((p) => p.user_id === msg.user_id);
       patch(msg.user_id, { role: msg.role, hand_raised: false });
       next.handQueue = next.handQueue.filter((id) => id !== msg.user_id);
+      if (STAGE_ROLES.has(msg.role)) {
+        // On stage now: off the audience list and the faces (the count follows next tick).
+        next.audience = withoutListener(next.audience, msg.user_id);
+      } else if (!mine(msg.user_id)) {
+        // Into the audience: off the stage. They are in the count and the pages from the
+        // server's next tick; a list read to the end gets them at its end meanwhile.
+        const p = next.participants.get(msg.user_id);
+        next.participants.delete(msg.user_id);
+        if (p && next.audience.next === null) {
+          next.audience = { ...next.audience,
+            listeners: uniqueListeners(next.audience.listeners, [p]) };
+        }
+      }
       if (mine(msg.user_id)) {
         next.invited = false;
         if (MODERATOR_ROLES.has(msg.role) && !MODERATOR_ROLES.has(before)) {
@@ -115,11 +265,13 @@ export function applyDelta(state, msg) {
         }
         if (msg.role !== before) notices.push({ key: `notice.you_are_${msg.role}`, urgent: true });
       } else if (msg.role !== before) {
-        notices.push({ key: `notice.role_${msg.role}`, params: { name: name(msg.user_id) } });
+        notices.push({ key: `notice.role_${msg.role}`,
+          params: { name: known?.display_name ?? "" } });
       }
       break;
     }
     case "hand_raised":
+      if (moderating) learn(msg.participant);
       patch(msg.user_id, { hand_raised: true });
       if (moderating && !next.handQueue.includes(msg.user_id)) {
         next.handQueue.push(msg.user_id);
@@ -131,6 +283,7 @@ export function applyDelta(state, msg) {
       next.handQueue = next.handQueue.filter((id) => id !== msg.user_id);
       break;
     case "invited":
+      if (moderating) learn(msg.participant);
       if (mine(msg.user_id)) {
         next.invited = true;
         notices.push({ key: "notice.you_are_invited", params: { name: name(msg.by) }, urgent: true });
@@ -154,13 +307,18 @@ export function applyDelta(state, msg) {
         });
       }
       break;
-    case "participant_removed":
+    case "participant_removed": {
       if (!mine(msg.user_id)) {
-        notices.push({ key: "notice.removed", params: { name: name(msg.user_id) } });
+        const known = next.participants.get(msg.user_id) ?? next.audience.listeners
+          .concat(next.audience.sample).find((p) => p.user_id === msg.user_id);
+        // A listener nobody here has seen is not worth a sentence with a blank name.
+        if (known) notices.push({ key: "notice.removed", params: { name: known.display_name } });
       }
       next.participants.delete(msg.user_id);
       next.handQueue = next.handQueue.filter((id) => id !== msg.user_id);
+      next.audience = withoutListener(next.audience, msg.user_id);
       break;
+    }
     case "accounts_only_changed":
       next.accountsOnly = Boolean(msg.enabled);
       notices.push({ key: msg.enabled ? "notice.accounts_only_on" : "notice.accounts_only_off" });

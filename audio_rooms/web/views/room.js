@@ -3,17 +3,25 @@
 // comes from a RoomSession (room-session.js: connection, room state, media), which it renders.
 
 import * as api from "../api.js";
-import { h, icon, replaceChildrenKeepingFocus } from "../dom.js";
+import { h, icon, keepFocus, replaceChildrenKeepingFocus } from "../dom.js";
 import { errorText, formatDateTime, formatNumber, t } from "../i18n.js";
 import { AudioPool } from "../media.js";
 import { Phase, RoomSession } from "../room-session.js";
-import { audience, isModerator, myRole, myself, stage, STAGE_ROLES } from "../room-state.js";
+import {
+  audience, audienceFaces, audienceHasMore, audienceLength, isModerator, listenerView, myRole,
+  myself, stage, STAGE_ROLES,
+} from "../room-state.js";
 import { ConnectionState } from "../signalling.js";
 import { avatar, roomPath, shareLink } from "./common.js";
+import { VirtualList } from "./virtual-list.js";
 
 const RANK = { listener: 0, speaker: 1, moderator: 2, host: 3 };
-const AUDIENCE_SHOWN = 300; // beyond this a phone spends more on layout than people can scan
 const REACTION_MS = 2500;
+// The audience list's rows, in px: fixed, so the virtual list finds any row by division.
+const AUDIENCE_ROW_PX = 56;
+// A screen reader hears the listener count at most this often: in a busy room it changes every
+// second, and a sentence a second would drown out everything else.
+const COUNT_ANNOUNCE_MS = 10000;
 
 export class RoomView {
   constructor(app, roomId, invite) {
@@ -23,16 +31,27 @@ export class RoomView {
     this.confirming = null;
     this.levels = new Map(); // user id -> level, from the latest active_speakers
     this.renderQueued = false;
+    this.audienceQueued = false;
     this.audioBox = h("div", { class: "visually-hidden", testid: "remote-audio" });
     this.audioPool = new AudioPool(this.audioBox);
     this.audioPool.onBlocked = () => this.scheduleRender();
     this.invitation = null;
+    this.audienceOpen = false;
+    this.audienceList = null; // the VirtualList, made when first opened and kept
+    // Its own polite live region, outside the re-rendered room, updated at most every
+    // COUNT_ANNOUNCE_MS (see announceCount).
+    this.countLive = h("p", { class: "visually-hidden", "aria-live": "polite",
+      testid: "audience-live" });
+    this.countAnnounced = null;
+    this.countAnnouncedAt = 0;
+    this.countTimer = null;
     this.onKeydown = (e) => this.keydown(e);
     this.session = new RoomSession(roomId, invite, {
       config: app.config,
       audioPool: this.audioPool,
       events: {
         changed: () => this.scheduleRender(),
+        audience: () => this.scheduleAudienceRender(),
         joined: (role) => {
           const joined = t("notice.joined", { title: this.session.state.title });
           app.announce(role === "listener" ? joined : `${joined} ${t(`notice.you_are_${role}`)}`);
@@ -64,7 +83,7 @@ export class RoomView {
 
   mount(container) {
     this.container = container;
-    document.body.append(this.audioBox);
+    document.body.append(this.audioBox, this.countLive);
     document.addEventListener("keydown", this.onKeydown);
     this.render();
     this.session.load();
@@ -75,6 +94,10 @@ export class RoomView {
     this.session.leave();
     this.closeInvitation();
     this.audioBox.remove();
+    this.countLive.remove();
+    this.container.style.removeProperty("--controls-block-size");
+    clearTimeout(this.countTimer);
+    this.audienceList?.dispose();
     this.container = null;
   }
 
@@ -181,8 +204,37 @@ export class RoomView {
     });
   }
 
+  /** Redraw the audience section alone (its count changes every second in a busy room). */
+  scheduleAudienceRender() {
+    if (this.audienceQueued) return;
+    this.audienceQueued = true;
+    requestAnimationFrame(() => {
+      this.audienceQueued = false;
+      if (!this.renderQueued) this.renderAudienceInPlace(); // else the whole room redraws
+    });
+  }
+
+  renderAudienceInPlace() {
+    const section = this.container?.querySelector("[data-testid=audience]");
+    if (!section || this.phase !== Phase.IN_ROOM) {
+      this.render();
+      return;
+    }
+    const refocus = keepFocus(this.container);
+    const restore = this.audienceOpen ? this.audienceList?.keep() : null;
+    section.replaceWith(this.renderAudience());
+    if (restore) restore();
+    else if (this.audienceOpen) this.audienceList?.draw();
+    refocus();
+    this.announceCount();
+  }
+
   render() {
     if (!this.container) return;
+    // The audience list is the same element before and after, and building the new body
+    // already takes it out of the page: read its scroll offset first, put it back after.
+    const restore = this.audienceOpen ? this.audienceList?.keep() : null;
+    const refocus = keepFocus(this.container);
     const body = {
       [Phase.LOADING]: () => [h("p", { class: "muted" }, t("common.loading"))],
       [Phase.MISSING]: () => this.renderClosed(),
@@ -194,7 +246,20 @@ export class RoomView {
       [Phase.CLOSED]: () => this.renderClosed(),
     }[this.phase]();
     replaceChildrenKeepingFocus(this.container, body);
-    if (this.phase === Phase.IN_ROOM) this.applyLevels();
+    if (restore) restore();
+    else if (this.audienceOpen) this.audienceList?.draw(); // just opened
+    refocus();
+    if (this.phase === Phase.IN_ROOM) {
+      this.applyLevels();
+      this.announceCount();
+      // The controls are fixed at the bottom and their height varies (buttons wrap on a
+      // phone): the page ends that much lower, so its last lines can be scrolled out from
+      // under them.
+      const controls = this.container.querySelector(".controls");
+      if (controls) {
+        this.container.style.setProperty("--controls-block-size", `${controls.offsetHeight}px`);
+      }
+    }
   }
 
   renderHeader(room) {
@@ -276,7 +341,6 @@ export class RoomView {
 
   renderRoom() {
     const s = this.state;
-    const listeners = audience(s);
     return [
       this.renderHeader(s),
       this.audioPool.blocked
@@ -290,18 +354,108 @@ export class RoomView {
       h("section", { "aria-labelledby": "stage-heading", testid: "stage" },
         h("h2", { id: "stage-heading" }, t("room.stage")),
         h("ul", { class: "people stage" }, stage(s).map((p) => this.tile(p)))),
-      h("section", { "aria-labelledby": "audience-heading", testid: "audience" },
-        h("h2", { id: "audience-heading" },
-          t("room.audience"), " ", h("span", { class: "muted", testid: "audience-count" },
-            t("room.people", { count: listeners.length }))),
-        h("ul", { class: "people audience" },
-          listeners.slice(0, AUDIENCE_SHOWN).map((p) => this.tile(p))),
-        listeners.length > AUDIENCE_SHOWN
-          ? h("p", { class: "muted" },
-              t("room.more_listeners", { count: listeners.length - AUDIENCE_SHOWN }))
-          : null),
+      this.renderAudience(),
       this.renderControls(),
     ];
+  }
+
+  /**
+   * The audience: how many listen (the server's count, exact within a second), a few faces
+   * (yourself, then the server's sample), and on request everyone, in a virtual list read
+   * page by page as it scrolls.
+   */
+  renderAudience() {
+    const s = this.state;
+    const count = s.audience.count;
+    // Others' raised hands are for moderators (who hold them in `participants`) to see.
+    const faces = audienceFaces(s).map((p) => listenerView(s, p)).map((p) =>
+      (p.hand_raised && p.user_id !== s.me && !isModerator(s) ? { ...p, hand_raised: false } : p));
+    return h("section", { "aria-labelledby": "audience-heading", testid: "audience" },
+      h("h2", { id: "audience-heading" }, t("room.audience")),
+      h("p", { class: "audience-count", testid: "audience-count", "data-count": String(count) },
+        t("room.listening", { count })),
+      faces.length > 0
+        ? h("ul", { class: "people audience", testid: "audience-faces" },
+            faces.map((p) => this.tile(p)))
+        : null,
+      count > 0 || audience(s).length > 0
+        ? h("button", { type: "button", class: "audience-toggle", testid: "audience-toggle",
+            "aria-expanded": this.audienceOpen ? "true" : "false", "aria-controls": "audience-list",
+            onclick: () => this.toggleAudience() },
+            t(this.audienceOpen ? "room.hide_audience" : "room.show_audience"))
+        : null,
+      this.audienceOpen ? this.audienceListElement() : null);
+  }
+
+  toggleAudience() {
+    this.audienceOpen = !this.audienceOpen;
+    // Opening reads the list from its start again: pages read earlier are a moving list's past.
+    if (this.audienceOpen) {
+      this.session.refreshAudience();
+      if (this.audienceList) this.audienceList.element.scrollTop = 0;
+    }
+    this.render();
+  }
+
+  /** The virtual list, updated with what is read so far; made once and kept across renders. */
+  audienceListElement() {
+    const s = this.state;
+    this.audienceList ??= new VirtualList({
+      rowHeight: AUDIENCE_ROW_PX,
+      label: t("room.audience_list"),
+      testid: "audience-list",
+      id: "audience-list",
+      renderRow: (p) => this.audienceRow(listenerView(this.state, p)),
+      renderPlaceholder: () => [h("span", { class: "avatar small placeholder" }),
+        h("span", { class: "name placeholder" })],
+      onNearEnd: () => this.session.loadMoreAudience(),
+    });
+    this.audienceList.element.setAttribute("aria-label", t("room.audience_list"));
+    this.audienceList.element.setAttribute("aria-busy",
+      this.session.audienceLoading ? "true" : "false");
+    this.audienceList.update(audience(s), audienceLength(s), audienceHasMore(s));
+    return this.audienceList.element;
+  }
+
+  /** One row of the audience list: face, name, raised hand (for moderators), menu. */
+  audienceRow(p) {
+    const s = this.state;
+    const isMe = p.user_id === s.me;
+    const hand = p.hand_raised && (isMe || isModerator(s));
+    return [h("div", { class: "audience-row", "data-user-id": p.user_id,
+      testid: `listener-${p.user_id}` },
+      avatar(p.user_id, p.display_name, "small"),
+      h("span", { class: "name", dir: "auto" }, p.display_name,
+        isMe ? h("span", { class: "muted" }, " ", t("room.you")) : null),
+      hand
+        ? h("span", { class: "hand-mark", testid: `listener-hand-${p.user_id}` },
+            icon("hand"), h("span", { class: "visually-hidden" }, t("room.hand_raised")))
+        : null,
+      this.canModerate(p) ? this.personMenu(p, "listener") : null)];
+  }
+
+  /**
+   * Tell screen readers the count when it changed, at most every COUNT_ANNOUNCE_MS; a change
+   * within that time is told when it is up (the latest count, once).
+   */
+  announceCount() {
+    const count = this.state?.audience.count;
+    if (count === undefined) return;
+    if (this.countAnnounced === null) {
+      this.countAnnounced = count; // the welcome's: the "joined" notice already speaks
+      this.countAnnouncedAt = Date.now();
+      return;
+    }
+    if (count === this.countAnnounced || this.countTimer) return;
+    const wait = this.countAnnouncedAt + COUNT_ANNOUNCE_MS - Date.now();
+    this.countTimer = setTimeout(() => {
+      this.countTimer = null;
+      const now = this.state?.audience.count;
+      if (now === undefined || now === this.countAnnounced) return;
+      this.countAnnounced = now;
+      this.countAnnouncedAt = Date.now();
+      this.countLive.textContent = t("room.listening", { count: now });
+    }, Math.max(0, wait));
   }
 
   renderHandQueue() {
@@ -353,7 +507,7 @@ export class RoomView {
         isMe ? h("span", { class: "muted" }, " ", t("room.you")) : null),
       h("span", { class: "role" }, t(`role.${p.role}`)),
       h("span", { class: "visually-hidden" }, status),
-      this.canModerate(p) ? this.personMenu(p) : null);
+      this.canModerate(p) ? this.personMenu(p, "person") : null);
   }
 
   canModerate(p) {
@@ -361,9 +515,11 @@ export class RoomView {
     return p.user_id !== this.state.me && isModerator(this.state) && RANK[mine] > RANK[p.role];
   }
 
-  personMenu(p) {
+  /** `place`: "person" (stage and faces) or "listener" (the audience list), for its testid. */
+  personMenu(p, place) {
     const id = p.user_id;
-    const open = this.openMenu === id;
+    const button = `${place}-menu-${id}`;
+    const open = this.openMenu === button;
     const onStage = STAGE_ROLES.has(p.role);
     const act = (type, testid, key) =>
       h("li", {}, h("button", { type: "button", testid: `${testid}-${id}`,
@@ -394,12 +550,12 @@ export class RoomView {
     ];
     return h("div", { class: "person-menu" },
       h("button", {
-        type: "button", class: "menu-button", testid: `person-menu-${id}`,
+        type: "button", class: "menu-button", testid: button,
         "aria-expanded": open ? "true" : "false",
         "aria-controls": `menu-${id}`,
         "aria-label": t("menu.label", { name: p.display_name }),
         onclick: () => {
-          this.openMenu = open ? null : id;
+          this.openMenu = open ? null : button;
           this.confirming = null;
           this.render();
         },
@@ -490,10 +646,10 @@ export class RoomView {
 
   /** Close the person menu and give focus back to the button that opened it. */
   closeMenu() {
-    const id = this.openMenu;
+    const button = this.openMenu;
     this.openMenu = null;
     this.confirming = null;
     this.render();
-    if (id) this.container?.querySelector(`[data-testid="person-menu-${CSS.escape(id)}"]`)?.focus();
+    if (button) this.container?.querySelector(`[data-testid="${CSS.escape(button)}"]`)?.focus();
   }
 }
