@@ -149,7 +149,8 @@ class _Session:
         me = outcome.state.get(self.identity.user_id)
         assert me is not None
         resumed = not outcome.events
-        connection = Connection(self.websocket, self.room_id, self.identity.user_id, me.role)
+        connection = Connection(self.websocket, self.room_id, self.identity.user_id, me.role,
+                                self.settings.ws_send_buffer_bytes)
         self.connection = connection
         connection.start()
         await self.services.hub.attach(connection)
