@@ -88,11 +88,13 @@ async def _open_one(base_url: str, room_id: str, index: int, held: list[Any]) ->
 async def _open_gated(gate: asyncio.Semaphore, base_url: str, room_id: str, index: int,
                       held: list[Any]) -> bool:
     async with gate:
-        try:
-            return await _open_one(base_url, room_id, index, held)
-        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
-            print(f"guest {index}: {exc!r}", flush=True)
-            return False
+        for attempt in range(3):
+            try:
+                return await _open_one(base_url, room_id, index, held)
+            except (OSError, TimeoutError, httpx.HTTPError,
+                    websockets.WebSocketException) as exc:
+                print(f"guest {index} (attempt {attempt + 1}): {exc!r}", flush=True)
+        return False
 
 
 async def _worker(pipe: Pipe) -> None:

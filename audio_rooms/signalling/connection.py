@@ -91,11 +91,13 @@ class Strikes:
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
-        self._times: deque[float] = deque()
+        self._times: deque[float] | None = None  # made at the first offence: most never offend
 
     def add(self) -> bool:
         """Record one offence; True when it is one too many."""
         now = time.monotonic()
+        if self._times is None:
+            self._times = deque()
         self._times.append(now)
         while self._times[0] < now - self.window:
             self._times.popleft()
@@ -114,7 +116,7 @@ class Connection:
         self._frames = FrameWriter.attach(websocket, send_buffer_bytes)
         # The ASGI path only: texts for the writer task, and their size in bytes (roughly:
         # characters) for the bound. None is the sentinel that ends the writer.
-        self._outbox: deque[str | None] = deque()
+        self._outbox: deque[str | None] | None = None  # made by start(), if it is needed
         self._queued = 0
         self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -128,6 +130,7 @@ class Connection:
 
     def start(self) -> None:
         if self._frames is None:
+            self._outbox = deque()
             self._wake = asyncio.Event()
             self._writer = asyncio.create_task(self._write(), name=f"ws-writer {self!r}")
 
@@ -152,7 +155,7 @@ class Connection:
         if self._frames is not None:
             self.send_frame(text_frame(text.encode()))
             return
-        if self.closing:
+        if self.closing or self._outbox is None:
             return
         if self._queued > self.send_buffer_bytes:
             logger.warning("%r fell %d bytes behind; closing", self, self._queued)
@@ -189,6 +192,9 @@ class Connection:
             # socket that never takes it (and that buffer) for as long as the peer stays up.
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._frames.abort)
             return
+        if self._outbox is None:  # never started: nothing to send first
+            self._writer = asyncio.create_task(self._close_socket(), name=f"ws-close {self!r}")
+            return
         if code == CloseCode.TOO_SLOW:
             self._outbox.clear()  # what the client is not reading: close without it
             self._queued = 0
@@ -204,7 +210,7 @@ class Connection:
                 await self._writer
 
     async def _write(self) -> None:
-        assert self._wake is not None
+        assert self._wake is not None and self._outbox is not None
         try:
             while True:
                 while not self._outbox:
