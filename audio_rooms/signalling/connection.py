@@ -69,6 +69,8 @@ TERMINAL_CLOSE_CODES: dict[CloseCode, str] = {
 class TokenBucket:
     """Inbound message budget: ``rate`` per second with bursts up to ``burst``."""
 
+    __slots__ = ("burst", "rate", "tokens", "updated")  # one per connection: no dict each
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = float(burst)
@@ -87,6 +89,8 @@ class TokenBucket:
 
 class Strikes:
     """Offences within a sliding window: more than ``limit`` in ``window`` seconds is too many."""
+
+    __slots__ = ("_times", "limit", "window")  # one per connection: no dict each
 
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
