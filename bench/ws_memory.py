@@ -1,4 +1,4 @@
-"""Server memory per WebSocket connection: N idle guests joined to one room.
+"""Server memory per WebSocket connection: N idle guests joined to one room (or a few).
 
 Starts the server as its own process (``python -m audio_rooms serve``, with its embedded Redis,
 so the server's RSS is the server's alone) with the default limits, signs up a host who opens a
@@ -8,10 +8,15 @@ addresses (127.0.x.y), so the per-address caps (``AUDIO_ROOMS_MAX_WEBSOCKETS_PER
 raised for the benchmark. Every client keeps reading, so nothing waits in the server's buffers.
 
 RSS is read from /proc after a warm-up of a few joined sockets (so code paths and caches are
-loaded), at N/2 and at N, each after the server went quiet. Reported: (RSS at N - RSS before)/N,
-and the marginal cost over the second half, which leaves warm-up effects out.
+loaded) and after every guest was signed up (accounts are not connections), then at N/2 and at
+N, each after the server went quiet. Reported: (RSS at N - RSS before)/N, and the marginal cost
+over the second half, which leaves warm-up effects out.
 
-    python bench/ws_memory.py --clients 2000
+``--rooms R`` spreads the clients over R rooms, each with its own host: joins into small rooms
+make little garbage, so the figure comes closer to what an idle connection itself holds; in one
+big room each join still reads and sends the whole participant list (until the audience tier).
+
+    python bench/ws_memory.py --clients 2000 [--rooms 40]
 
 Everything it starts (server, its Redis, client processes) is stopped by PID on exit, and every
 wait is bounded in time.
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import resource
@@ -60,18 +66,21 @@ async def _drain(ws: Any) -> None:
             pass
 
 
-async def _open_one(base_url: str, room_id: str, index: int, held: list[Any]) -> bool:
-    source = address(index // PER_ADDRESS)
-    transport = httpx.AsyncHTTPTransport(local_address=source)
+async def _sign_up(base_url: str, index: int) -> str | None:
+    transport = httpx.AsyncHTTPTransport(local_address=address(index // PER_ADDRESS))
     async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30) as http:
         response = await http.post("/api/auth/guest", json={"display_name": f"Guest {index}"})
     if response.status_code not in (200, 201):
         print(f"guest {index}: {response.status_code} {response.text[:200]}", flush=True)
-        return False
-    token = response.json()["token"]
+        return None
+    return str(response.json()["token"])
+
+
+async def _open_one(base_url: str, room_id: str, index: int, token: str,
+                    held: list[Any]) -> bool:
     ws_url = base_url.replace("http://", "ws://") + f"/ws/rooms/{room_id}"
-    ws = await websockets.connect(ws_url, local_addr=(source, 0), max_size=2**24,
-                                  open_timeout=60)
+    ws = await websockets.connect(ws_url, local_addr=(address(index // PER_ADDRESS), 0),
+                                  max_size=2**24, open_timeout=60)
     await ws.send(f'{{"type":"join","token":"{token}"}}')
     while True:
         message = str(await asyncio.wait_for(ws.recv(), 60))
@@ -85,31 +94,42 @@ async def _open_one(base_url: str, room_id: str, index: int, held: list[Any]) ->
     return True
 
 
-async def _open_gated(gate: asyncio.Semaphore, base_url: str, room_id: str, index: int,
-                      held: list[Any]) -> bool:
+async def _gated(gate: asyncio.Semaphore, index: int, step: Any) -> Any:
     async with gate:
         for attempt in range(3):
             try:
-                return await _open_one(base_url, room_id, index, held)
+                return await step()
             except (OSError, TimeoutError, httpx.HTTPError,
                     websockets.WebSocketException) as exc:
                 print(f"guest {index} (attempt {attempt + 1}): {exc!r}", flush=True)
-        return False
+        return None
 
 
 async def _worker(pipe: Pipe) -> None:
+    """Commands: ``tokens`` signs guests up (kept here), ``open`` joins them, ``stop``."""
     loop = asyncio.get_running_loop()
     held: list[Any] = []
+    tokens: dict[int, str] = {}
     while True:
         command = await loop.run_in_executor(None, pipe.recv)
         if command[0] == "stop":
             break
-        _, base_url, room_id, indices = command
         gate = asyncio.Semaphore(CONCURRENCY)
-        results = await asyncio.gather(
-            *(_open_gated(gate, base_url, room_id, i, held) for i in indices)
-        )
-        pipe.send(sum(results))
+        if command[0] == "tokens":
+            _, base_url, indices = command
+            got = await asyncio.gather(*(
+                _gated(gate, i, functools.partial(_sign_up, base_url, i)) for i in indices
+            ))
+            tokens.update((i, t) for i, t in zip(indices, got, strict=True) if t)
+            pipe.send(sum(1 for t in got if t))
+            continue
+        _, base_url, room_ids, indices = command
+        results = await asyncio.gather(*(
+            _gated(gate, i, functools.partial(
+                _open_one, base_url, room_ids[i % len(room_ids)], i, tokens[i], held))
+            for i in indices if i in tokens
+        ))
+        pipe.send(sum(1 for r in results if r))
     for ws, task in held:
         task.cancel()
         with contextlib.suppress(Exception):
@@ -225,23 +245,29 @@ class Server:
 # --- the run -------------------------------------------------------------------------------------
 
 
-class Host:
-    """The room's host, in a thread with its own event loop so that it keeps reading (and
+class Hosts:
+    """The rooms' hosts, in a thread with its own event loop so that they keep reading (and
     answering pings) while the main thread waits on the client processes: a host that stopped
     reading would be dropped as a slow client, and its room would end."""
 
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, rooms: int) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.room_id, self._ws, self._task = asyncio.run_coroutine_threadsafe(
-            open_host(base_url), self.loop
-        ).result(60)
+        self.held: list[tuple[Any, asyncio.Task[None]]] = []
+        self.room_ids: list[str] = []
+        for k in range(rooms):
+            room_id, ws, task = asyncio.run_coroutine_threadsafe(
+                open_host(base_url, k), self.loop
+            ).result(60)
+            self.room_ids.append(room_id)
+            self.held.append((ws, task))
 
     def stop(self) -> None:
         async def close() -> None:
-            self._task.cancel()
-            await self._ws.close()
+            for ws, task in self.held:
+                task.cancel()
+                await ws.close()
 
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
@@ -249,10 +275,12 @@ class Host:
         self.thread.join(10)
 
 
-async def open_host(base_url: str) -> tuple[str, Any, asyncio.Task[None]]:
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+async def open_host(base_url: str, k: int) -> tuple[str, Any, asyncio.Task[None]]:
+    """Host ``k`` signs up from 127.0.0.(2 + k), opens a room and joins it."""
+    transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{2 + k}")
+    async with httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30) as http:
         response = await http.post("/api/auth/signup", json={
-            "handle": "bench_host", "display_name": "Host",
+            "handle": f"bench_host_{k}", "display_name": f"Host {k}",
             "password": "benchmark password 1", "locale": "en",
         })
         response.raise_for_status()
@@ -262,15 +290,16 @@ async def open_host(base_url: str) -> tuple[str, Any, asyncio.Task[None]]:
         response.raise_for_status()
         room_id = str(response.json()["room"]["id"])
     ws = await websockets.connect(base_url.replace("http://", "ws://") + f"/ws/rooms/{room_id}",
-                                  max_size=2**24)
+                                  local_addr=(f"127.0.0.{2 + k}", 0), max_size=2**24)
     await ws.send(f'{{"type":"join","token":"{token}"}}')
     return room_id, ws, asyncio.create_task(_drain(ws))
 
 
-def phase(pipes: list[Pipe], base_url: str, room_id: str, indices: range) -> int:
+def phase(pipes: list[Pipe], command: tuple[Any, ...], indices: range) -> int:
+    """Run ``command`` (plus each process's share of ``indices``) in every client process."""
     shares = [list(indices)[w::len(pipes)] for w in range(len(pipes))]
     for pipe, share in zip(pipes, shares, strict=True):
-        pipe.send(("open", base_url, room_id, share))
+        pipe.send((*command, share))
     opened = 0
     for pipe in pipes:
         if not pipe.poll(PHASE_TIMEOUT):
@@ -279,17 +308,17 @@ def phase(pipes: list[Pipe], base_url: str, room_id: str, indices: range) -> int
     return opened
 
 
-def run(clients: int, processes: int, warmup: int, extra_env: dict[str, str]) -> dict[str, float]:
+def run(clients: int, processes: int, warmup: int, rooms: int,
+        extra_env: dict[str, str]) -> dict[str, float]:
     data_dir = Path(tempfile.mkdtemp(prefix="ws-memory-"))
     server = Server(data_dir, extra_env)
     context = multiprocessing.get_context("spawn")
     workers: list[tuple[Any, Pipe]] = []
-    host: Host | None = None
+    hosts: Hosts | None = None
     try:
         server.wait_ready()
         pid = server.process.pid
-        host = Host(server.base_url)
-        room_id = host.room_id
+        hosts = Hosts(server.base_url, rooms)
         for _ in range(processes):
             ours, theirs = context.Pipe()
             process = context.Process(target=worker_main, args=(theirs,), daemon=True)
@@ -302,18 +331,26 @@ def run(clients: int, processes: int, warmup: int, extra_env: dict[str, str]) ->
             return rss_kib(pid)
 
         started = time.monotonic()
-        warm = phase(pipes, server.base_url, room_id, range(warmup))
+        base, everyone = server.base_url, range(warmup + clients)
+        join = ("open", base, hosts.room_ids)
+        phase(pipes, ("tokens", base), range(warmup))
+        warm = phase(pipes, join, range(warmup))
+        rss_unsigned = settle()
+        # Guest accounts are made first: what they cost (the database, its caches) is not the
+        # WebSockets'.
+        signed = phase(pipes, ("tokens", base), everyone[warmup:])
         rss_before = settle()
         half = clients // 2
-        first = phase(pipes, server.base_url, room_id, range(warmup, warmup + half))
+        first = phase(pipes, join, everyone[warmup:warmup + half])
         rss_half = settle()
-        second = phase(pipes, server.base_url, room_id, range(warmup + half, warmup + clients))
+        second = phase(pipes, join, everyone[warmup + half:])
         rss_after = settle()
         opened = first + second
-        print(f"warm-up {warm}, opened {opened}/{clients} in {time.monotonic() - started:.0f} s",
-              flush=True)
+        print(f"warm-up {warm}, guests {signed}, opened {opened}/{clients} "
+              f"in {time.monotonic() - started:.0f} s", flush=True)
         result = {
             "clients": opened,
+            "kib_per_guest_signup": (rss_before - rss_unsigned) / max(1, signed),
             "rss_before_mib": rss_before / 1024,
             "rss_half_mib": rss_half / 1024,
             "rss_after_mib": rss_after / 1024,
@@ -331,8 +368,8 @@ def run(clients: int, processes: int, warmup: int, extra_env: dict[str, str]) ->
             process.join(10)
             if process.is_alive():
                 process.kill()
-        if host is not None:
-            host.stop()
+        if hosts is not None:
+            hosts.stop()
         server.stop()
 
 
@@ -341,6 +378,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument("--rooms", type=int, default=1,
+                        help="spread the clients over this many rooms (each with its host)")
     parser.add_argument("--env", action="append", default=[],
                         help="NAME=VALUE for the server (to compare a setting)")
     args = parser.parse_args()
@@ -348,9 +387,10 @@ def main() -> None:
     # A plain kill still stops the server and the clients (the finally blocks run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     extra = dict(item.split("=", 1) for item in args.env)
-    result = run(args.clients, args.processes, args.warmup, extra)
+    result = run(args.clients, args.processes, args.warmup, args.rooms, extra)
     print(f"server RSS: {result['rss_before_mib']:.1f} MiB before, "
           f"{result['rss_half_mib']:.1f} MiB at N/2, {result['rss_after_mib']:.1f} MiB at N")
+    print(f"(signing the guests up first: {result['kib_per_guest_signup']:.1f} KiB each)")
     print(f"per connection: {result['kib_per_connection']:.1f} KiB "
           f"(second half alone: {result['kib_per_connection_second_half']:.1f} KiB) "
           f"over {result['clients']} joined WebSockets")
