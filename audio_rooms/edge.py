@@ -36,6 +36,7 @@ from uvicorn.protocols.utils import get_remote_addr
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from audio_rooms import addresses, errors
+from audio_rooms.lean import ReceiveQueue, WriteGate
 from audio_rooms.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -172,9 +173,26 @@ def edge_protocols(
     """uvicorn's HTTP and WebSocket protocol classes, bound to these limits and deadlines."""
 
     class EdgeWebSocketProtocol(WebSocketsSansIOProtocol):
-        """Hands the connection's place back when the WebSocket ends."""
+        """Hands the connection's place back when the WebSocket ends, and holds less memory
+        per connection than uvicorn's own (docs/benchmarks.md, "memory per connection")."""
 
         _address: str | None = None
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Lean stand-ins for the asyncio.Queue and asyncio.Event made just now (audio_rooms/
+            # lean.py): the same calls, without four empty deques per connection.
+            self.queue = ReceiveQueue()  # type: ignore[assignment]
+            self.writable = WriteGate()  # type: ignore[assignment]
+            self.writable.set()
+
+        async def send(self, message: Any) -> None:
+            await super().send(message)
+            if message["type"] == "websocket.accept":
+                # The handshake's request and response (their headers parsed into objects) are
+                # not read again once accepted; the scope keeps the headers the app reads.
+                self.request = None  # type: ignore[assignment]
+                self.response = None  # type: ignore[assignment]
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self._address = client_key(transport)

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # Binary or oversized frames a socket may send within the window before it is closed (4000).
     ws_bad_frames_limit: int = Field(10, ge=1, le=10_000)
     ws_bad_frames_window: float = Field(60.0, gt=0, le=3600)
+    # Bytes the server may hold for one socket that is not reading (its kernel send queue and
+    # the transport's buffer together); one more delta past it closes the socket with 4008.
+    ws_send_buffer_bytes: int = Field(1 << 20, ge=64 * 1024, le=64 * 1024 * 1024)
 
     # --- media ---
     media_host_addresses: CommaList = ()

@@ -2,9 +2,12 @@
 
 Fan-out never awaits a client. On uvicorn's websockets protocol each message is one encoded
 frame written to the socket's transport (signalling/frames.py), shared by every recipient;
-elsewhere messages go into a bounded queue that a per-connection writer task drains. Either
-way one slow or stalled phone cannot hold back anyone else's deltas: a client that falls too
-far behind is closed with TOO_SLOW and may resume, getting a fresh snapshot.
+elsewhere messages go into a queue that a per-connection writer task drains. Either way one
+slow or stalled phone cannot hold back anyone else's deltas: once more than
+``AUDIO_ROOMS_WS_SEND_BUFFER_BYTES`` wait for a client (in the kernel and the transport, or in
+its queue) it is closed with TOO_SLOW, stops costing the room anything, and may resume within
+the grace period, getting a fresh snapshot. A client that does not even read the close within
+:data:`CLOSE_TIMEOUT` is cut off, so what it left unread is freed.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ from audio_rooms.state.store import Published
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_LIMIT = 512  # messages queued for a client on the ASGI path
-LAG_LIMIT_BYTES = 1 << 20  # bytes the kernel has not taken yet, on the frame path
+SEND_BUFFER_BYTES = 1 << 20  # the default of AUDIO_ROOMS_WS_SEND_BUFFER_BYTES
+# Seconds a closing socket has to take its close frame (after what was buffered before it);
+# then the connection is aborted and its buffers freed.
+CLOSE_TIMEOUT = 10.0
 
 
 class CloseCode(IntEnum):
@@ -64,6 +69,8 @@ TERMINAL_CLOSE_CODES: dict[CloseCode, str] = {
 class TokenBucket:
     """Inbound message budget: ``rate`` per second with bursts up to ``burst``."""
 
+    __slots__ = ("burst", "rate", "tokens", "updated")  # one per connection: no dict each
+
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate
         self.burst = float(burst)
@@ -83,14 +90,18 @@ class TokenBucket:
 class Strikes:
     """Offences within a sliding window: more than ``limit`` in ``window`` seconds is too many."""
 
+    __slots__ = ("_times", "limit", "window")  # one per connection: no dict each
+
     def __init__(self, limit: int, window: float) -> None:
         self.limit = limit
         self.window = window
-        self._times: deque[float] = deque()
+        self._times: deque[float] | None = None  # made at the first offence: most never offend
 
     def add(self) -> bool:
         """Record one offence; True when it is one too many."""
         now = time.monotonic()
+        if self._times is None:
+            self._times = deque()
         self._times.append(now)
         while self._times[0] < now - self.window:
             self._times.popleft()
@@ -98,15 +109,21 @@ class Strikes:
 
 
 class Connection:
-    def __init__(self, websocket: WebSocket, room_id: str, user_id: str, role: Role) -> None:
+    def __init__(self, websocket: WebSocket, room_id: str, user_id: str, role: Role,
+                 send_buffer_bytes: int = SEND_BUFFER_BYTES) -> None:
         self.websocket = websocket
         self.room_id = room_id
         self.user_id = user_id
         self.role = role
         self.version = 0  # deltas at or below this version are already in the client's snapshot
-        self._outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_LIMIT)
+        self.send_buffer_bytes = send_buffer_bytes
+        self._frames = FrameWriter.attach(websocket, send_buffer_bytes)
+        # The ASGI path only: texts for the writer task, and their size in bytes (roughly:
+        # characters) for the bound. None is the sentinel that ends the writer.
+        self._outbox: deque[str | None] | None = None  # made by start(), if it is needed
+        self._queued = 0
+        self._wake: asyncio.Event | None = None
         self._writer: asyncio.Task[None] | None = None
-        self._frames = FrameWriter.attach(websocket)
         self._close_code: int | None = None
         self._ready = False
         self._pending: list[Published] = []
@@ -117,6 +134,8 @@ class Connection:
 
     def start(self) -> None:
         if self._frames is None:
+            self._outbox = deque()
+            self._wake = asyncio.Event()
             self._writer = asyncio.create_task(self._write(), name=f"ws-writer {self!r}")
 
     @property
@@ -140,13 +159,16 @@ class Connection:
         if self._frames is not None:
             self.send_frame(text_frame(text.encode()))
             return
-        if self.closing:
+        if self.closing or self._outbox is None:
             return
-        try:
-            self._outbox.put_nowait(text)
-        except asyncio.QueueFull:
-            logger.warning("%r fell %d messages behind; closing", self, OUTBOX_LIMIT)
+        if self._queued > self.send_buffer_bytes:
+            logger.warning("%r fell %d bytes behind; closing", self, self._queued)
             self.close(CloseCode.TOO_SLOW)
+            return
+        self._outbox.append(text)
+        self._queued += len(text)
+        if self._wake is not None:
+            self._wake.set()
 
     def send_frame(self, frame: bytes) -> None:
         """Write one encoded text frame (the frame path only)."""
@@ -156,8 +178,9 @@ class Connection:
         if not self._frames.open:
             self._close_code = CloseCode.NORMAL  # the client is gone; nothing more to send
             return
-        if self._frames.buffered > LAG_LIMIT_BYTES:
-            logger.warning("%r fell %d bytes behind; closing", self, self._frames.buffered)
+        behind = self._frames.backlog_over(self.send_buffer_bytes)
+        if behind is not None:
+            logger.warning("%r fell %d bytes behind; closing", self, behind)
             self.close(CloseCode.TOO_SLOW)
             return
         self._frames.write(frame)
@@ -169,12 +192,21 @@ class Connection:
         self._close_code = code
         if self._frames is not None:
             self._writer = asyncio.create_task(self._close_socket(), name=f"ws-close {self!r}")
+            # The close goes out behind whatever is buffered, and the server would keep a
+            # socket that never takes it (and that buffer) for as long as the peer stays up.
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._frames.abort)
             return
-        with contextlib.suppress(asyncio.QueueFull):
-            self._outbox.put_nowait(None)
-        if self._outbox.full() and self._writer:
-            # The queue is full of messages the client is not reading: close without them.
-            self._writer.cancel()
+        if self._outbox is None:  # never started: nothing to send first
+            self._writer = asyncio.create_task(self._close_socket(), name=f"ws-close {self!r}")
+            return
+        if code == CloseCode.TOO_SLOW:
+            self._outbox.clear()  # what the client is not reading: close without it
+            self._queued = 0
+            if self._writer is not None:
+                self._writer.cancel()  # it may be stuck sending to a socket nobody reads
+        self._outbox.append(None)
+        if self._wake is not None:
+            self._wake.set()
 
     async def wait_closed(self) -> None:
         if self._writer:
@@ -182,11 +214,16 @@ class Connection:
                 await self._writer
 
     async def _write(self) -> None:
+        assert self._wake is not None and self._outbox is not None
         try:
             while True:
-                text = await self._outbox.get()
+                while not self._outbox:
+                    self._wake.clear()
+                    await self._wake.wait()
+                text = self._outbox.popleft()
                 if text is None:
                     break
+                self._queued -= len(text)
                 await self.websocket.send_text(text)
         except (OSError, RuntimeError, WebSocketDisconnect):
             logger.debug("%r: send failed, client gone", self)
@@ -194,9 +231,21 @@ class Connection:
             await self._close_socket()
 
     async def _close_socket(self) -> None:
-        if self.websocket.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
-                await self.websocket.close(self._close_code or CloseCode.NORMAL)
+        """Close with the code; a client that will not take even that within
+        :data:`CLOSE_TIMEOUT` (it stopped reading) is cut off. The close waits behind what was
+        already buffered, and the server's own close timer would wait for that buffer forever.
+        """
+        if self.websocket.application_state is not WebSocketState.CONNECTED:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                with contextlib.suppress(OSError, RuntimeError, WebSocketDisconnect):
+                    await self.websocket.close(self._close_code or CloseCode.NORMAL)
+        except TimeoutError:
+            logger.info("%r did not take its close in %.0f s; cutting it off", self,
+                        CLOSE_TIMEOUT)
+            if self._frames is not None:
+                self._frames.abort()
 
     # --- room deltas ---------------------------------------------------------------------------
 

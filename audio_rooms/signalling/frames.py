@@ -16,8 +16,13 @@ Anything else falls back to the ordinary ASGI send.
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
+import logging
+import socket
 import struct
+import termios
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,12 +30,16 @@ from starlette.websockets import WebSocket
 
 from audio_rooms.state.store import Published
 
+logger = logging.getLogger(__name__)
+
 SCOPE_KEY = "audio_rooms.ws_protocol"
 
 _UVICORN_WEBSOCKETS = "uvicorn.protocols.websockets.websockets_sansio_impl"
 # The protocol's attributes this module reads; if one goes missing, the fast path is off.
 _NEEDED = ("transport", "conn", "handshake_complete", "close_sent", "disconnected")
 _OPCODE_TEXT = 0x81  # FIN + text
+# Linux's ioctl for the bytes a TCP socket has not had acknowledged yet (SIOCOUTQ).
+_OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -71,14 +80,24 @@ def frames_of(published: Published) -> list[bytes]:
 
 
 class FrameWriter:
-    """Writes whole frames to one connection's transport, in the event loop's thread."""
+    """Writes whole frames to one connection's transport, in the event loop's thread, and
+    says how far the client lags behind them.
 
-    def __init__(self, protocol: Any, transport: asyncio.WriteTransport) -> None:
+    A client that stops reading first fills the kernel's send queue (which Linux grows to
+    megabytes on its own), then the transport's buffer. Counting only the latter let a client
+    sit megabytes behind unnoticed, so :meth:`attach` caps the kernel's share at half the
+    bound and :meth:`backlog_over` counts both.
+    """
+
+    def __init__(self, protocol: Any, transport: asyncio.WriteTransport, fd: int | None,
+                 kernel_cap: int | None) -> None:
         self._protocol = protocol
         self._transport = transport
+        self._fd = fd  # the socket, for asking the kernel what it still holds (None: cannot)
+        self._kernel_cap = kernel_cap  # most the kernel may hold for this socket (None: unknown)
 
     @classmethod
-    def attach(cls, websocket: WebSocket) -> FrameWriter | None:
+    def attach(cls, websocket: WebSocket, send_buffer_bytes: int) -> FrameWriter | None:
         """A writer for this accepted WebSocket, or None where only the ASGI path is safe."""
         protocol = websocket.scope.get(SCOPE_KEY)
         # The server runs a subclass of uvicorn's (edge.py, for connection caps).
@@ -92,12 +111,13 @@ class FrameWriter:
         # Duck-typed: uvloop's transports (what uvicorn runs on) are not asyncio subclasses.
         if not all(
             callable(getattr(transport, m, None))
-            for m in ("write", "is_closing", "get_write_buffer_size")
+            for m in ("write", "is_closing", "get_write_buffer_size", "abort")
         ):
             return None
         if getattr(protocol.conn, "extensions", None):
             return None  # a negotiated extension (compression) changes the frames
-        return cls(protocol, transport)
+        fd, kernel_cap = _cap_kernel_buffer(transport, send_buffer_bytes)
+        return cls(protocol, transport, fd, kernel_cap)
 
     @property
     def open(self) -> bool:
@@ -112,7 +132,51 @@ class FrameWriter:
     def write(self, frame: bytes) -> None:
         self._transport.write(frame)
 
-    @property
-    def buffered(self) -> int:
-        """Bytes written but not yet taken by the kernel: how far this client lags."""
-        return int(self._transport.get_write_buffer_size())
+    def abort(self) -> None:
+        """Drop the connection and everything still buffered for it, at once."""
+        if not self._protocol.disconnected:
+            self._transport.abort()
+
+    def backlog_over(self, limit: int) -> int | None:
+        """The bytes written for this client that it has not taken yet (the transport's buffer
+        plus the kernel's send queue), when they are more than ``limit``; else None.
+
+        Cheap on the fan-out path: while the transport's buffer is empty the kernel holds at
+        most its capped buffer, under ``limit``, and the kernel is not asked.
+        """
+        buffered = int(self._transport.get_write_buffer_size())
+        if buffered > limit:
+            return buffered
+        if buffered == 0 and self._kernel_cap is not None and self._kernel_cap <= limit:
+            return None
+        total = buffered + self._kernel_queued()
+        return total if total > limit else None
+
+    def _kernel_queued(self) -> int:
+        if self._fd is None or _OUTQ is None:
+            return 0
+        out = array.array("i", [0])
+        try:
+            fcntl.ioctl(self._fd, _OUTQ, out, True)
+        except OSError:
+            return 0
+        return out[0]
+
+
+def _cap_kernel_buffer(transport: Any, send_buffer_bytes: int) -> tuple[int | None, int | None]:
+    """Cap the socket's kernel send buffer at half ``send_buffer_bytes``: its file descriptor
+    and the cap the kernel granted, or Nones where the socket cannot be reached.
+
+    Linux doubles the value asked for (for its bookkeeping) and reports the doubled size, so a
+    quarter is asked; it also stops growing the buffer by itself once one is set.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return None, None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer_bytes // 4)
+        granted = int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        return int(sock.fileno()), granted
+    except (OSError, AttributeError) as exc:
+        logger.debug("could not cap a WebSocket's send buffer: %s", exc)
+        return None, None

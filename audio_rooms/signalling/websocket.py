@@ -148,7 +148,8 @@ class _Session:
             return False
         me = joined.me
         resumed = joined.resumed
-        connection = Connection(self.websocket, self.room_id, self.identity.user_id, me.role)
+        connection = Connection(self.websocket, self.room_id, self.identity.user_id, me.role,
+                                self.settings.ws_send_buffer_bytes)
         self.connection = connection
         connection.start()
         await self.services.hub.attach(connection)
