@@ -26,6 +26,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterPubSub, RedisCluster
+from redis.crc import key_slot
 
 logger = logging.getLogger(__name__)
 
@@ -172,10 +173,14 @@ class ShardedSubscriber:
                 continue
             try:
                 message = await pubsub.get_message(timeout=1.0)
-            except (aioredis.ConnectionError, OSError) as exc:
-                # Handed to the reader, which resyncs its rooms; the next read reconnects and
+            except Exception as exc:
+                # Handed to the reader as a lost connection, whatever redis-py raised (this task
+                # must not die of it), so it resyncs its rooms; the next read reconnects and
                 # subscribes the node's channels again.
-                self._queue.put_nowait(exc)
+                logger.warning("sharded pub/sub: %s: %s", type(exc).__name__, exc)
+                lost = exc if isinstance(exc, aioredis.ConnectionError) else (
+                    aioredis.ConnectionError(f"{type(exc).__name__}: {exc}"))
+                self._queue.put_nowait(lost)
                 await asyncio.sleep(0.5)
                 continue
             if message is None:
@@ -218,7 +223,15 @@ class _Resyncing:
 
 
 class _ResyncingPubSub(_Resyncing, aioredis.client.PubSub):
-    pass
+    async def _resubscribe_shard_channels(self) -> None:
+        """Subscribe again slot by slot: one SSUBSCRIBE may name channels of one slot only,
+        and a master's channels are of many (redis-py's own per-master pub/sub does the
+        same; a plain PubSub sends them all at once, which the master refuses: CROSSSLOT)."""
+        by_slot: dict[int, dict[Any, Any]] = {}
+        for channel, handler in self.shard_channels.items():
+            by_slot.setdefault(key_slot(self.encoder.encode(channel)), {})[channel] = handler
+        for subscriptions in by_slot.values():
+            await self._resubscribe(subscriptions, self.ssubscribe)
 
 
 class _ResyncingClusterPubSub(_Resyncing, ClusterPubSub):
