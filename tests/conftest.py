@@ -277,6 +277,22 @@ async def join(server: Endpoint, room_id: str, account: Account, **kw: Any) -> C
     return client
 
 
+async def read_audience(base_url: str, room_id: str, limit: int) -> list[str]:
+    """Every listener's user id, read page by page over REST in the order the server gives."""
+    ids: list[str] = []
+    cursor = ""
+    async with httpx.AsyncClient(base_url=base_url) as http:
+        while True:
+            response = await http.get(f"/api/rooms/{room_id}/audience",
+                                      params={"limit": limit, "cursor": cursor})
+            assert response.status_code == 200, response.text
+            page = response.json()
+            ids += [p["user_id"] for p in page["listeners"]]
+            if page["next"] is None:
+                return ids
+            cursor = page["next"]
+
+
 async def create_room(server: RunningServer, host: Account, **fields: Any) -> str:
     async with server.http(host.token) as http:
         response = await http.post(

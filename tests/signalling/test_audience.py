@@ -18,6 +18,7 @@ from tests.conftest import (
     connect,
     create_room,
     join,
+    read_audience,
 )
 
 LISTENERS = 24
@@ -68,16 +69,8 @@ async def test_two_nodes_agree_on_count_sample_and_pages_and_stage_events_reach_
     assert on_first["sample"][0]["user_id"] == guests[-1].user_id
 
     # The audience read page by page, from either node, in join order.
+    pages = await read_audience(second.base_url, room_id, 10)
     async with httpx.AsyncClient(base_url=second.base_url) as http:
-        pages: list[str] = []
-        cursor = ""
-        while True:
-            got = (await http.get(f"/api/rooms/{room_id}/audience",
-                                  params={"limit": 10, "cursor": cursor})).json()
-            pages += [p["user_id"] for p in got["listeners"]]
-            if got["next"] is None:
-                break
-            cursor = got["next"]
         refused = await http.get(f"/api/rooms/{room_id}/audience", params={"cursor": "x:"})
     assert pages == [watcher.user_id, *[g.user_id for g in guests]]
     assert refused.status_code == 400 and refused.json()["code"] == "invalid_field"

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Account, Client, connect, eventually, free_port, join
+from tests.conftest import Account, Client, connect, eventually, free_port, join, read_audience
 
 LISTENERS = 30
 
@@ -140,19 +140,7 @@ async def test_three_processes_agree_on_the_audience_and_deliver_the_stage(
     samples = [await count_on(c, LISTENERS) for c in (host_c, *watchers)]
     assert all(s == samples[0] for s in samples) and len(samples[0]) == 12
 
-    pages = []
-    for node in nodes:
-        async with httpx.AsyncClient(base_url=node.base_url) as http:
-            ids: list[str] = []
-            cursor = ""
-            while True:
-                got = (await http.get(f"/api/rooms/{room_id}/audience",
-                                      params={"limit": 7, "cursor": cursor})).json()
-                ids += [p["user_id"] for p in got["listeners"]]
-                if got["next"] is None:
-                    break
-                cursor = got["next"]
-            pages.append(ids)
+    pages = [await read_audience(node.base_url, room_id, 7) for node in nodes]
     assert pages[0] == pages[1] == pages[2]
     assert sorted(pages[0]) == sorted(g.user_id for g in guests)
 
