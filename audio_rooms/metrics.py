@@ -54,6 +54,12 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.closes = Counter(
+            f"{PREFIX}_websocket_closes",
+            "Room WebSockets the server closed, by close code (4008: too slow to read).",
+            ["code"],
+            registry=self.registry,
+        )
         self.loop_lag = Gauge(
             f"{PREFIX}_event_loop_lag_seconds",
             "How late the event loop woke a timer, at the last sample.",

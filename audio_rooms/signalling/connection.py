@@ -144,6 +144,11 @@ class Connection:
         return self._frames is not None
 
     @property
+    def close_code(self) -> int | None:
+        """Why the server closed this connection (None while it has not)."""
+        return self._close_code
+
+    @property
     def closing(self) -> bool:
         return self._close_code is not None
 

@@ -316,6 +316,8 @@ class _Session:
         if connection is None or self.identity is None:
             return
         gone = self.left or (connection.closing and connection.closed_for_good)
+        if connection.close_code is not None:
+            self.services.metrics.closes.labels(str(connection.close_code)).inc()
         try:
             await self.services.hub.detach(connection, left=gone)
         except OSError:

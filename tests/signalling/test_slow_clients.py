@@ -28,6 +28,7 @@ from tests.conftest import (
     RunningServer,
     ServerFactory,
     create_room,
+    eventually,
     join,
 )
 
@@ -159,6 +160,13 @@ async def test_a_stalled_client_is_dropped_with_4008_and_resumes_with_a_fresh_sn
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4008
     assert versions == list(range(versions[0], versions[0] + len(versions)))
     assert versions[-1] < last["version"]  # it did miss deltas
+    # The operator sees it: one socket closed as too slow.
+    async def counted() -> bool:
+        async with room.server.http() as http:
+            metrics = (await http.get("/metrics")).text
+        return 'audio_rooms_websocket_closes_total{code="4008"} 1.0' in metrics
+
+    await eventually(counted, within=5)
 
     # It comes back within the grace period: resumed, with the room as it is now.
     back = await join(room.server, room.room_id, room.staller)
