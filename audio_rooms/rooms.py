@@ -307,13 +307,6 @@ class RoomService:
         if any(e.type == "room_ended" for e in published.events):
             await self.ended(published.room_id)
 
-    async def current_state(self, room_id: str) -> RoomState | None:
-        """The room's live state as it is now, ended or not; None once it is gone.
-
-        A joining connection reads it after subscribing to the room's deltas, so that none is
-        missed between this snapshot and the first delta."""
-        return await self.store.load(room_id)
-
     async def snapshot_for_hub(self, room_id: str, viewer: str
                                ) -> tuple[dict[str, Any], int] | None:
         view = await self.snapshot(room_id, viewer)

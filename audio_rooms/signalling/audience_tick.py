@@ -18,7 +18,6 @@ from audio_rooms.errors import AudioRoomsError
 from audio_rooms.rooms import RoomService
 from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.outbound import Audience
-from audio_rooms.state import keys
 from audio_rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -64,7 +63,4 @@ class AudienceTicker:
             self._sent[room_id] = seen
             self.rooms.audience.sent[room_id] = glance
             self.hub.broadcast(room_id, Audience.of(glance.to_wire()))
-            stage = sum(1 for p in state.participants.values() if p.role.on_stage)
-            await self.rooms.store.redis.zadd(
-                keys.LIVE_ACTIVITY, {room_id: stage + glance.count}, xx=True
-            )
+            await self.rooms.store.rank(state, glance.count)

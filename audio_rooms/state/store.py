@@ -188,9 +188,6 @@ class RoomStore:
 
     # --- guests kept out by address ------------------------------------------------------------
 
-    async def remember_address(self, room_id: str, user_id: str, tag: str) -> None:
-        await self.redis.hset(keys.room_addresses(room_id), user_id, tag)
-
     async def shut_door(self, room_id: str, user_id: str, how: str) -> None:
         """Keep out the address a guest joined from (``how`` is "banned" or "removed")."""
         tag = await self.redis.hget(keys.room_addresses(room_id), user_id)
@@ -321,15 +318,20 @@ class RoomStore:
         """The shared keys, after the room's own EXEC: the live set and the lobby ranking; and
         an ended room's audience, a batch at a time."""
         if state.live:
-            count = await self.audience.count(room_id)
-            await self.redis.zadd(keys.LIVE_ACTIVITY, {room_id: _stage_size(state) + count},
-                                  xx=True)
+            await self.rank(state, await self.audience.count(room_id))
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(keys.LIVE_ROOMS, room_id)
             pipe.zrem(keys.LIVE_ACTIVITY, room_id)
             await pipe.execute()
         await self.audience.clear(room_id)
+
+    async def rank(self, state: RoomState, listeners: int) -> None:
+        """Place a live room in the lobby's ranking by everyone in it: its stage (``state``)
+        and its ``listeners``. After a stage change here, and once a tick from each node with
+        people in the room (signalling/audience_tick.py), for the audience's comings and goings."""
+        await self.redis.zadd(keys.LIVE_ACTIVITY,
+                              {state.room_id: _stage_size(state) + listeners}, xx=True)
 
     # --- listeners -----------------------------------------------------------------------------
 
