@@ -39,7 +39,6 @@ import json
 import math
 import multiprocessing
 import os
-import resource
 import shutil
 import signal
 import socket
@@ -58,6 +57,7 @@ from typing import Any
 
 import httpx
 import websockets
+from processes import cpu_seconds, free_port, raise_open_files, rss_kib, stop_process
 from websockets.asyncio.client import ClientConnection
 
 REPO = Path(__file__).resolve().parent.parent
@@ -389,7 +389,7 @@ async def _worker(pipe: Pipe, setup: WorkerSetup) -> None:
 
 
 def worker_main(pipe: Pipe) -> None:
-    _raise_open_files()
+    raise_open_files()
     setup = pipe.recv()
     try:
         asyncio.run(_worker(pipe, setup))
@@ -401,53 +401,25 @@ def worker_main(pipe: Pipe) -> None:
 # --- the servers and their Redis ---------------------------------------------------------------
 
 
-def _raise_open_files() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of one process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _stop_process(process: subprocess.Popen[bytes], sig: int, wait: float) -> None:
-    if process.poll() is None:
-        process.send_signal(sig)
-        try:
-            process.wait(wait)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    """0 for a process that is gone (the report says so rather than the bench failing)."""
+    try:
+        return rss_kib(pid) * 1024
+    except (OSError, RuntimeError):
+        return 0
 
 
 class Redis:
     """A dedicated redis-server on a free loopback port, no persistence."""
 
     def __init__(self, directory: Path, binary: str, cpus: set[int] | None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
              "--appendonly", "no", "--dir", str(directory), "--maxclients", "20000",
              "--logfile", str(directory / "redis.log")],
-            preexec_fn=_raise_open_files,
+            preexec_fn=raise_open_files,
         )
         if cpus:
             os.sched_setaffinity(self.process.pid, cpus)
@@ -471,7 +443,7 @@ class Redis:
         raise RuntimeError("redis-server not ready in time")
 
     def stop(self) -> None:
-        _stop_process(self.process, signal.SIGTERM, 10)
+        stop_process(self.process, signal.SIGTERM, 10)
 
 
 class Server:
@@ -479,7 +451,7 @@ class Server:
         self, tree: Path, directory: Path, database_url: str, redis_url: str,
         cpus: set[int] | None,
     ) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         directory.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.update(
@@ -512,7 +484,7 @@ class Server:
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_raise_open_files,
+            preexec_fn=raise_open_files,
         )
         if cpus:
             os.sched_setaffinity(self.process.pid, cpus)
@@ -550,7 +522,7 @@ class Server:
         return "" if start is None else "\n".join(text[start : start + lines])
 
     def stop(self) -> None:
-        _stop_process(self.process, signal.SIGINT, 30)
+        stop_process(self.process, signal.SIGINT, 30)
         self.log.close()
 
 
@@ -1080,7 +1052,7 @@ def main(argv: list[str] | None = None) -> int:
         (label or Path(path).name, Path(path).resolve())
         for label, _, path in (t.rpartition("=") for t in args.tree)
     ] or [("this", REPO)]
-    _raise_open_files()
+    raise_open_files()
     return asyncio.run(main_async(args))
 
 

@@ -30,9 +30,7 @@ import contextlib
 import functools
 import multiprocessing
 import os
-import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,7 @@ from typing import Any
 
 import httpx
 import websockets
+from processes import cpu_seconds, free_port, raise_open_files, rss_kib, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 PER_ADDRESS = 20  # sockets (and guest sign-ups) per client address: under every default cap
@@ -138,36 +137,11 @@ async def _worker(pipe: Pipe) -> None:
 
 
 def worker_main(pipe: Pipe) -> None:
-    _raise_open_files()
+    raise_open_files()
     asyncio.run(_worker(pipe))
 
 
 # --- the server ----------------------------------------------------------------------------------
-
-
-def _raise_open_files() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
-    if soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -191,7 +165,7 @@ def wait_quiet(pid: int, timeout: float = 120.0) -> None:
 
 class Server:
     def __init__(self, data_dir: Path, extra_env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         env = dict(os.environ)
         env.update(
             {
@@ -208,7 +182,7 @@ class Server:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "audio_rooms", "serve", "--port", str(self.port)],
             cwd=data_dir, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-            preexec_fn=_raise_open_files,
+            preexec_fn=raise_open_files,
         )
         self.helpers: list[int] = []
 
@@ -229,13 +203,7 @@ class Server:
         raise RuntimeError("server not ready in time")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, signal.SIGINT, 30)
         for pid in self.helpers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -383,7 +351,7 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[],
                         help="NAME=VALUE for the server (to compare a setting)")
     args = parser.parse_args()
-    _raise_open_files()
+    raise_open_files()
     # A plain kill still stops the server and the clients (the finally blocks run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     extra = dict(item.split("=", 1) for item in args.env)
