@@ -44,6 +44,9 @@ class MediaConfig:
     connect_timeout: float = 10.0
     # Media transports one client address may hold at once, across rooms (None: no limit).
     transports_per_address: int | None = None
+    # The address pipes between nodes use (sfu/pipe.py): an origin sends from it, an edge's
+    # inlets listen on it. Other nodes must reach it.
+    pipe_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         if self.slots < 1:

@@ -42,6 +42,8 @@ class Producer:
         self.allowed = allowed
         self._consumers: list[Consumer] = []
         self._slots: list[egress.Slot] = []
+        # Lanes of pipes to edge nodes carrying this speaker (pipe.py), after the consumers' slots.
+        self._pipe_slots: list[egress.Slot] = []
         # One call per ingress packet does the whole fan-out (compiled when built).
         self._fanout: egress.Fanout = egress.fanout_function()
         self.meter = LevelMeter()
@@ -116,12 +118,23 @@ class Producer:
     @consumers.setter
     def consumers(self, consumers: list[Consumer]) -> None:
         self._consumers = consumers
-        self._slots = [c.slot for c in consumers]
+        self._slots = [c.slot for c in consumers] + self._pipe_slots
+
+    @property
+    def pipe_slots(self) -> list[egress.Slot]:
+        """The pipe lanes carrying this speaker to edge nodes (set by the router)."""
+        return self._pipe_slots
+
+    @pipe_slots.setter
+    def pipe_slots(self, slots: list[egress.Slot]) -> None:
+        self._pipe_slots = slots
+        self._slots = [c.slot for c in self._consumers] + slots
 
     def add_consumer(self, consumer: Consumer) -> None:
         """Map one more slot onto this speaker (a listener joined)."""
+        # Consumers' slots come first, in the consumers' order (remove_consumer relies on it).
+        self._slots.insert(len(self._consumers), consumer.slot)
         self._consumers.append(consumer)
-        self._slots.append(consumer.slot)
 
     def remove_consumer(self, consumer: Consumer) -> None:
         """Stop feeding one slot (its listener left, or it now carries someone else)."""
@@ -133,4 +146,5 @@ class Producer:
 
     def close(self) -> None:
         self.closed = True
+        self._pipe_slots = []
         self.consumers = []

@@ -5,12 +5,18 @@ forwarded (slots.py) and maps them onto each listener's slots, and owns the room
 :class:`ActiveSpeakerObserver` (closed with the router).
 It knows nothing of roles: signalling tells it ``set_may_produce`` and it obeys on the next
 packet.
+
+Across nodes (docs/cascade.md) a router plays one of two parts for its room, or both: on the
+room's *origin* it sends its selected speakers down a pipe to each edge (``open_pipe``); on an
+*edge* it takes them from its inlet (``open_inlet``) as *remote producers*, selected and mapped
+onto its listeners' slots exactly like local ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -19,6 +25,9 @@ from audio_rooms.sfu.config import MediaConfig
 from audio_rooms.sfu.consumer import Consumer
 from audio_rooms.sfu.errors import OfferSuperseded, RouterClosed
 from audio_rooms.sfu.offer import Offer
+from audio_rooms.sfu.pipe import CONTROL_INTERVAL, Inlet, PipeKeys, PipeOut
+from audio_rooms.sfu.pipe import LEVEL_EXT_ID as PIPE_LEVEL_EXT_ID
+from audio_rooms.sfu.pipe import PAYLOAD_TYPE as PIPE_PAYLOAD_TYPE
 from audio_rooms.sfu.producer import Producer
 from audio_rooms.sfu.quota import TransportQuota
 from audio_rooms.sfu.rtcp import SenderReports
@@ -60,6 +69,15 @@ class Router:
         self._ticker: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
+        # Origin: one pipe per edge node pulling this room.
+        self._pipes: dict[str, PipeOut] = {}
+        self._last_control = 0.0
+        # Edge: the inlet from the origin and the speakers it carries, by participant and SSRC.
+        self.inlet: Inlet | None = None
+        self._remote: dict[str, Producer] = {}
+        self._remote_by_ssrc: dict[int, Producer] = {}
+        # When the router last had a transport (monotonic): the cascade closes idle routers.
+        self.idle_since: float | None = time.monotonic()
 
     def __repr__(self) -> str:
         return f"Router({self.room_id}, {len(self._transports)} transports)"
@@ -127,6 +145,7 @@ class Router:
         if self._transports.get(participant_id) is not transport:
             await transport.close()
             raise OfferSuperseded()
+        self.idle_since = None
         self._ensure_ticker()
         self._reselect(joined=transport)
         return answer
@@ -159,6 +178,10 @@ class Router:
         self.active_speakers.close()
         if self._ticker is not None:
             self._ticker.cancel()
+        for pipe in self._pipes.values():
+            pipe.close()
+        self._pipes.clear()
+        self._close_inlet()
         transports = list(self._transports.values())
         self._transports.clear()
         await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
@@ -196,11 +219,14 @@ class Router:
     # --- selection and slots -------------------------------------------------------------------
 
     def _levels(self, now: float) -> dict[str, float]:
-        return {
+        levels = {
             pid: t.producer.meter.value(now)
             for pid, t in self._transports.items()
             if t.producer is not None and t.has_mic and t.producer.allowed
         }
+        for pid, producer in self._remote.items():
+            levels[pid] = producer.meter.value(now)
+        return levels
 
     def _reselect(self, joined: Transport | None = None) -> None:
         """Update the selection; remap everyone if it changed, else only ``joined``.
@@ -243,6 +269,9 @@ class Router:
     def _producer(self, participant_id: str | None) -> Producer | None:
         if participant_id is None:
             return None
+        remote = self._remote.get(participant_id)
+        if remote is not None:
+            return remote
         transport = self._transports.get(participant_id)
         return transport.producer if transport is not None else None
 
@@ -260,8 +289,138 @@ class Router:
                     feeds[speaker].append(consumer)
         for pid, transport in self._transports.items():
             if transport.producer is not None:
-                transport.producer.consumers = feeds.get(pid, [])
+                transport.producer.consumers = [] if pid in self._remote else feeds.get(pid, [])
+        for pid, producer in self._remote.items():
+            producer.consumers = feeds.get(pid, [])
+        self._repipe()
         logger.debug("%r forwarding %s", self, selected)
+
+    # --- origin: pipes to edges ----------------------------------------------------------------
+
+    @property
+    def pipes(self) -> dict[str, PipeOut]:
+        return dict(self._pipes)
+
+    def open_pipe(self, edge_id: str, address: tuple[str, int], sock: socket.socket) -> PipeKeys:
+        """Send this room's selected speakers to ``address`` (an edge's inlet), from ``sock``.
+
+        Replaces the edge's previous pipe, if any (a new inlet, a new key).
+        """
+        self._check_open()
+        old = self._pipes.pop(edge_id, None)
+        if old is not None:
+            old.close()
+        pipe = PipeOut(edge_id, address, sock, self._selector.size)
+        self._pipes[edge_id] = pipe
+        logger.info("%r opened %r", self, pipe)
+        self._repipe()
+        pipe.send_control()
+        self._ensure_ticker()
+        host, port = sock.getsockname()[:2]
+        return PipeKeys(pipe.key, (host, port))
+
+    def refresh_pipe(self, edge_id: str) -> bool:
+        """An edge still pulls: keep its pipe (False if it has none)."""
+        pipe = self._pipes.get(edge_id)
+        if pipe is None:
+            return False
+        pipe.refreshed_at = time.monotonic()
+        return True
+
+    def close_pipe(self, edge_id: str) -> None:
+        pipe = self._pipes.pop(edge_id, None)
+        if pipe is not None:
+            pipe.close()
+            self._repipe()
+            logger.info("%r closed %r", self, pipe)
+
+    def _repipe(self) -> None:
+        """Carry the current selection on every pipe, and feed each speaker's lanes."""
+        selected = [
+            pid for pid in self._selector.selected
+            if pid not in self._remote and pid in self._transports
+        ]
+        for pipe in self._pipes.values():
+            if pipe.assign(selected):
+                pipe.send_control()
+        for pid, transport in self._transports.items():
+            producer = transport.producer
+            if producer is None:
+                continue
+            lanes = [] if pid in self._remote else [
+                slot for pipe in self._pipes.values()
+                if (slot := pipe.slot_for(pid)) is not None
+            ]
+            if lanes or producer.pipe_slots:
+                producer.pipe_slots = lanes
+
+    # --- edge: the inlet from the origin -------------------------------------------------------
+
+    async def open_inlet(self, origin_id: str, host: str) -> Inlet:
+        """A new inlet for the pipe from ``origin_id`` (the previous one, if any, is closed)."""
+        self._check_open()
+        self._close_inlet()
+        inlet = Inlet(
+            origin_id, self._selector.size, self._stats, self._remote_rtp, self._remote_lanes
+        )
+        await inlet.open(host)
+        if self._closed:
+            inlet.close()
+            raise RouterClosed()
+        self._close_inlet()
+        self.inlet = inlet
+        self._ensure_ticker()
+        return inlet
+
+    def close_inlet(self) -> None:
+        self._close_inlet()
+
+    def _close_inlet(self) -> None:
+        if self.inlet is not None:
+            self.inlet.close()
+            self.inlet = None
+        if self._remote:
+            self._remote_lanes({})
+
+    def _remote_rtp(self, ssrc: int, data: bytes, arrival_ns: int) -> None:
+        producer = self._remote_by_ssrc.get(ssrc)
+        if producer is None:
+            self._stats.drop("pipe_unknown_ssrc")
+            return
+        producer.handle_rtp(data, arrival_ns)
+
+    def _remote_lanes(self, lanes: dict[int, str]) -> None:
+        wanted = {pid: ssrc for ssrc, pid in lanes.items()}
+        changed = False
+        for pid, producer in list(self._remote.items()):
+            if wanted.get(pid) != producer.ssrc:
+                producer.close()
+                del self._remote[pid]
+                changed = True
+        for pid, ssrc in wanted.items():
+            if pid not in self._remote:
+                self._remote[pid] = Producer(
+                    pid,
+                    PIPE_PAYLOAD_TYPE,
+                    ssrc,
+                    PIPE_LEVEL_EXT_ID,
+                    None,
+                    self._stats,
+                    self._config.max_rtp_size,
+                    allowed=True,
+                )
+                changed = True
+        if not changed:
+            return
+        self._remote_by_ssrc = {p.ssrc: p for p in self._remote.values() if p.ssrc is not None}
+        self._selector.update(self._levels(time.monotonic()), time.monotonic())
+        self._remap()
+        logger.debug("%r pulls %s", self, sorted(self._remote))
+
+    @property
+    def remote_speakers(self) -> list[str]:
+        """Speakers the inlet currently carries."""
+        return sorted(self._remote)
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None and not self._closed:
@@ -276,6 +435,14 @@ class Router:
             if self._selector.update(levels, now):
                 self._remap()
             self.active_speakers.observe(levels)
+            if self._pipes and now - self._last_control >= CONTROL_INTERVAL:
+                self._last_control = now
+                for pipe in self._pipes.values():
+                    pipe.send_control()
+            if self._transports:
+                self.idle_since = None
+            elif self.idle_since is None:
+                self.idle_since = now
 
     def _check_open(self) -> None:
         if self._closed:

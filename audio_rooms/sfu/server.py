@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from audio_rooms.sfu import hooks
 from audio_rooms.sfu.activespeaker import ActiveSpeakersCallback
 from audio_rooms.sfu.beat import Beat
 from audio_rooms.sfu.config import MediaConfig
+from audio_rooms.sfu.pipe import sending_socket
 from audio_rooms.sfu.quota import TransportQuota
 from audio_rooms.sfu.router import Router, TransportClosedCallback
 from audio_rooms.sfu.rtcp import SenderReports
@@ -42,6 +44,16 @@ class MediaServer:
         self.sender_reports = SenderReports(self.beat, config.sender_report_interval)
         # One quota for all rooms: an address's transports count wherever they are.
         self.quota = TransportQuota(config.transports_per_address)
+        self._pipe_socket: socket.socket | None = None
+
+    def pipe_socket(self) -> socket.socket:
+        """The socket every pipe of this server sends from (made on first use)."""
+        if self._pipe_socket is None:
+            self._pipe_socket = sending_socket(self.config.pipe_host)
+        return self._pipe_socket
+
+    def routers(self) -> list[Router]:
+        return list(self._routers.values())
 
     def router(self, room_id: str) -> Router:
         """The room's router, created on first use."""
@@ -75,14 +87,19 @@ class MediaServer:
         await asyncio.gather(*(r.close() for r in routers), return_exceptions=True)
         self.sender_reports.close()
         self.beat.close()
+        if self._pipe_socket is not None:
+            self._pipe_socket.close()
+            self._pipe_socket = None
 
     def stats(self) -> MediaStats:
-        transports = producers = consumers = 0
+        transports = producers = consumers = pipes = inlets = 0
         for router in self._routers.values():
             t, p, c = router.count()
             transports += t
             producers += p
             consumers += c
+            pipes += len(router.pipes)
+            inlets += router.inlet is not None
         return MediaStats(
             routers=len(self._routers),
             transports=transports,
@@ -92,6 +109,8 @@ class MediaServer:
             forwarded_bytes=self.forwarding.forwarded_bytes,
             drops=dict(self.forwarding.drops),
             lost=dict(self.forwarding.lost),
+            pipes=pipes,
+            inlets=inlets,
         )
 
     def _router_closed(self, router: Router) -> None:

@@ -21,6 +21,8 @@ class MediaStats:
     forwarded_bytes: int
     drops: dict[str, int] = field(default_factory=dict)
     lost: dict[str, int] = field(default_factory=dict)
+    pipes: int = 0  # pipes this node sends to edges (as an origin)
+    inlets: int = 0  # pipes this node takes from origins (as an edge)
 
 
 class ForwardingStats:
