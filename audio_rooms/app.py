@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
@@ -22,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from audio_rooms import errors
 from audio_rooms.accounts.hashpool import HashPool
 from audio_rooms.accounts.tokens import signer_for
+from audio_rooms.cascade import CascadeConfig
 from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
 from audio_rooms.edge import ConnectionLimits
@@ -42,12 +45,14 @@ from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
 from audio_rooms.state.adopt import adopt_old_rooms
+from audio_rooms.state.bus import NodeBus
 from audio_rooms.state.channels import channels_for
 from audio_rooms.state.connect import connect as connect_redis
 from audio_rooms.state.connect import describe as describe_redis
 from audio_rooms.state.connect import redis_mode
 from audio_rooms.state.embedded import EmbeddedRedis
-from audio_rooms.state.nodes import NodeRegistry
+from audio_rooms.state.leases import OriginLeases
+from audio_rooms.state.nodes import NodeInfo, NodeRegistry, new_node_id
 from audio_rooms.state.ratelimit import RateLimit
 from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.revocations import GuestRevocations
@@ -72,7 +77,32 @@ def media_config(settings: Settings) -> MediaConfig:
         slots=settings.media_slots,
         connect_timeout=settings.media_connect_timeout,
         transports_per_address=settings.media_transports_per_address,
+        pipe_host=pipe_host(settings),
     )
+
+
+def pipe_host(settings: Settings) -> str:
+    """Where pipes between nodes bind (docs/cascade.md): the setting, else the first media host
+    address, else the local address this machine reaches Redis from (loopback for the embedded
+    one), which is one the other nodes sharing that Redis can reach too."""
+    if settings.pipe_address:
+        return settings.pipe_address
+    if settings.media_host_addresses:
+        return settings.media_host_addresses[0]
+    target = None
+    if settings.redis_url:
+        target = urlsplit(settings.redis_url).hostname
+    elif settings.redis_sentinels or settings.redis_cluster_nodes:
+        target = (settings.redis_sentinels or settings.redis_cluster_nodes)[0].rsplit(":", 1)[0]
+    if not target or target in ("localhost", "127.0.0.1", "::1"):
+        return "127.0.0.1"
+    try:
+        family = socket.AF_INET6 if ":" in target.strip("[]") else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((target.strip("[]"), 9))  # no packet is sent: this only routes
+            return str(probe.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
 
 
 async def start_services(
@@ -109,8 +139,18 @@ async def start_services(
         redis, store, settings.heartbeat_interval, settings.grace_period,
         settings.empty_room_timeout, settings.reaction_tick, channels,
     )
+    node_id = new_node_id()
+    bus = NodeBus(redis, channels, node_id)
+    node_holder: list[Node] = []
+
+    def registry_view() -> tuple[list[NodeInfo], float]:
+        node = node_holder[0] if node_holder else None
+        return (node.nodes, node.nodes_read_at) if node is not None else ([], 0.0)
+
     room_media = RoomMedia(
-        media_config(settings) if with_media else None, rooms, hub.connection, hub.broadcast
+        media_config(settings) if with_media else None, rooms, hub, node_id, bus,
+        OriginLeases(redis, settings.origin_lease), registry_view,
+        CascadeConfig(lease=settings.origin_lease, edge_capacity=settings.edge_capacity),
     )
     media = room_media.media
     services = Services(
@@ -161,9 +201,13 @@ async def start_services(
         await services.metrics_server.start()
     services.node = Node(
         NodeRegistry(redis, settings.node_heartbeat_interval),
-        f"{settings.host}:{settings.port}", hub, media,
+        f"{settings.host}:{settings.port}", hub, media, node_id,
     )
+    node_holder.append(services.node)
+    await bus.start()
+    services.bus = bus
     services.node.start()
+    room_media.start()
     metrics.watch_nodes(services.node)
     services.housekeeping = asyncio.create_task(_housekeeping(db), name="housekeeping")
     return services
@@ -186,6 +230,9 @@ async def stop_services(services: Services) -> None:
     await services.metrics.stop()
     if services.audience_ticker is not None:
         await services.audience_ticker.stop()
+    await services.room_media.stop()
+    if services.bus is not None:
+        await services.bus.stop()
     if services.node is not None:
         await services.node.stop()
     if services.metrics_server is not None:

@@ -250,3 +250,28 @@ class Busy(ServiceUnavailable):
     """Too much CPU- or memory-heavy work (password hashing) is queued; retry after a moment."""
 
     code = "busy"
+
+
+class MediaNodeUnreachable(ServiceUnavailable):
+    """The node chosen to carry a participant's media did not answer (docs/cascade.md)."""
+
+    code = "media_node_unreachable"
+
+
+def error_class(code: str) -> type[AudioRoomsError]:
+    """The error class with wire code ``code`` (a refusal another node sent back over the bus),
+    or :class:`AudioRoomsError` itself for a code this version does not know."""
+
+    def walk(cls: type[AudioRoomsError]) -> type[AudioRoomsError] | None:
+        for sub in cls.__subclasses__():
+            if sub.code == code:
+                return sub
+            found = walk(sub)
+            if found is not None:
+                return found
+        return None
+
+    # The media plane's errors are defined in their own module; make sure they are known.
+    import audio_rooms.sfu.errors  # noqa: F401
+
+    return walk(AudioRoomsError) or AudioRoomsError

@@ -151,6 +151,10 @@ class _StateCollector(Collector):
              stats.transports),
             ("producers", "Producers (speakers' microphones).", stats.producers),
             ("consumers", "Consumers (listener slots).", stats.consumers),
+            ("pipes", "Pipes this node sends rooms' speakers down, as their origin, to edges.",
+             stats.pipes),
+            ("inlets", "Pipes this node pulls rooms' speakers from, as an edge.", stats.inlets),
+            ("origins", "Rooms this node holds the origin lease of.", stats.origins),
         ):
             gauge = GaugeMetricFamily(f"{PREFIX}_media_{name}", help_text)
             gauge.add_metric([], value)

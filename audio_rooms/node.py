@@ -24,13 +24,15 @@ logger = logging.getLogger(__name__)
 
 class Node:
     def __init__(
-        self, registry: NodeRegistry, address: str, hub: Hub, media: MediaServer | None
+        self, registry: NodeRegistry, address: str, hub: Hub, media: MediaServer | None,
+        node_id: str | None = None,
     ) -> None:
         self.registry = registry
-        self.node_id = new_node_id()
+        self.node_id = node_id or new_node_id()
         self.address = address
         self.started_at = time.time()
         self.nodes: list[NodeInfo] = []  # every live node, as last read (this one included)
+        self.nodes_read_at = 0.0  # monotonic time of the last successful read of the registry
         self._hub = hub
         self._media = media
         self._cpu = CpuMeter()
@@ -58,6 +60,7 @@ class Node:
             started_at=self.started_at,
             seen_at=time.time(),
             load=self._load(),
+            media=self._media is not None,
         )
 
     async def _run(self) -> None:
@@ -65,6 +68,7 @@ class Node:
             try:
                 await self.registry.beat(self.info())
                 self.nodes = await self.registry.nodes()
+                self.nodes_read_at = time.monotonic()
             except (aioredis.RedisError, OSError):
                 logger.warning("%r: no heartbeat, Redis unreachable", self)
             await asyncio.sleep(self.registry.interval)
@@ -79,6 +83,7 @@ class Node:
             rooms=len(self._hub.room_ids()),
             media_packets_per_second=round(rate, 1),
             cpu=self._cpu.read(),
+            transports=self._media.stats().transports if self._media is not None else 0,
         )
 
     def _forwarded(self) -> int:

@@ -23,6 +23,7 @@ from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.hub import Hub
 from audio_rooms.signalling.media import RoomMedia
+from audio_rooms.state.bus import NodeBus
 from audio_rooms.state.embedded import EmbeddedRedis
 from audio_rooms.state.ratelimit import RateLimit
 from audio_rooms.state.revocations import GuestRevocations
@@ -53,4 +54,5 @@ class Services:
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
     metrics_server: MetricsServer | None = field(default=None, repr=False)
     node: Node | None = field(default=None, repr=False)
+    bus: NodeBus | None = field(default=None, repr=False)
     audience_ticker: AudienceTicker | None = field(default=None, repr=False)

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.TEXT
     drain_timeout: float = Field(20.0, ge=0, le=600)
     # Seconds between this process's beats in the node registry; it drops out after three missed.
-    node_heartbeat_interval: float = Field(5.0, ge=0.2, le=60)
+    node_heartbeat_interval: float = Field(0.5, ge=0.2, le=60)
 
     # --- state ---
     # Redis: one of redis_url (one server), redis_sentinels + redis_sentinel_master (a primary
@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     # media transports one client address may hold at once (a UDP port each).
     media_connect_timeout: float = Field(10.0, ge=0.1, le=600)
     media_transports_per_address: int = Field(8, ge=1, le=10_000)
+    # Several nodes (docs/cascade.md): the address pipes between nodes use (default: the
+    # first media host address, else this machine's address towards Redis); how long a room's
+    # origin lease lasts unrenewed; media transports a node takes before placing listeners on
+    # other nodes.
+    pipe_address: str | None = None
+    origin_lease: float = Field(4.0, ge=1, le=60)
+    edge_capacity: int = Field(800, ge=0, le=1_000_000)
     stun_urls: CommaList = ()
     turn_urls: CommaList = ()
     turn_secret: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 
 from audio_rooms.sfu import hooks
 from audio_rooms.sfu.activespeaker import ActiveSpeakersCallback
@@ -45,6 +46,8 @@ class MediaServer:
         # One quota for all rooms: an address's transports count wherever they are.
         self.quota = TransportQuota(config.transports_per_address)
         self._pipe_socket: socket.socket | None = None
+        # Rooms this node is the origin of, for stats (the cascade sets it).
+        self.origins: Callable[[], int] = lambda: 0
 
     def pipe_socket(self) -> socket.socket:
         """The socket every pipe of this server sends from (made on first use)."""
@@ -111,6 +114,7 @@ class MediaServer:
             lost=dict(self.forwarding.lost),
             pipes=pipes,
             inlets=inlets,
+            origins=self.origins(),
         )
 
     def _router_closed(self, router: Router) -> None:

@@ -23,6 +23,7 @@ class MediaStats:
     lost: dict[str, int] = field(default_factory=dict)
     pipes: int = 0  # pipes this node sends to edges (as an origin)
     inlets: int = 0  # pipes this node takes from origins (as an edge)
+    origins: int = 0  # rooms whose origin lease this node holds (set by the cascade)
 
 
 class ForwardingStats:

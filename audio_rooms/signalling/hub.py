@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from audio_rooms.domain.actions import REACTIONS
 from audio_rooms.domain.reactions import Tally
@@ -30,7 +31,14 @@ from audio_rooms.domain.transitions import end_if_abandoned
 from audio_rooms.errors import AccountBanned, AudioRoomsError
 from audio_rooms.signalling.connection import CloseCode, Connection
 from audio_rooms.signalling.frames import text_frame
-from audio_rooms.signalling.outbound import Error, Reactions, Reconnect, ServerMessage, Snapshot
+from audio_rooms.signalling.outbound import (
+    ActiveSpeakers,
+    Error,
+    Reactions,
+    Reconnect,
+    ServerMessage,
+    Snapshot,
+)
 from audio_rooms.state import keys
 from audio_rooms.state.channels import Channels
 from audio_rooms.state.store import Published, RoomStore
@@ -82,6 +90,11 @@ class Hub:
         # Rooms whose channel was lost with the pub/sub connection and not yet subscribed again.
         self._missed: set[str] = set()
         self.snapshots: SnapshotSource | None = None
+        # Rooms followed without a connection here: this node carries their media
+        # (docs/cascade.md), so it must hear their role changes.
+        self._watched: set[str] = set()
+        # The last active-speaker report per room (from the room's origin, over the channel).
+        self.active_speakers: dict[str, ActiveSpeakers] = {}
 
     async def start(self) -> None:
         self._tasks = [
@@ -234,8 +247,33 @@ class Hub:
 
     async def _unsubscribe(self, room_id: str) -> None:
         async with self._channel_lock:
-            if room_id not in self._rooms:
+            if room_id not in self._rooms and room_id not in self._watched:
+                self.active_speakers.pop(room_id, None)
                 await self._pubsub.unsubscribe(keys.room_events(room_id))
+
+    async def watch(self, room_id: str) -> None:
+        """Follow a room's events without a connection of it here."""
+        if room_id not in self._watched:
+            self._watched.add(room_id)
+            await self._subscribe(room_id)
+
+    async def unwatch(self, room_id: str) -> None:
+        if room_id in self._watched:
+            self._watched.discard(room_id)
+            await self._unsubscribe(room_id)
+
+    async def publish_active_speakers(self, room_id: str, message: ActiveSpeakers) -> None:
+        """Send a room's active speakers to its connections on every node."""
+        data = json.dumps({"s": message.model_dump(mode="json")["speakers"]})
+        try:
+            await self.channels.publish(self.redis, keys.room_events(room_id), data)
+        except (aioredis.RedisError, OSError):
+            pass  # the next change goes out; the indicator is not worth a retry
+
+    def _deliver_active_speakers(self, room_id: str, speakers: Any) -> None:
+        message = ActiveSpeakers.model_validate({"speakers": speakers})
+        self.active_speakers[room_id] = message
+        self.broadcast(room_id, message)
 
     async def _listen_for_account_bans(self) -> None:
         """Subscribe to account bans for good: a ban must reach every node, whether or not it
@@ -289,8 +327,11 @@ class Hub:
                     if "r" in data:
                         self._deliver_reactions(room_id, data["r"])
                         continue
+                    if "s" in data:
+                        self._deliver_active_speakers(room_id, data["s"])
+                        continue
                     published = Published.from_data(room_id, data)
-                except (ValueError, KeyError, TypeError, AttributeError):
+                except (ValueError, KeyError, TypeError, AttributeError, ValidationError):
                     logger.exception("hub: undecodable message on %s", channel)
                     continue
                 await self._dispatch(published)

@@ -190,10 +190,14 @@ class MediaAnswer(ServerMessage):
 
 
 class MediaFailed(ServerMessage):
-    """The server's side of a media transport ended by itself (sfu.transport.Loss)."""
+    """The participant's media transport ended: by itself (sfu.transport.Loss), or because it
+    must move to another node (docs/cascade.md). The client offers again in every case."""
 
     type: Literal["media_failed"] = "media_failed"
-    reason: Literal["connect_timeout", "connection_failed", "connection_closed"]
+    reason: Literal[
+        "connect_timeout", "connection_failed", "connection_closed",
+        "origin_moved", "media_moved", "media_node_lost",
+    ]
 
     @classmethod
     def of(cls, reason: str) -> Self:

@@ -113,3 +113,21 @@ def room_listener(room_id: str, user_id: str) -> str:
     One key per listener, so that a transition about that listener (a raised hand, an
     invitation, a removal) WATCHes just them, not the whole audience."""
     return f"{PREFIX}room:{{{room_id}}}:listener:{user_id}"
+
+
+def room_origin(room_id: str) -> str:
+    """string: ``"node_id|epoch"``, the node that is the room's media origin (docs/cascade.md),
+    with a TTL its holder renews (the origin lease). Gone: no origin, the next stage offer
+    claims one."""
+    return f"{PREFIX}room:{{{room_id}}}:origin"
+
+
+def room_epoch(room_id: str) -> str:
+    """integer: the fencing epoch of the room's origin lease, incremented by every claim. A
+    node acts as origin only while the lease holds its own id *and* the epoch it claimed."""
+    return f"{PREFIX}room:{{{room_id}}}:epoch"
+
+
+def node_inbox(node_id: str) -> str:
+    """channel: requests and replies between nodes addressed to one node (state/bus.py)."""
+    return f"{PREFIX}node:{node_id}:inbox"

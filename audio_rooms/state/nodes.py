@@ -35,6 +35,7 @@ class NodeLoad:
     rooms: int  # rooms with a participant on the node
     media_packets_per_second: float  # RTP packets forwarded, over the last interval
     cpu: float  # CPU time of the process over the last interval, in cores (1.0 = one core)
+    transports: int = 0  # media transports it holds (placement: docs/cascade.md)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class NodeInfo:
     started_at: float  # seconds since the epoch
     seen_at: float
     load: NodeLoad
+    media: bool = True  # it relays media (a candidate origin and edge)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> NodeInfo:

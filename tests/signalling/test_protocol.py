@@ -93,9 +93,10 @@ def test_every_event_the_domain_makes_matches_its_schema() -> None:
         SERVER_MESSAGES.validate_python(event.to_wire(7))
 
 
-def test_media_failed_reasons_are_the_transport_losses() -> None:
+def test_media_failed_reasons_are_the_transport_losses_and_the_moves() -> None:
     reasons = set(get_args(MediaFailed.model_fields["reason"].annotation))
-    assert reasons == {loss.value for loss in Loss}
+    moves = {"origin_moved", "media_moved", "media_node_lost"}  # docs/cascade.md
+    assert reasons == {loss.value for loss in Loss} | moves
 
 
 async def test_the_documents_are_served(server: RunningServer) -> None:
