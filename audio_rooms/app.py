@@ -201,7 +201,7 @@ async def start_services(
         await services.metrics_server.start()
     services.node = Node(
         NodeRegistry(redis, settings.node_heartbeat_interval),
-        f"{settings.host}:{settings.port}", hub, media, node_id,
+        f"{settings.host}:{settings.port}", hub, media, node_id, settings.edge_capacity,
     )
     node_holder.append(services.node)
     await bus.start()

@@ -59,7 +59,7 @@ class CascadeConfig:
     silence: float = 3.0  # an inlet that heard nothing this long is opened again
     pipe_timeout: float = 10.0  # an origin closes a pipe its edge stopped refreshing
     idle: float = 15.0  # a router with no transport and no pipe is closed after this
-    lost_after: float = 1.0  # a media node absent from the registry this long is gone
+    lost_after: float = 0.0  # a media node absent from the registry this long is gone
 
 
 # (room_id, user_id, reason): tell a participant's client, on this node, that its media ended.
@@ -132,7 +132,10 @@ class Cascade:
             self._suspects[node_id] = time.monotonic() + 3 * self.config.tick + 2
 
     def _candidates(self) -> list[Candidate]:
-        return [Candidate(n.node_id, n.load.cpu, n.load.transports) for n in self.live()]
+        return [
+            Candidate(n.node_id, n.load.cpu, n.load.transports, n.edge_capacity)
+            for n in self.live()
+        ]
 
     async def origin(self, room_id: str) -> Lease:
         """The room's origin lease, claimed (for the least loaded node) if nobody holds it or
@@ -207,7 +210,7 @@ class Cascade:
                 and idle is not None and now - idle > self.config.idle
             ):
                 await self.close_room(room_id)
-        self._watch_placed(now)
+        await self._watch_placed(now)
 
     async def _renew(self, now: float) -> None:
         for room_id, lease in list(self.held.items()):
@@ -352,7 +355,13 @@ class Cascade:
                 ws_node, "media_failed", {"room": room_id, "user": user_id, "reason": reason}
             )
 
-    def _watch_placed(self, now: float) -> None:
+    async def _watch_placed(self, now: float) -> None:
+        elsewhere = {n for n in self.placed.values() if n != self.node_id}
+        if not elsewhere:
+            return
+        # A node killed on a machine that stays up is gone from the bus at once (Redis sees
+        # its connection close): no need to wait for its registration to expire.
+        listening = await self.bus.listening(elsewhere)
         nodes, read_at = self._nodes()
         if now - read_at > 3 * self.config.tick or not any(
             n.node_id == self.node_id for n in nodes
@@ -361,7 +370,7 @@ class Cascade:
             # it): absence from it proves nothing.
             self._missing_since.clear()
             return
-        present = {n.node_id for n in nodes}
+        present = {n.node_id for n in nodes if listening.get(n.node_id, True)}
         for key, node_id in list(self.placed.items()):
             if node_id == self.node_id or node_id in present:
                 self._missing_since.pop(node_id, None)

@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 class Node:
     def __init__(
         self, registry: NodeRegistry, address: str, hub: Hub, media: MediaServer | None,
-        node_id: str | None = None,
+        node_id: str | None = None, edge_capacity: int = 800,
     ) -> None:
+        self.edge_capacity = edge_capacity
         self.registry = registry
         self.node_id = node_id or new_node_id()
         self.address = address
@@ -61,6 +62,7 @@ class Node:
             seen_at=time.time(),
             load=self._load(),
             media=self._media is not None,
+            edge_capacity=self.edge_capacity,
         )
 
     async def _run(self) -> None:

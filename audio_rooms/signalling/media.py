@@ -130,7 +130,7 @@ class RoomMedia:
                 target, "offer",
                 {"room": room_id, "user": user_id, "sdp": sdp, "address": address,
                  "stage": stage},
-                self.cascade.config.request_timeout + 10,
+                self.cascade.config.request_timeout + 2,
             )
         except BusError as exc:
             if exc.code == OriginMoved.code:

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from audio_rooms.state import keys
 from audio_rooms.state.channels import Channels
@@ -102,6 +103,22 @@ class NodeBus:
             raise NodeUnreachable(f"{node_id} did not answer {op} in {timeout} s") from None
         finally:
             self._pending.pop(request_id, None)
+
+    async def listening(self, node_ids: set[str]) -> dict[str, bool]:
+        """Whether each node's inbox has a subscriber now ({} if that cannot be known: Redis
+        away, or a cluster, where a channel's subscribers are counted per server)."""
+        if not node_ids or isinstance(self.redis, RedisCluster):
+            return {}
+        ids = sorted(node_ids)
+        try:
+            counts = await self.redis.execute_command(
+                "PUBSUB", "SHARDNUMSUB" if self.channels.sharded else "NUMSUB",
+                *(keys.node_inbox(n) for n in ids),
+            )
+        except (aioredis.RedisError, OSError):
+            return {}
+        # [channel, count, channel, count, ...]
+        return {n: int(counts[2 * i + 1]) > 0 for i, n in enumerate(ids)}
 
     async def tell(self, node_id: str, op: str, body: dict[str, Any]) -> None:
         """``op`` on ``node_id`` without waiting for it (lost if it is gone)."""

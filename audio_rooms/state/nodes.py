@@ -48,6 +48,7 @@ class NodeInfo:
     seen_at: float
     load: NodeLoad
     media: bool = True  # it relays media (a candidate origin and edge)
+    edge_capacity: int = 800  # media transports it takes before listeners go to other nodes
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> NodeInfo:
