@@ -4,7 +4,8 @@ It holds one transport per participant, remembers who may produce, picks the spe
 forwarded (slots.py) and maps them onto each listener's slots, and owns the room's
 :class:`ActiveSpeakerObserver` (closed with the router).
 It knows nothing of roles: signalling tells it ``set_may_produce`` and it obeys on the next
-packet.
+packet. Taps (:meth:`Router.add_tap`) are also handed the packets of the speakers a listener's
+slots carry, after the same checks, for listeners reached some other way than WebRTC.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from audio_rooms.sfu.config import MediaConfig
 from audio_rooms.sfu.consumer import Consumer
 from audio_rooms.sfu.errors import OfferSuperseded, RouterClosed
 from audio_rooms.sfu.offer import Offer
-from audio_rooms.sfu.producer import Producer
+from audio_rooms.sfu.producer import Producer, Tap
 from audio_rooms.sfu.quota import TransportQuota
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.slots import SpeakerSelector, assign, wanted_for
@@ -60,6 +61,8 @@ class Router:
         self._ticker: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._taps: list[Tap] = []
+        self._tapped: dict[str, Producer] = {}  # the producers currently handing packets to taps
 
     def __repr__(self) -> str:
         return f"Router({self.room_id}, {len(self._transports)} transports)"
@@ -140,6 +143,18 @@ class Router:
         logger.info("%r %s may produce: %s", self, participant_id, allowed)
         self._reselect()
 
+    def add_tap(self, tap: Tap) -> None:
+        """Also hand ``tap`` every packet forwarded from the speakers a listener's slots carry
+        (the first ``slots`` selected), after the permission check: a mute stops it at once."""
+        self._check_open()
+        self._taps.append(tap)
+        self._retap()
+
+    def remove_tap(self, tap: Tap) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
+            self._retap()
+
     def forget(self, participant_id: str) -> None:
         """Drop what is remembered about a participant who left the room for good."""
         self._may_produce.pop(participant_id, None)
@@ -157,6 +172,8 @@ class Router:
             return
         self._closed = True
         self.active_speakers.close()
+        self._taps.clear()
+        self._retap()
         if self._ticker is not None:
             self._ticker.cancel()
         transports = list(self._transports.values())
@@ -261,7 +278,30 @@ class Router:
         for pid, transport in self._transports.items():
             if transport.producer is not None:
                 transport.producer.consumers = feeds.get(pid, [])
+        self._retap()
         logger.debug("%r forwarding %s", self, selected)
+
+    def _retap(self) -> None:
+        """Point the selected speakers' producers (as a listener's slots carry them) at the taps,
+        and take the others off; O(slots), and nothing at all is tapped without taps."""
+        wanted = wanted_for(self._selector.selected, "", self._config.slots) if self._taps else []
+        tapped: dict[str, Producer] = {}
+        for pid in wanted:
+            producer = self._producer(pid)
+            if producer is not None:
+                producer.tap = self._tap
+                tapped[pid] = producer
+        for pid, producer in self._tapped.items():
+            if tapped.get(pid) is not producer:
+                producer.tap = None
+        self._tapped = tapped
+
+    def _tap(self, speaker: str, seq: int, timestamp: int, payload: bytes, level: int) -> None:
+        for tap in self._taps:
+            try:
+                tap(speaker, seq, timestamp, payload, level)
+            except Exception:
+                logger.exception("%r a tap failed", self)
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None and not self._closed:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from audio_rooms import errors
 from audio_rooms.rooms import RoomService
 from audio_rooms.sfu import MediaConfig, MediaServer, SpeakerLevel
+from audio_rooms.sfu.producer import Tap
 from audio_rooms.signalling import outbound as out
 from audio_rooms.signalling.connection import Connection
 from audio_rooms.state.store import Published
@@ -64,6 +65,18 @@ class RoomMedia:
         if current is not None and connection is not None:
             connection.send(current)
         return answer
+
+    def add_tap(self, room_id: str, tap: Tap) -> None:
+        """Hand ``tap`` the packets of the speakers the room's listeners hear (the relay of
+        signalling/listen.py); the caller checked that its listener is in the room."""
+        if self.media is None:
+            raise errors.ServiceUnavailable("This server relays no media.")
+        self.media.router(room_id).add_tap(tap)
+
+    def remove_tap(self, room_id: str, tap: Tap) -> None:
+        router = self.media.get_router(room_id) if self.media is not None else None
+        if router is not None:
+            router.remove_tap(tap)
 
     async def disconnected(self, room_id: str, user_id: str, connection: Connection) -> None:
         """A participant's WebSocket ended: end its media unless a newer connection took over."""
