@@ -22,6 +22,7 @@ from audio_rooms.sfu import MediaServer
 from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.hub import Hub
+from audio_rooms.signalling.listen import ListenRelays
 from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.state.embedded import EmbeddedRedis
 from audio_rooms.state.ratelimit import RateLimit
@@ -54,3 +55,5 @@ class Services:
     metrics_server: MetricsServer | None = field(default=None, repr=False)
     node: Node | None = field(default=None, repr=False)
     audience_ticker: AudienceTicker | None = field(default=None, repr=False)
+    # The listen WebSockets' relays (None without media).
+    listen: ListenRelays | None = field(default=None, repr=False)
