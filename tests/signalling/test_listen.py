@@ -160,6 +160,12 @@ async def test_leaving_the_room_ends_listening_and_the_tap(
         await asyncio.wait_for(got.reader, 5)  # type: ignore[arg-type]
     assert got.close_code == 1000
     await eventually(lambda: relays.listener_count() == 0, 5)
+    # With nobody listening this way, the SFU taps nothing (forwarding as before the relay).
+    media = server.services.media
+    router = media.get_router(live_room.room_id) if media else None
+    assert router is not None
+    producers = [t.producer for t in router.transports.values() if t.producer is not None]
+    assert producers and all(p.tap is None for p in producers)
 
 
 async def test_what_a_listener_sends_is_limited(
