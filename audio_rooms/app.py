@@ -41,6 +41,7 @@ from audio_rooms.signalling.connection import CloseCode
 from audio_rooms.signalling.frames import ExposeProtocol
 from audio_rooms.signalling.headers import SecurityHeaders
 from audio_rooms.signalling.hub import Hub
+from audio_rooms.signalling.listen import ListenRelays, listen_socket
 from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.signalling.origin import SameOrigin
 from audio_rooms.signalling.websocket import room_socket
@@ -183,6 +184,10 @@ async def start_services(
         embedded_redis=embedded,
     )
     hub.listeners += [room_media.on_published, rooms.on_published]
+    if media is not None:
+        services.listen = ListenRelays(room_media, hub.connection, settings.listen_max_lag,
+                                       settings.listen_stall_timeout, settings.grace_period)
+        hub.listeners.append(services.listen.on_published)
     hub.snapshots = rooms.snapshot_for_hub
     await hub.start()
     services.audience_ticker = AudienceTicker(hub, rooms, settings.audience_tick)
@@ -192,7 +197,7 @@ async def start_services(
         await store.rank_unranked()
     except (aioredis.RedisError, OSError):
         logger.warning("could not rank live rooms for the lobby: Redis unreachable")
-    metrics.watch(hub, services.hashes, media)
+    metrics.watch(hub, services.hashes, media, services.listen)
     metrics.start()
     if settings.metrics_port is not None:
         services.metrics_server = MetricsServer(
@@ -238,6 +243,8 @@ async def stop_services(services: Services) -> None:
     if services.metrics_server is not None:
         await services.metrics_server.stop()
     services.hub.close_all(CloseCode.GOING_AWAY)
+    if services.listen is not None:
+        services.listen.close_all(CloseCode.GOING_AWAY)
     await services.hub.stop()
     if services.media is not None:
         await services.media.close()
@@ -347,6 +354,7 @@ def create_app(
         *api.routes,
         *schema.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
+        WebSocketRoute("/ws/rooms/{room_id}/listen", listen_socket),
         Route("/", _index(web)),
         Route("/r/{room_id}", _index(web)),
     ]

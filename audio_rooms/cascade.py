@@ -202,11 +202,11 @@ class Cascade:
             room_id = router.room_id
             if room_id in self.held:
                 self._close_stale_pipes(router, now)
-            elif router.transports:
+            elif router.transports or router.tapped:
                 await self._pull_guarded(room_id)
             idle = router.idle_since
             if (
-                not router.transports and not router.pipes
+                not router.transports and not router.pipes and not router.tapped
                 and idle is not None and now - idle > self.config.idle
             ):
                 await self.close_room(room_id)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from audio_rooms.settings import Settings
     from audio_rooms.sfu import MediaServer
     from audio_rooms.signalling.hub import Hub
+    from audio_rooms.signalling.listen import ListenRelays
 
 PREFIX = "audio_rooms"
 LAG_INTERVAL = 0.5
@@ -73,8 +74,9 @@ class Metrics:
         )
         self._lag_task: asyncio.Task[None] | None = None
 
-    def watch(self, hub: Hub, hashes: HashPool, media: MediaServer | None) -> None:
-        self.registry.register(_StateCollector(hub, hashes, media))
+    def watch(self, hub: Hub, hashes: HashPool, media: MediaServer | None,
+              listen: ListenRelays | None = None) -> None:
+        self.registry.register(_StateCollector(hub, hashes, media, listen))
 
     def watch_nodes(self, node: Node) -> None:
         self.registry.register(_NodeCollector(node))
@@ -99,10 +101,12 @@ class Metrics:
 
 
 class _StateCollector(Collector):
-    def __init__(self, hub: Hub, hashes: HashPool, media: MediaServer | None) -> None:
+    def __init__(self, hub: Hub, hashes: HashPool, media: MediaServer | None,
+                 listen: ListenRelays | None = None) -> None:
         self._hub = hub
         self._hashes = hashes
         self._media = media
+        self._listen = listen
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         hub = self._hub
@@ -177,6 +181,34 @@ class _StateCollector(Collector):
             "Media transports that ended without being asked to, by reason.",
             stats.lost,
         )
+        if self._listen is not None:
+            yield from _listen_metrics(self._listen, stats.transports)
+
+
+def _listen_metrics(
+    listen: ListenRelays, transports: int
+) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    paths = GaugeMetricFamily(
+        f"{PREFIX}_listeners_by_path",
+        "Participants receiving room audio on this node, by path: webrtc (a media transport) "
+        "or websocket (the listen socket, UDP blocked).",
+        labels=["path"],
+    )
+    paths.add_metric(["webrtc"], transports)
+    paths.add_metric(["websocket"], listen.listener_count())
+    yield paths
+    counters = listen.counters
+    for name, help_text, value in (
+        ("listen_frames_sent", "Audio frames written to listen sockets.", counters.frames_sent),
+        ("listen_frames_dropped",
+         "Audio frames skipped for listen sockets more than AUDIO_ROOMS_LISTEN_MAX_LAG behind.",
+         counters.frames_dropped),
+        ("listen_bytes_sent", "Bytes of audio frames written to listen sockets.",
+         counters.bytes_sent),
+    ):
+        counter = CounterMetricFamily(f"{PREFIX}_{name}", help_text)
+        counter.add_metric([], value)
+        yield counter
 
 
 class _NodeCollector(Collector):

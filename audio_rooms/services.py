@@ -22,6 +22,7 @@ from audio_rooms.sfu import MediaServer
 from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.hub import Hub
+from audio_rooms.signalling.listen import ListenRelays
 from audio_rooms.signalling.media import RoomMedia
 from audio_rooms.state.bus import NodeBus
 from audio_rooms.state.embedded import EmbeddedRedis
@@ -56,3 +57,5 @@ class Services:
     node: Node | None = field(default=None, repr=False)
     bus: NodeBus | None = field(default=None, repr=False)
     audience_ticker: AudienceTicker | None = field(default=None, repr=False)
+    # The listen WebSockets' relays (None without media).
+    listen: ListenRelays | None = field(default=None, repr=False)

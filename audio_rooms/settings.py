@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     # Short: a credential is handed only to a participant of a live room (in `welcome`, renewed
     # with the `ice_servers` message), and one copied out of a client stops working soon.
     turn_ttl: int = Field(600, ge=60, le=24 * 3600)
+    # The listen WebSocket (UDP blocked): seconds of audio a socket may lag before frames are
+    # skipped for it, and seconds it may go on lagging before it is closed (4008).
+    listen_max_lag: float = Field(0.3, ge=0.05, le=5.0)
+    listen_stall_timeout: float = Field(10.0, ge=1.0, le=300.0)
 
     # --- edge: connections, origins, metrics ---
     http_header_timeout: float = Field(10.0, gt=0, le=300)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from aiortc import RTCRtpReceiver
 
@@ -19,6 +20,10 @@ from audio_rooms.sfu.consumer import CLOCK_RATE, Consumer
 from audio_rooms.sfu.stats import ForwardingStats
 
 logger = logging.getLogger(__name__)
+
+# (speaker id, RTP sequence number, RTP timestamp, Opus payload, RFC 6464 level byte or -1):
+# told every packet that is forwarded, exactly as it is forwarded (see Router.add_tap).
+Tap = Callable[[str, int, int, bytes, int], None]
 
 
 class Producer:
@@ -46,6 +51,9 @@ class Producer:
         self._pipe_slots: list[egress.Slot] = []
         # One call per ingress packet does the whole fan-out (compiled when built).
         self._fanout: egress.Fanout = egress.fanout_function()
+        # Set by the router while this speaker is selected and something taps the room; None
+        # otherwise, so forwarding costs one attribute read more when nobody taps.
+        self.tap: Tap | None = None
         self.meter = LevelMeter()
         self.closed = False
         self.packets_received = 0
@@ -109,6 +117,10 @@ class Producer:
         stats.forwarded_bytes += sent
         if failed:
             stats.drop("egress_failed", failed)
+        tap = self.tap
+        if tap is not None:
+            tap(self.participant_id, packet.sequence_number, packet.timestamp, packet.payload,
+                level)
 
     @property
     def consumers(self) -> list[Consumer]:
@@ -148,3 +160,4 @@ class Producer:
         self.closed = True
         self._pipe_slots = []
         self.consumers = []
+        self.tap = None

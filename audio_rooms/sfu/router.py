@@ -4,7 +4,8 @@ It holds one transport per participant, remembers who may produce, picks the spe
 forwarded (slots.py) and maps them onto each listener's slots, and owns the room's
 :class:`ActiveSpeakerObserver` (closed with the router).
 It knows nothing of roles: signalling tells it ``set_may_produce`` and it obeys on the next
-packet.
+packet. Taps (:meth:`Router.add_tap`) are also handed the packets of the speakers a listener's
+slots carry, after the same checks, for listeners reached some other way than WebRTC.
 
 Across nodes (docs/cascade.md) a router plays one of two parts for its room, or both: on the
 room's *origin* it sends its selected speakers down a pipe to each edge (``open_pipe``); on an
@@ -28,7 +29,7 @@ from audio_rooms.sfu.offer import Offer
 from audio_rooms.sfu.pipe import CONTROL_INTERVAL, Inlet, PipeKeys, PipeOut
 from audio_rooms.sfu.pipe import LEVEL_EXT_ID as PIPE_LEVEL_EXT_ID
 from audio_rooms.sfu.pipe import PAYLOAD_TYPE as PIPE_PAYLOAD_TYPE
-from audio_rooms.sfu.producer import Producer
+from audio_rooms.sfu.producer import Producer, Tap
 from audio_rooms.sfu.quota import TransportQuota
 from audio_rooms.sfu.rtcp import SenderReports
 from audio_rooms.sfu.slots import SpeakerSelector, assign, wanted_for
@@ -78,6 +79,8 @@ class Router:
         self._remote_by_ssrc: dict[int, Producer] = {}
         # When the router last had a transport (monotonic): the cascade closes idle routers.
         self.idle_since: float | None = time.monotonic()
+        self._taps: list[Tap] = []
+        self._tapped: dict[str, Producer] = {}  # the producers currently handing packets to taps
 
     def __repr__(self) -> str:
         return f"Router({self.room_id}, {len(self._transports)} transports)"
@@ -159,6 +162,18 @@ class Router:
         logger.info("%r %s may produce: %s", self, participant_id, allowed)
         self._reselect()
 
+    def add_tap(self, tap: Tap) -> None:
+        """Also hand ``tap`` every packet forwarded from the speakers a listener's slots carry
+        (the first ``slots`` selected), after the permission check: a mute stops it at once."""
+        self._check_open()
+        self._taps.append(tap)
+        self._retap()
+
+    def remove_tap(self, tap: Tap) -> None:
+        if tap in self._taps:
+            self._taps.remove(tap)
+            self._retap()
+
     def forget(self, participant_id: str) -> None:
         """Drop what is remembered about a participant who left the room for good."""
         self._may_produce.pop(participant_id, None)
@@ -176,6 +191,8 @@ class Router:
             return
         self._closed = True
         self.active_speakers.close()
+        self._taps.clear()
+        self._retap()
         if self._ticker is not None:
             self._ticker.cancel()
         for pipe in self._pipes.values():
@@ -293,9 +310,15 @@ class Router:
         for pid, producer in self._remote.items():
             producer.consumers = feeds.get(pid, [])
         self._repipe()
+        self._retap()
         logger.debug("%r forwarding %s", self, selected)
 
     # --- origin: pipes to edges ----------------------------------------------------------------
+
+    @property
+    def tapped(self) -> bool:
+        """Whether something taps the room (listeners reached other than by WebRTC)."""
+        return bool(self._taps)
 
     @property
     def pipes(self) -> dict[str, PipeOut]:
@@ -421,6 +444,28 @@ class Router:
     def remote_speakers(self) -> list[str]:
         """Speakers the inlet currently carries."""
         return sorted(self._remote)
+
+    def _retap(self) -> None:
+        """Point the selected speakers' producers (as a listener's slots carry them) at the taps,
+        and take the others off; O(slots), and nothing at all is tapped without taps."""
+        wanted = wanted_for(self._selector.selected, "", self._config.slots) if self._taps else []
+        tapped: dict[str, Producer] = {}
+        for pid in wanted:
+            producer = self._producer(pid)
+            if producer is not None:
+                producer.tap = self._tap
+                tapped[pid] = producer
+        for pid, producer in self._tapped.items():
+            if tapped.get(pid) is not producer:
+                producer.tap = None
+        self._tapped = tapped
+
+    def _tap(self, speaker: str, seq: int, timestamp: int, payload: bytes, level: int) -> None:
+        for tap in self._taps:
+            try:
+                tap(speaker, seq, timestamp, payload, level)
+            except Exception:
+                logger.exception("%r a tap failed", self)
 
     def _ensure_ticker(self) -> None:
         if self._ticker is None and not self._closed:

@@ -22,6 +22,7 @@ import fcntl
 import logging
 import socket
 import struct
+import sys
 import termios
 from typing import Any
 
@@ -38,19 +39,32 @@ _UVICORN_WEBSOCKETS = "uvicorn.protocols.websockets.websockets_sansio_impl"
 # The protocol's attributes this module reads; if one goes missing, the fast path is off.
 _NEEDED = ("transport", "conn", "handshake_complete", "close_sent", "disconnected")
 _OPCODE_TEXT = 0x81  # FIN + text
+_OPCODE_BINARY = 0x82  # FIN + binary
 # Linux's ioctl for the bytes a TCP socket has not had acknowledged yet (SIOCOUTQ).
 _OUTQ: int | None = getattr(termios, "TIOCOUTQ", None)
+# Linux's ioctl for the bytes a TCP socket has not even sent yet (SIOCOUTQNSD): unlike the
+# above, not inflated by the bytes in flight on a long round trip.
+_OUTQNSD: int | None = 0x894B if sys.platform.startswith("linux") else None
 
 
 def text_frame(payload: bytes) -> bytes:
     """An unmasked, unfragmented text frame (RFC 6455 5.2), as a server sends it."""
+    return _frame(_OPCODE_TEXT, payload)
+
+
+def binary_frame(payload: bytes) -> bytes:
+    """An unmasked, unfragmented binary frame, as a server sends it."""
+    return _frame(_OPCODE_BINARY, payload)
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
     length = len(payload)
     if length < 126:
-        header = struct.pack("!BB", _OPCODE_TEXT, length)
+        header = struct.pack("!BB", opcode, length)
     elif length < 1 << 16:
-        header = struct.pack("!BBH", _OPCODE_TEXT, 126, length)
+        header = struct.pack("!BBH", opcode, 126, length)
     else:
-        header = struct.pack("!BBQ", _OPCODE_TEXT, 127, length)
+        header = struct.pack("!BBQ", opcode, 127, length)
     return header + payload
 
 
@@ -152,12 +166,18 @@ class FrameWriter:
         total = buffered + self._kernel_queued()
         return total if total > limit else None
 
-    def _kernel_queued(self) -> int:
-        if self._fd is None or _OUTQ is None:
+    def unsent(self) -> int:
+        """The bytes written for this client that have not left this machine yet (the
+        transport's buffer and the kernel's unsent queue): how far a stream lags behind the
+        live edge, whatever the round trip."""
+        return int(self._transport.get_write_buffer_size()) + self._kernel_queued(_OUTQNSD)
+
+    def _kernel_queued(self, request: int | None = _OUTQ) -> int:
+        if self._fd is None or request is None:
             return 0
         out = array.array("i", [0])
         try:
-            fcntl.ioctl(self._fd, _OUTQ, out, True)
+            fcntl.ioctl(self._fd, request, out, True)
         except OSError:
             return 0
         return out[0]

@@ -1,7 +1,9 @@
 """Security headers on every HTTP response.
 
 The web client loads nothing from elsewhere and has no inline scripts or styles, so the policy
-can be strict. ``Referrer-Policy: same-origin`` keeps invite tokens in room links from leaking
+can be strict. ``'wasm-unsafe-eval'`` lets the page compile WebAssembly (the vendored Opus decoder
+of the listen fallback, where the browser has no WebCodecs); it allows no JavaScript eval.
+``Referrer-Policy: same-origin`` keeps invite tokens in room links from leaking
 to other sites through the Referer header. (Not ``no-referrer``: under it browsers send
 ``Origin: null`` on the client's own POSTs, which the same-origin check must refuse.)
 """
@@ -13,7 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 HEADERS = [
     (
         b"content-security-policy",
-        b"default-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        b"default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; "
+        b"img-src 'self' data:; "
         b"media-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
     ),
     (b"x-content-type-options", b"nosniff"),

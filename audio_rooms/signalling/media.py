@@ -25,6 +25,7 @@ from audio_rooms import errors
 from audio_rooms.cascade import Cascade, CascadeConfig, OriginMoved
 from audio_rooms.rooms import RoomService
 from audio_rooms.sfu import MediaConfig, MediaServer, SpeakerLevel
+from audio_rooms.sfu.producer import Tap
 from audio_rooms.signalling import outbound as out
 from audio_rooms.signalling.connection import Connection
 from audio_rooms.signalling.hub import Hub
@@ -35,6 +36,9 @@ from audio_rooms.state.store import Published
 from audio_rooms.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
+
+# (room_id, user_id) -> the participant's current connection on this node, if any.
+FindConnection = Callable[[str, str], Connection | None]
 
 MAX_SDP = 64 * 1024  # an offer relayed to another node (the WebSocket's own limit is lower)
 
@@ -179,6 +183,20 @@ class RoomMedia:
         return {"sdp": await self.answer_here(room_id, user_id, sdp, address, stage, sender)}
 
     # --- ends -----------------------------------------------------------------------------------
+
+    def add_tap(self, room_id: str, tap: Tap) -> None:
+        """Hand ``tap`` the packets of the speakers the room's listeners hear (the relay of
+        signalling/listen.py); the caller checked that its listener is in the room."""
+        if self.media is None:
+            raise errors.ServiceUnavailable("This server relays no media.")
+        self.media.router(room_id).add_tap(tap)
+        if self.cascade is not None:
+            self.cascade.kick(room_id)  # an edge with only relay listeners pulls the stage too
+
+    def remove_tap(self, room_id: str, tap: Tap) -> None:
+        router = self.media.get_router(room_id) if self.media is not None else None
+        if router is not None:
+            router.remove_tap(tap)
 
     async def disconnected(self, room_id: str, user_id: str, connection: Connection) -> None:
         """A participant's WebSocket ended: end its media unless a newer connection took over."""

@@ -325,5 +325,8 @@ class _Session:
                            self.identity.user_id)
         await self.services.room_media.disconnected(self.room_id, self.identity.user_id,
                                                     connection)
+        if gone and self.services.listen is not None:
+            self.services.listen.close_user(self.room_id, self.identity.user_id,
+                                            CloseCode.NORMAL)
         connection.close(CloseCode.NORMAL)
         await connection.wait_closed()

@@ -21,6 +21,8 @@ export class AudioPool {
     this.elements = [];
     this.blocked = false;
     this.onBlocked = null;
+    this.relay = null; // the relay's element (listen.js), apart from the slots WebRTC retries use
+    this.relayContext = null;
   }
 
   ensure(count) {
@@ -42,6 +44,36 @@ export class AudioPool {
       if (el.srcObject) this.play(el);
       else el.play().catch(() => {}); // an empty element rejects; the gesture still registers
     }
+    if (this.relay?.srcObject) this.play(this.relay);
+    this.relayContext?.resume().catch(() => {});
+  }
+
+  /** Play the relay's mix (a MediaStream from `context`) in an element of its own. */
+  attachRelay(stream, context) {
+    if (!this.relay) {
+      this.relay = document.createElement("audio");
+      this.relay.autoplay = true;
+      this.relay.setAttribute("playsinline", "");
+      this.relay.dataset.testid = "relay-audio";
+      this.container.append(this.relay);
+    }
+    this.relayContext = context;
+    this.relay.srcObject = stream;
+    this.play(this.relay);
+    if (context.state === "suspended" && !this.blocked) {
+      // Started outside a click (seconds after joining): some browsers want a tap first.
+      context.resume().then(() => {
+        if (context.state === "suspended" && !this.blocked) {
+          this.blocked = true;
+          this.onBlocked?.();
+        }
+      }, () => {});
+    }
+  }
+
+  detachRelay() {
+    if (this.relay) this.relay.srcObject = null;
+    this.relayContext = null;
   }
 
   attach(index, track) {
@@ -108,9 +140,15 @@ export class MediaSession {
     return JSON.stringify([this.iceServers, this.slots]);
   }
 
+  /** The current peer connection's state ("none" without one). */
+  get state() {
+    return this.pc ? this.pc.connectionState : "none";
+  }
+
   /** Build a fresh peer connection and return the complete offer SDP. */
   async createOffer(micTrack) {
     this.close();
+    this.everConnected = false;
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
     this.pc = pc;
     this.micTransceiver = pc.addTransceiver("audio", { direction: "sendonly" });
@@ -125,7 +163,10 @@ export class MediaSession {
       const index = recv.indexOf(event.transceiver);
       if (index >= 0) this.audioPool.attach(index, event.track);
     };
-    pc.onconnectionstatechange = () => this.onStateChange?.(pc.connectionState);
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === "connected") this.everConnected = true;
+      this.onStateChange?.(pc.connectionState);
+    };
     const gathered = gatheringDone(pc, candidateKinds(this.iceServers));
     await pc.setLocalDescription(await pc.createOffer());
     await gathered;

@@ -4,6 +4,7 @@
 // happened through `events`, and never touches the page.
 
 import * as api from "./api.js";
+import { RelayListener } from "./listen.js";
 import { MediaSession, Microphone } from "./media.js";
 import {
   applyAudience, applyAudiencePage, applyDelta, audienceHasMore, fromSnapshot, fromWelcome,
@@ -16,6 +17,12 @@ import { ConnectionState, RoomConnection } from "./signalling.js";
 // A failure this long after the previous one starts the sequence over.
 const MEDIA_RETRY_MS = [0, 1000, 3000, 10000, 30000];
 const MEDIA_STEADY_MS = 60000;
+
+// A peer connection not connected this long after its offer went out gets no UDP path (or
+// none that works): the room's audio then comes over the relay (listen.js), and WebRTC is
+// tried again every WEBRTC_RETRY_MS, the relay stopping once it connects.
+const FALLBACK_AFTER_MS = 4000;
+const WEBRTC_RETRY_MS = 30000;
 
 // Listeners per `audience_page` request: the server's most, so reading 10,000 takes 100 round
 // trips rather than 200.
@@ -67,6 +74,11 @@ export class RoomSession {
     this.mediaFailures = 0; // media_failed in a row (see MEDIA_RETRY_MS)
     this.lastMediaFailure = 0;
     this.mediaRetryTimer = null;
+    this.relay = null; // a RelayListener while listening over the relay
+    this.relayState = null; // its "connecting" | "listening" | "closed"
+    this.fallbackTimer = null;
+    this.webrtcRetryTimer = null;
+    this.relaySpeakNoticed = false;
     this.iceRenewal = null;
     this.audienceRequest = null; // {ref, fresh}: the audience page on its way, if any
     this.audiencePacingMs = AUDIENCE_PAGE_INTERVAL_MS;
@@ -120,10 +132,7 @@ export class RoomSession {
       iceServers: this.config?.ice_servers ?? [],
       slots: this.slots,
       audioPool: this.audioPool,
-      onStateChange: (s) => {
-        // A transport that failed cannot recover by itself: rejoin, which renegotiates.
-        if (s === "failed") this.conn?.resync();
-      },
+      onStateChange: (s) => this.mediaStateChanged(s),
     });
     this.conn = new RoomConnection(this.roomId, {
       token: api.token(),
@@ -192,6 +201,8 @@ export class RoomSession {
     try {
       const sdp = await this.media.offer(this.mic.track);
       this.conn.sendRaw({ type: "media_offer", sdp });
+      clearTimeout(this.fallbackTimer);
+      this.fallbackTimer = setTimeout(() => this.checkMediaArrived(), FALLBACK_AFTER_MS);
     } catch (err) {
       console.warn("room %s: offer failed: %s", this.roomId, err);
       this.emit("error", "media_error");
@@ -201,6 +212,7 @@ export class RoomSession {
   /** The server closed our media transport by itself: offer again rather than sit silent. */
   mediaFailed(msg) {
     if (!this.media || this.phase !== Phase.IN_ROOM) return;
+    if (this.relay) return; // the relay plays; WebRTC is retried on its own schedule
     const now = Date.now();
     if (now - this.lastMediaFailure > MEDIA_STEADY_MS) this.mediaFailures = 0;
     this.lastMediaFailure = now;
@@ -211,6 +223,63 @@ export class RoomSession {
     if (delay > 0) this.emit("toast", "room.media_reconnecting");
     clearTimeout(this.mediaRetryTimer);
     this.mediaRetryTimer = setTimeout(() => this.offerMedia(), delay);
+  }
+
+  mediaStateChanged(state) {
+    if (state === "connected") {
+      clearTimeout(this.fallbackTimer);
+      this.stopRelay();
+    } else if (state === "failed") {
+      // A transport that worked and then failed cannot recover by itself: rejoin, which
+      // renegotiates. One that never connected had no path: listen over the relay.
+      if (this.media?.everConnected) this.conn?.resync();
+      else this.checkMediaArrived();
+    }
+  }
+
+  /** FALLBACK_AFTER_MS after an offer (or when it failed): relay if WebRTC is not connected. */
+  checkMediaArrived() {
+    clearTimeout(this.fallbackTimer);
+    if (!this.media || this.phase !== Phase.IN_ROOM || this.media.state === "connected") return;
+    this.startRelay();
+    clearTimeout(this.webrtcRetryTimer);
+    this.webrtcRetryTimer = setTimeout(() => {
+      if (this.relay) this.offerMedia();
+    }, WEBRTC_RETRY_MS);
+  }
+
+  startRelay() {
+    if (this.relay) return;
+    console.warn("room %s: no WebRTC media; listening over the relay", this.roomId);
+    const relay = new RelayListener({
+      roomId: this.roomId,
+      token: api.token(),
+      audioPool: this.audioPool,
+      onState: (state) => {
+        if (this.relay !== relay) return;
+        this.relayState = state;
+        this.emit("changed");
+      },
+    });
+    this.relay = relay;
+    this.relayState = "connecting";
+    relay.start().then(() => this.emit("changed"), (err) => {
+      console.warn("room %s: the relay could not start: %s", this.roomId, err);
+      if (this.relay === relay) this.stopRelay();
+      this.emit("error", "media_error");
+    });
+    this.emit("changed");
+  }
+
+  stopRelay() {
+    clearTimeout(this.webrtcRetryTimer);
+    if (!this.relay) return;
+    console.info("room %s: WebRTC works; the relay stops", this.roomId);
+    this.relay.stop();
+    this.relay = null;
+    this.relayState = null;
+    this.relaySpeakNoticed = false;
+    this.emit("changed");
   }
 
   /** Take ICE servers from `welcome` or an `ice_servers` reply; renew them at 80% of their life. */
@@ -363,6 +432,8 @@ export class RoomSession {
   teardownMedia() {
     clearTimeout(this.mediaRetryTimer);
     this.mediaRetryTimer = null;
+    clearTimeout(this.fallbackTimer);
+    this.stopRelay();
     clearTimeout(this.iceRenewal);
     this.media?.close();
     this.media = null;
@@ -377,6 +448,13 @@ export class RoomSession {
   async syncMic() {
     const me = this.state && myself(this.state);
     const onStage = Boolean(me && STAGE_ROLES.has(me.role));
+    if (onStage && this.relay && !this.relaySpeakNoticed) {
+      // The relay carries nothing upstream: say so, and try WebRTC again now.
+      this.relaySpeakNoticed = true;
+      this.emit("toast", "room.relay_speak");
+      clearTimeout(this.webrtcRetryTimer);
+      this.webrtcRetryTimer = setTimeout(() => this.offerMedia(), 0);
+    }
     if (onStage && !this.micTarget) {
       this.micTarget = true;
       try {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -82,12 +83,23 @@ def test_persian_strings_are_persian() -> None:
     assert not any(re.search(r"[0-9]", v) for v in fa.values()), "use Persian digits in fa.json"
 
 
+# Addresses a vendored file names in text (its copyright line, an error message), not fetches.
+OPUS_DECODER = "vendor/opus-decoder/opus-decoder.min.js"
+VENDORED_TEXT_URLS = {
+    OPUS_DECODER: ("https://github.com/eshaz/wasm-audio-decoders",
+                   "https://github.com/eshaz/simple-yenc"),
+}
+OPUS_DECODER_SHA256 = "68a08546a23df78bc837808af82af5a7550899ed5e17e281826dc2b3320dccdf"
+
+
 def test_nothing_is_loaded_from_another_origin() -> None:
     """The client must work on a network with no outside access."""
     offenders = []
     for path in [*WEB.rglob("*.js"), *WEB.rglob("*.css"), *WEB.rglob("*.html")]:
         text = path.read_text(encoding="utf-8")
         text = text.replace("http://www.w3.org/2000/svg", "")  # a namespace name, not a fetch
+        for named in VENDORED_TEXT_URLS.get(path.relative_to(WEB).as_posix(), ()):
+            text = text.replace(named, "")
         for url in re.findall(r"(?:https?:)?//[A-Za-z0-9.-]+\.[a-z]{2,}[^\s\"')]*", text):
             offenders.append(f"{path.relative_to(WEB)}: {url}")
     assert offenders == []
@@ -107,3 +119,12 @@ def test_css_uses_logical_properties_only() -> None:
         r"^\s*((?:margin|padding|border)-(?:left|right)|left|right|text-align:\s*(?:left|right)"
         r"|float:\s*(?:left|right))\b", css, flags=re.MULTILINE)
     assert physical == []
+
+
+def test_vendored_opus_decoder_is_the_npm_release_with_its_licence() -> None:
+    """As `npm pack opus-decoder@0.7.12` ships it (vendor/opus-decoder/README.md)."""
+    data = (WEB / OPUS_DECODER).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == OPUS_DECODER_SHA256
+    assert b"fetch(" not in data  # the WebAssembly is inline: nothing more to download
+    licence = (WEB / "vendor" / "opus-decoder" / "LICENSE").read_text()
+    assert licence.startswith("MIT License") and "Xiph.Org" in licence

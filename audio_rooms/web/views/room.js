@@ -266,7 +266,17 @@ export class RoomView {
     return h("header", { class: "room-header" },
       h("h1", { dir: "auto", testid: "room-title" }, room.title),
       room.description ? h("p", { class: "muted", dir: "auto" }, room.description) : null,
-      this.renderConnection());
+      this.renderConnection(),
+      this.renderRelay());
+  }
+
+  /** The "listening over a relay" badge, while UDP is blocked and audio comes over HTTPS. */
+  renderRelay() {
+    const relay = this.session.relay;
+    if (!relay) return null;
+    return h("p", { class: "connection relay", testid: "relay-badge", role: "status",
+      "data-state": this.session.relayState ?? "connecting", "data-decoder": relay.decoder ?? "",
+      title: t("room.relay_explained") }, t("room.relay_badge"));
   }
 
   renderConnection() {
