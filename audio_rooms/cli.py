@@ -99,7 +99,7 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def serve(settings: Settings) -> int:
-    from audio_rooms.app import create_app
+    from audio_rooms.app import create_app, prepare_data_dir
     from audio_rooms.datadir import DataDirectoryInUse, ServerLock
     from audio_rooms.edge import raise_fd_limit
     from audio_rooms.server import DrainingServer, log_media_plan, uvicorn_config
@@ -125,7 +125,7 @@ def serve(settings: Settings) -> int:
         log_media_plan(settings)
         workers = worker_count(settings.workers)
         if workers > 1:
-            return asyncio.run(Supervisor(settings, workers).run())
+            return asyncio.run(Supervisor(settings, workers, prepare_data_dir).run())
         app = create_app(settings)
         DrainingServer(uvicorn_config(app, settings), app, settings.drain_timeout).run()
     finally:

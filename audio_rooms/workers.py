@@ -32,14 +32,16 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
 from audio_rooms.errors import ServiceUnavailable
 from audio_rooms.settings import ENV_PREFIX, Settings
+from audio_rooms.state.connect import connect, redis_mode
 from audio_rooms.state.embedded import EmbeddedRedis, wait_exited
+from audio_rooms.state.nodes import NodeRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ STOP_MARGIN = 10.0
 # Seconds between two looks at the embedded Redis's health, passed on to the workers.
 HEALTH_POLL = 0.5
 BACKLOG = 2048  # uvicorn's default
+FORGET_TIMEOUT = 2.0  # seconds to remove a dead worker from the node registry
 
 _HEALTHY = b"redis ok\n"
 _FAILING = b"redis failing "
@@ -168,9 +171,14 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, count: int) -> None:
+    def __init__(
+        self, settings: Settings, count: int, prepare: Callable[[Settings], Awaitable[None]]
+    ) -> None:
         self.settings = settings
         self.count = count
+        # Once, before any worker: the data directory, key and schema (app.prepare_data_dir,
+        # passed in: the composition root imports this module, not the other way round).
+        self.prepare = prepare
         self.embedded: EmbeddedRedis | None = None
         self.workers: list[Worker] = []
         self._sock: socket.socket | None = None
@@ -199,9 +207,6 @@ class Supervisor:
 
     async def run(self) -> int:
         """Set up, run the workers until a signal, stop them; the exit status."""
-        from audio_rooms.app import prepare_data_dir
-        from audio_rooms.state.connect import connect, redis_mode
-
         try:
             plans = self.plan()
             self._sock = listening_socket(self.settings.host, self.settings.port)
@@ -230,7 +235,7 @@ class Supervisor:
                 health = asyncio.create_task(self._watch_health(), name="embedded-redis-health")
             else:
                 self._redis = connect(self.settings)
-            await prepare_data_dir(self.settings)
+            await self.prepare(self.settings)
             self.workers = [
                 Worker(index, {**os.environ, **common,
                                **{ENV_PREFIX + k: v for k, v in plan.items()}})
@@ -330,17 +335,17 @@ class Supervisor:
     async def _forget(self, pid: int) -> None:
         """Remove a dead worker's node from the registry now: placement must not wait three
         heartbeats to stop sending rooms to it."""
-        from audio_rooms.state.nodes import NodeRegistry
-
         if self._redis is None:
             return
         registry = NodeRegistry(self._redis, self.settings.node_heartbeat_interval)
         host = socket.gethostname()
         try:
-            for info in await registry.nodes():
-                if info.pid == pid and info.host == host:
-                    await registry.leave(info.node_id)
-        except (aioredis.RedisError, OSError):
+            # Bounded: a Redis that hangs must not hold up the restart.
+            async with asyncio.timeout(FORGET_TIMEOUT):
+                for info in await registry.nodes():
+                    if info.pid == pid and info.host == host:
+                        await registry.leave(info.node_id)
+        except (aioredis.RedisError, OSError, TimeoutError):
             logger.warning("could not remove worker pid %d from the node registry: Redis "
                            "unreachable (it expires by itself)", pid)
 

@@ -8,6 +8,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -227,10 +228,22 @@ async def test_two_workers_share_the_port_each_a_node_and_a_killed_one_comes_bac
 
 
 async def test_workers_exit_when_the_supervisor_is_killed(start: Start) -> None:
-    server = start(workers=2)
+    metrics = _two_free_ports()
+    server = start(workers=2, metrics_port=str(metrics))
     await server.ready(workers=2)
     descendants = {p.pid for p in server.children()}
     assert len(descendants) == 3  # two workers and the embedded Redis
+    # Each worker is its own scrape target, on the metrics port plus its index, and sees both.
+    async def scraped(port: int) -> bool:
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                answer = await http.get(f"http://127.0.0.1:{port}/metrics")
+        except httpx.TransportError:
+            return False
+        return answer.status_code == 200 and "audio_rooms_nodes 2.0" in answer.text
+
+    for port in (metrics, metrics + 1):
+        await eventually(lambda: scraped(port), within=15, every=0.2)  # noqa: B023
 
     server.process.kill()
     server.process.wait(timeout=10)
@@ -279,6 +292,20 @@ def test_too_few_media_ports_for_the_workers_is_refused_at_start(tmp_path: Path)
     assert done.returncode == 1
     assert "1 ports for 2 workers" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _two_free_ports() -> int:
+    """A port P with P + 1 free too."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
+        except OSError:
+            continue
+        return port
+    raise AssertionError("no two consecutive free ports")
 
 
 def _write_script(path: Path, body: str) -> None:
