@@ -70,6 +70,7 @@ class Admin:
             {
                 "node": info.node_id,
                 "address": info.address,
+                "pid": info.pid,  # which worker, when a supervisor runs several (workers.py)
                 "up": f"{now - info.started_at:.0f}s",
                 "seen": f"{now - info.seen_at:.1f}s ago",
                 **asdict(info.load),

@@ -59,6 +59,7 @@ from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import RoomStore
 from audio_rooms.tasks import cancel_and_wait
+from audio_rooms.workers import SupervisorLink
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,17 @@ def pipe_host(settings: Settings) -> str:
             return str(probe.getsockname()[0])
     except OSError:
         return "127.0.0.1"
+
+
+async def prepare_data_dir(settings: Settings) -> None:
+    """What happens once before the first request: the data directory, the signing key (made
+    on first start) and the database schema. A supervisor does it before starting workers, so
+    that they do not race to make the key or to migrate (workers.py); ``start_services`` does it
+    again, which then changes nothing."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.resolved_secret_key()
+    db = await Database.open(settings.resolved_database_url)
+    db.close()
 
 
 async def start_services(
@@ -263,8 +275,12 @@ async def healthz(request: Request) -> Response:
     and could not be restarted). Redis or the database being unreachable is /readyz's concern."""
     services: Services = request.app.state.services
     embedded = services.embedded_redis
-    if embedded is not None and embedded.failure is not None:
-        return JSONResponse({"status": "failing", "reason": embedded.failure}, 503)
+    supervisor: SupervisorLink | None = request.app.state.supervisor
+    # A worker's embedded Redis is its supervisor's, which says how it is.
+    failure = embedded.failure if embedded is not None else (
+        supervisor.failure if supervisor is not None else None)
+    if failure is not None:
+        return JSONResponse({"status": "failing", "reason": failure}, 503)
     return JSONResponse({"status": "ok"})
 
 
@@ -327,7 +343,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(
-    settings: Settings, with_media: bool = True, web_dir: Path | None = None
+    settings: Settings, with_media: bool = True, web_dir: Path | None = None,
+    supervisor: SupervisorLink | None = None,
 ) -> Starlette:
     web = web_dir or settings.web_dir or WEB_DIR
     if settings.turn_urls and not settings.turn_secret:
@@ -377,4 +394,5 @@ def create_app(
     )
     # Read by server.uvicorn_config: the caps are enforced below the application.
     app.state.connection_limits = connection_limits
+    app.state.supervisor = supervisor  # in a worker (workers.py), read by /healthz
     return app

@@ -1,7 +1,8 @@
 """``audio-rooms``: serve, and the operator's commands.
 
-``audio-rooms serve [--host H] [--port P]`` runs the server with uvicorn; every other setting
-comes from ``AUDIO_ROOMS_*`` variables or ``.env`` (docs/operations.md).
+``audio-rooms serve [--host H] [--port P] [--workers N]`` runs the server with uvicorn (N > 1:
+a supervisor and N worker processes, workers.py); every other setting comes from
+``AUDIO_ROOMS_*`` variables or ``.env`` (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the server")
     serve.add_argument("--host", help="address to bind (default AUDIO_ROOMS_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default AUDIO_ROOMS_PORT or 8000)")
+    serve.add_argument("--workers", type=int, metavar="N",
+                       help="server processes (default AUDIO_ROOMS_WORKERS or 0: one per CPU "
+                       "core; 1: this process alone)")
+    # How a supervisor starts its workers (workers.py); not for operators.
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--supervisor-fd", type=int, help=argparse.SUPPRESS)
 
     rooms = commands.add_parser("rooms", help="live and scheduled rooms").add_subparsers(
         dest="rooms_command", required=True, metavar="ACTION"
@@ -90,12 +99,13 @@ async def _admin(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def serve(settings: Settings) -> int:
-    from audio_rooms.app import create_app
+    from audio_rooms.app import create_app, prepare_data_dir
     from audio_rooms.datadir import DataDirectoryInUse, ServerLock
     from audio_rooms.edge import raise_fd_limit
     from audio_rooms.server import DrainingServer, log_media_plan, uvicorn_config
     from audio_rooms.state.connect import redis_mode
     from audio_rooms.state.embedded import EmbeddedRedis
+    from audio_rooms.workers import Supervisor, worker_count
 
     # Before anything touches the data directory: a second server would unlink the first one's
     # Redis socket and write to the same append-only file and SQLite database.
@@ -113,11 +123,37 @@ def serve(settings: Settings) -> int:
         logger.info("audio-rooms %s, data directory %s", __version__, settings.data_dir.resolve())
         logger.info("open-files limit: %d", raise_fd_limit())
         log_media_plan(settings)
+        workers = worker_count(settings.workers)
+        if workers > 1:
+            return asyncio.run(Supervisor(settings, workers, prepare_data_dir).run())
         app = create_app(settings)
         DrainingServer(uvicorn_config(app, settings), app, settings.drain_timeout).run()
     finally:
         lock.release()
     return 0
+
+
+def serve_worker(settings: Settings, index: int, listen_fd: int, supervisor_fd: int) -> int:
+    """One worker of a supervisor (workers.py): the supervisor holds the data directory, runs
+    the embedded Redis if any (its URL is in this process's AUDIO_ROOMS_REDIS_URL) and has bound
+    the port; this process serves on that socket."""
+    import socket
+
+    from audio_rooms.app import create_app
+    from audio_rooms.edge import raise_fd_limit
+    from audio_rooms.server import DrainingServer, uvicorn_config
+    from audio_rooms.workers import SupervisorLink
+
+    logger = logging.getLogger(__name__)
+    ports = (f"UDP ports {settings.media_port_min}-{settings.media_port_max}"
+             if settings.media_port_min is not None else "UDP ports ephemeral")
+    logger.info("worker %d: pid %d, %s, open-files limit %d", index, os.getpid(), ports,
+                raise_fd_limit())
+    supervisor = SupervisorLink(supervisor_fd)
+    app = create_app(settings, supervisor=supervisor)
+    server = DrainingServer(uvicorn_config(app, settings), app, settings.drain_timeout, supervisor)
+    server.run(sockets=[socket.socket(fileno=listen_fd)])
+    return 0 if server.started else 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,12 +163,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["port"] = args.port
+    if getattr(args, "workers", None) is not None:
+        overrides["workers"] = args.workers
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
         print(f"audio-rooms: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings)
+    worker = getattr(args, "worker", None)
+    configure_logging(settings, None if worker is None else f"worker {worker}")
+    if args.command == "serve" and worker is not None:
+        if args.listen_fd is None or args.supervisor_fd is None:
+            print("audio-rooms: --worker is started by a supervisor, with --listen-fd and "
+                  "--supervisor-fd", file=sys.stderr)
+            return 2
+        return serve_worker(settings, worker, args.listen_fd, args.supervisor_fd)
     if args.command == "serve":
         return serve(settings)
     return asyncio.run(_admin(settings, args))

@@ -73,6 +73,10 @@ class RepeatFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, process: str | None = None) -> None:
+        super().__init__()
+        self.process = process
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
@@ -80,6 +84,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.process is not None:
+            entry["process"] = self.process
         for key in ("room_id", "user_id"):
             value = getattr(record, key, None)
             if value is not None:
@@ -89,14 +95,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, process: str | None = None) -> None:
+    """Logging to stderr; ``process`` (``"worker 2"``) names which of a supervisor's workers
+    wrote each line, since they all write to the same stream."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RepeatFilter(settings.log_repeat_limit))
     handler.addFilter(ContextFilter())
     if settings.log_format is LogFormat.JSON:
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(process))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        tag = f"[{process.replace('%', '%%')}] " if process else ""
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

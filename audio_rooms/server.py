@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from types import FrameType
 
 import uvicorn
@@ -19,6 +20,7 @@ from starlette.applications import Starlette
 
 from audio_rooms.edge import edge_protocols
 from audio_rooms.settings import Settings
+from audio_rooms.workers import SupervisorLink
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +90,22 @@ def uvicorn_config(app: Starlette, settings: Settings) -> uvicorn.Config:
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: Starlette, deadline: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, app: Starlette, deadline: float,
+        supervisor: SupervisorLink | None = None,
+    ) -> None:
         super().__init__(config)
         self.app = app
         self.deadline = deadline
+        self.supervisor = supervisor
         self._drain: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def serve(self, sockets: list[object] | None = None) -> None:  # type: ignore[override]
         self._loop = asyncio.get_running_loop()
+        if self.supervisor is not None:
+            # A worker whose supervisor died (even by SIGKILL) stops as if told to.
+            self.supervisor.watch(lambda: self.handle_exit(signal.SIGTERM, None))
         await super().serve(sockets)  # type: ignore[arg-type]
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     drain_timeout: float = Field(20.0, ge=0, le=600)
     # Seconds between this process's beats in the node registry; it drops out after three missed.
     node_heartbeat_interval: float = Field(0.5, ge=0.2, le=60)
+    # Server processes (workers.py): 0 = one per CPU core this process may run on; 1 = this
+    # process alone, no supervisor; N > 1: a supervisor and N workers sharing the port.
+    workers: int = Field(0, ge=0, le=256)
 
     # --- state ---
     # Redis: one of redis_url (one server), redis_sentinels + redis_sentinel_master (a primary

@@ -197,6 +197,8 @@ class Server:
         }
         env.update({
             "AUDIO_ROOMS_DATA_DIR": str(self.data_dir),
+            # One server process: its CPU and memory are what this measures.
+            "AUDIO_ROOMS_WORKERS": "1",
             "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",
             "AUDIO_ROOMS_MEDIA_PORT_MIN": str(self.port_min),
             "AUDIO_ROOMS_MEDIA_PORT_MAX": str(self.port_max),

@@ -120,6 +120,8 @@ class Server:
         env = {
             **os.environ,
             "AUDIO_ROOMS_DATA_DIR": str(self.data_dir),
+            # One server process: its CPU and memory are what this measures.
+            "AUDIO_ROOMS_WORKERS": "1",
             "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",
             "AUDIO_ROOMS_STUN_URLS": "",
         }

@@ -457,6 +457,8 @@ class Server:
         env.update(
             {
                 "AUDIO_ROOMS_DATA_DIR": str(directory),
+                # One server process: its CPU and memory are what this measures.
+                "AUDIO_ROOMS_WORKERS": "1",
                 "AUDIO_ROOMS_DATABASE_URL": database_url,
                 "AUDIO_ROOMS_REDIS_URL": redis_url,
                 "AUDIO_ROOMS_SECRET_KEY": SECRET_KEY,

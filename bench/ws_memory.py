@@ -170,6 +170,8 @@ class Server:
         env.update(
             {
                 "AUDIO_ROOMS_DATA_DIR": str(data_dir),
+                # One server process: its CPU and memory are what this measures.
+                "AUDIO_ROOMS_WORKERS": "1",
                 "AUDIO_ROOMS_SECRET_KEY": "benchmark-secret-key-0123456789-abcdefghij",
                 "AUDIO_ROOMS_LOG_LEVEL": "WARNING",
                 "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",

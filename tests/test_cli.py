@@ -46,6 +46,7 @@ def test_start_up_log_says_what_media_will_do(tmp_path: Path, redis_url: str) ->
         "AUDIO_ROOMS_STUN_URLS": "stun:127.0.0.1:3478",
         "AUDIO_ROOMS_TURN_URLS": "turn:127.0.0.1:3478?transport=udp",
         "AUDIO_ROOMS_TURN_SECRET": secret,
+        "AUDIO_ROOMS_WORKERS": "2",  # the supervisor says it once, before its workers start
     }
     log = tmp_path / "serve.log"
     with log.open("w") as out:
@@ -70,6 +71,7 @@ def test_start_up_log_says_what_media_will_do(tmp_path: Path, redis_url: str) ->
     assert f"audio-rooms {__version__}" in text
     assert "media: ICE host addresses 127.0.0.1 (configured)" in text
     assert "media: UDP ports 42000-42099" in text
+    assert "worker 1 (pid" in text and "UDP ports 42050-42099" in text  # its half of them
     assert "media: STUN stun:127.0.0.1:3478" in text
     assert "media: TURN turn:127.0.0.1:3478?transport=udp (with shared secret)" in text
     assert "media: compiled fast path" in text

@@ -120,7 +120,9 @@ def test_a_wheel_install_serves_the_web_client(tmp_path: Path, redis_url: str) -
 
     port = free_port()
     server = subprocess.Popen(
-        [str(tmp_path / "venv" / "bin" / "audio-rooms"), "serve", "--port", str(port)],
+        # Two workers: the supervisor starts them from the installed package, not the checkout.
+        [str(tmp_path / "venv" / "bin" / "audio-rooms"), "serve", "--port", str(port),
+         "--workers", "2"],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     try:

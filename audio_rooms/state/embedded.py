@@ -198,7 +198,7 @@ class EmbeddedRedis:
         while True:
             process = self._process
             assert process is not None
-            await _exited(process)
+            await wait_exited(process)
             _close_pipes(process)
             self._process = None
             if time.monotonic() - self._started_at < STABLE_SECONDS:
@@ -235,7 +235,7 @@ class EmbeddedRedis:
         self.socket_path.unlink(missing_ok=True)
 
 
-async def _exited(process: subprocess.Popen[bytes]) -> None:
+async def wait_exited(process: subprocess.Popen[bytes]) -> None:
     """Return once ``process`` has exited, and reap it. A pidfd (Linux 5.3+) becomes readable
     when the process exits: no polling, no thread. Older kernels get a thread that waits."""
     try:

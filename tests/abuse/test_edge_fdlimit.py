@@ -40,6 +40,8 @@ async def test_server_raises_its_open_files_limit(tmp_path: Path, redis_url: str
         "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",
         "AUDIO_ROOMS_MAX_CONNECTIONS_PER_ADDRESS": str(2 * CONNECTIONS),
         "AUDIO_ROOMS_HTTP_HEADER_TIMEOUT": "60",
+        # One process holds all the connections: past its own limit, not half of them each.
+        "AUDIO_ROOMS_WORKERS": "1",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "audio_rooms", "serve", "--port", str(port),

@@ -76,6 +76,8 @@ async def start_embedded(tmp_path: Path) -> AsyncIterator[Start]:
             "AUDIO_ROOMS_DATA_DIR": str(data_dir),
             "AUDIO_ROOMS_SECRET_KEY": "embedded-redis-test-key-0123456789-0123456789",
             "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",
+            # The embedded Redis is then the supervisor's, its health passed to each worker.
+            "AUDIO_ROOMS_WORKERS": "2",
             **{f"AUDIO_ROOMS_{name.upper()}": value for name, value in settings.items()},
         })
         made.append(EmbeddedServer(env, free_port(), data_dir))

@@ -66,6 +66,9 @@ async def start_process(
         "AUDIO_ROOMS_MEDIA_HOST_ADDRESSES": "127.0.0.1",
         "AUDIO_ROOMS_DRAIN_TIMEOUT": "10",
         "AUDIO_ROOMS_GRACE_PERIOD": "30",
+        # One process: /metrics below must count both clients (tests/test_workers.py drains
+        # several workers).
+        "AUDIO_ROOMS_WORKERS": "1",
     }
 
     def start(port: int) -> ServerProcess:

@@ -46,6 +46,8 @@ def nodes(tmp_path: Path, redis_url: str) -> Iterator[list[Node]]:
             env = {
                 **os.environ,
                 "AUDIO_ROOMS_DATA_DIR": str(tmp_path / f"node{n}"),
+                # Three nodes, one process each, whatever this machine's core count.
+                "AUDIO_ROOMS_WORKERS": "1",
                 "AUDIO_ROOMS_DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}",
                 "AUDIO_ROOMS_REDIS_URL": redis_url,
                 "AUDIO_ROOMS_SECRET_KEY": secret,
