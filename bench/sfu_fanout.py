@@ -440,9 +440,18 @@ async def run_janus_clients(count: int, speakers: bool) -> None:
 
 
 class Proc:
-    def __init__(self, core: int, *args: str, env: dict[str, str] | None = None) -> None:
+    """One of the benchmark's processes (this script, or ``script``) pinned to ``core``, driven
+    line by line over its stdin/stdout."""
+
+    def __init__(
+        self,
+        core: int,
+        *args: str,
+        env: dict[str, str] | None = None,
+        script: str = __file__,
+    ) -> None:
         self.p = subprocess.Popen(
-            ["taskset", "-c", str(core), sys.executable, __file__, *args],
+            ["taskset", "-c", str(core), sys.executable, script, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

@@ -47,7 +47,10 @@ class Producer:
         self.allowed = allowed
         self._consumers: list[Consumer] = []
         self._slots: list[egress.Slot] = []
-        # Lanes of pipes to edge nodes carrying this speaker (pipe.py), after the consumers' slots.
+        # Lanes of pipes to edge nodes carrying this speaker (pipe.py), before the consumers'
+        # slots: an edge's listeners wait for the origin's copy to its pipe, so it leaves first
+        # (after the origin's listeners it added their whole fan-out to every edge listener's
+        # latency: bench/sfu_cascade.py, docs/benchmarks.md "Cascade").
         self._pipe_slots: list[egress.Slot] = []
         # One call per ingress packet does the whole fan-out (compiled when built).
         self._fanout: egress.Fanout = egress.fanout_function()
@@ -130,7 +133,7 @@ class Producer:
     @consumers.setter
     def consumers(self, consumers: list[Consumer]) -> None:
         self._consumers = consumers
-        self._slots = [c.slot for c in consumers] + self._pipe_slots
+        self._slots = self._pipe_slots + [c.slot for c in consumers]
 
     @property
     def pipe_slots(self) -> list[egress.Slot]:
@@ -140,12 +143,13 @@ class Producer:
     @pipe_slots.setter
     def pipe_slots(self, slots: list[egress.Slot]) -> None:
         self._pipe_slots = slots
-        self._slots = [c.slot for c in self._consumers] + slots
+        self._slots = slots + [c.slot for c in self._consumers]
 
     def add_consumer(self, consumer: Consumer) -> None:
         """Map one more slot onto this speaker (a listener joined)."""
-        # Consumers' slots come first, in the consumers' order (remove_consumer relies on it).
-        self._slots.insert(len(self._consumers), consumer.slot)
+        # Consumers' slots follow the pipe lanes, in the consumers' order (remove_consumer
+        # relies on it).
+        self._slots.append(consumer.slot)
         self._consumers.append(consumer)
 
     def remove_consumer(self, consumer: Consumer) -> None:
@@ -153,7 +157,7 @@ class Producer:
         for i, c in enumerate(self._consumers):
             if c is consumer:
                 del self._consumers[i]
-                del self._slots[i]
+                del self._slots[len(self._pipe_slots) + i]
                 return
 
     def close(self) -> None:

@@ -200,3 +200,22 @@ async def test_lossy_reordering_link_still_plays(
         await hears_tone(listener, 440, after_frames=100)
     finally:
         relay_transport.close()
+
+
+async def test_origin_listeners_come_and_go_while_a_pipe_is_fed(
+    media: MediaServer, edge: MediaServer, join: Join
+) -> None:
+    """The pipe's lane leaves first in a speaker's fan-out, the origin's listeners after it: a
+    listener leaving the origin stops only its own copies, never the edge's or another's."""
+    origin = media.router("room")
+    origin.set_may_produce("speaker", True)
+    await join(origin, "speaker", mic=ToneTrack(440), slots=1)
+    await _pipe(media, edge)
+    staying = await join(origin, "staying", slots=3, decode=False)
+    leaving = await join(origin, "leaving", slots=3, decode=False)
+    remote = await join(edge.router("room"), "remote", slots=3, decode=False)
+    await eventually(lambda: min(staying.received(), leaving.received(), remote.received()) > 10)
+    await origin.disconnect("leaving")
+    late = await join(origin, "late", slots=3, decode=False)
+    marks = {c: c.received() for c in (staying, remote, late)}
+    await eventually(lambda: all(c.received() > marks[c] + 25 for c in marks))
