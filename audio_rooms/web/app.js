@@ -4,7 +4,7 @@
 //   /                      lobby
 //   /r/<room_id>           a room; `?invite=<token>` carries an invite for closed rooms
 
-import * as api from "./api.js";
+import * as api from "./sdk/api.js";
 import { h } from "./dom.js";
 import { detectLocale, errorText, locale, LOCALES, onLocaleChange, setLocale, t } from "./i18n.js";
 import { AuthDialog } from "./views/auth.js";

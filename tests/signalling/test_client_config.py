@@ -44,7 +44,7 @@ async def test_config_names_the_closes_after_which_not_to_reconnect(server: Runn
     rows = [line.split("|")[1:4] for line in table.splitlines() if line.startswith("| 4")]
     assert set(served) == {code.strip() for code, _, again in rows if again.strip()[:2] == "no"}
     # The client's fallback, for when /api/config cannot be read, says the same.
-    script = (WEB / "signalling.js").read_text()
+    script = (WEB / "sdk" / "signalling.js").read_text()
     fallback = script.split("TERMINAL_CLOSE_CODES = Object.freeze({", 1)[1].split("});", 1)[0]
     assert dict(re.findall(r'(\d{4}): "(\w+)"', fallback)) == served
     for locale in ("en", "fa"):

@@ -87,7 +87,7 @@ async def test_room_state_reducer(browsers: Browsers) -> None:
     page = await browsers.page(await browsers.launch(), "fa-IR", "/")
     await page.wait_for_selector(tid("live-rooms"))
     result = await page.evaluate("""async () => {
-      const rs = await import('/room-state.js');
+      const rs = await import('/sdk/room-state.js');
       const p = (id, role, extra = {}) => ({user_id: id, display_name: id, role, is_guest: false,
         self_muted: true, muted_by_moderator: false, hand_raised: false, ...extra});
       const room = (participants, queue = []) => ({id: 'r', title: 'T', host_id: 'h',

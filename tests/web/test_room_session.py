@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 # A module worker: no document, no window. Importing the session and driving it through a
 # closing room there fails if it touches the page.
 WORKER = """
-const { RoomSession, Phase } = await import(self.origin + "/room-session.js");
+const { RoomSession, Phase } = await import(self.origin + "/sdk/room-session.js");
 const seen = [];
 const session = new RoomSession("r1", null, {
   config: { slots: 2 }, audioPool: { detachAll() { seen.push("detached"); } },
@@ -92,8 +92,8 @@ async def test_reactions_and_account_rules_come_from_the_server(
 # and role changes moving people between the stage and the audience; moderators learning
 # hand-raisers from `hand_raised.participant`.
 AUDIENCE_WORKER = """
-const rs = await import(self.origin + "/room-state.js");
-const { RoomSession, AUDIENCE_PAGE_SIZE } = await import(self.origin + "/room-session.js");
+const rs = await import(self.origin + "/sdk/room-state.js");
+const { RoomSession, AUDIENCE_PAGE_SIZE } = await import(self.origin + "/sdk/room-session.js");
 const p = (id, role = "listener", extra = {}) => ({ user_id: id, display_name: `N ${id}`, role,
   is_guest: false, self_muted: true, muted_by_moderator: false, hand_raised: false, ...extra });
 const ids = (list) => list.map((q) => q.user_id);

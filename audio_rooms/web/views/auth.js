@@ -1,6 +1,6 @@
 // Sign in and sign up, in one modal dialog. <dialog> gives focus trapping and Escape for free.
 
-import * as api from "../api.js";
+import * as api from "../sdk/api.js";
 import { h } from "../dom.js";
 import { errorText, locale, t } from "../i18n.js";
 import { limit } from "./common.js";

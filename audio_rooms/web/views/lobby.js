@@ -1,7 +1,7 @@
 // The lobby: live rooms with their speakers and counts (busiest first, a page at a time),
 // scheduled rooms, and the form to open or schedule a room.
 
-import * as api from "../api.js";
+import * as api from "../sdk/api.js";
 import { h, replaceChildrenKeepingFocus } from "../dom.js";
 import { errorText, formatDateTime, t, toAsciiDigits } from "../i18n.js";
 import { avatar, limit, roomPath, shareLink } from "./common.js";

@@ -2,16 +2,16 @@
 // queue, the participant's own controls, and the moderators' per-person menu. What it shows
 // comes from a RoomSession (room-session.js: connection, room state, media), which it renders.
 
-import * as api from "../api.js";
+import * as api from "../sdk/api.js";
 import { h, icon, keepFocus, replaceChildrenKeepingFocus } from "../dom.js";
 import { errorText, formatDateTime, formatNumber, t } from "../i18n.js";
-import { AudioPool } from "../media.js";
-import { Phase, RoomSession } from "../room-session.js";
+import { AudioPool } from "../sdk/media.js";
+import { Phase, RoomSession } from "../sdk/room-session.js";
 import {
   audience, audienceFaces, audienceHasMore, audienceLength, isModerator, listenerView, myRole,
   myself, stage, STAGE_ROLES,
-} from "../room-state.js";
-import { ConnectionState } from "../signalling.js";
+} from "../sdk/room-state.js";
+import { ConnectionState } from "../sdk/signalling.js";
 import { avatar, roomPath, shareLink } from "./common.js";
 import { VirtualList } from "./virtual-list.js";
 

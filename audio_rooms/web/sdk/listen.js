@@ -11,6 +11,9 @@ const PING_INTERVAL_MS = 20000;
 const RECONNECT_MS = [500, 1000, 2000, 4000, 8000];
 // Closes after which a new listen socket would be refused the same way, or must not be opened.
 const FINAL_CLOSES = new Set([4001, 4003, 4004, 4009, 4010, 4011]);
+// The worklet sits beside this module wherever the SDK is served from; the decoder is the
+// server's vendored copy, loaded only where the browser has no WebCodecs Opus.
+const WORKLET_URL = new URL("./listen-worklet.js", import.meta.url).href;
 const WASM_DECODER_URL = "/vendor/opus-decoder/opus-decoder.min.js";
 
 /** Whether this browser can decode Opus with WebCodecs (else the WebAssembly decoder). */
@@ -119,7 +122,7 @@ export class RelayListener {
     this.decoder = (await webCodecsOpus()) ? "webcodecs" : "wasm";
     if (this.decoder === "wasm") this.wasm = await loadWasmDecoder();
     this.ctx = new AudioContext({ sampleRate: RATE, latencyHint: "playback" });
-    await this.ctx.audioWorklet.addModule("/listen-worklet.js");
+    await this.ctx.audioWorklet.addModule(WORKLET_URL);
     if (this.stopped) return this.closeAudio();
     this.node = new AudioWorkletNode(this.ctx, "relay-mixer",
       { numberOfInputs: 0, numberOfOutputs: 1, outputChannelCount: [1] });

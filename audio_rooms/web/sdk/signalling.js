@@ -29,8 +29,9 @@ const MAX_BACKOFF_MS = 10000;
 
 export class RoomConnection {
   /**
-   * handlers: onState(state, detail), onWelcome(msg), onDelta(msg), onMediaAnswer(msg),
-   * onMediaFailed(msg), onError(msg), onClosed(reason, refusal): `refusal` is the error code the server gave for
+   * handlers: onState(state, detail), onMessage(msg) for every message the server sends, before
+   * the handler of its kind, onWelcome(msg), onDelta(msg), onMediaAnswer(msg), onMediaFailed(msg),
+   * onError(msg), onClosed(reason, refusal): `refusal` is the error code the server gave for
    * refusing the join (such as `banned` before a 4003), or null.
    */
   constructor(roomId, {
@@ -82,6 +83,7 @@ export class RoomConnection {
       console.warn("room %s: unparseable message dropped", this.roomId);
       return;
     }
+    this.handlers.onMessage?.(msg);
     switch (msg.type) {
       case "welcome":
         this.attempt = 0;

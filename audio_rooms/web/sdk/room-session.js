@@ -53,7 +53,9 @@ export const Phase = Object.freeze({
  * notice(key, params, {urgent}) for a sentence to announce; toast(key) for a passing message;
  * error(code) for a failure to show; levels(map) for the active speakers; reactions(counts);
  * audience() when only the audience (count, faces, pages read) changed, else changed();
- * invitation(open) when an invitation to speak appears or goes away.
+ * invitation(open) when an invitation to speak appears or goes away; media(state) when the
+ * peer connection's state changes; message(msg) for every
+ * message the server sends, as it arrives (the SDK's per-type events).
  */
 export class RoomSession {
   constructor(roomId, invite, { config, audioPool, events }) {
@@ -143,6 +145,7 @@ export class RoomSession {
           this.connState = s;
           this.emit("changed");
         },
+        onMessage: (msg) => this.emit("message", msg),
         onWelcome: (msg) => this.welcome(msg),
         onDelta: (msg) => this.delta(msg),
         onMediaAnswer: (msg) => this.media?.applyAnswer(msg.sdp).catch((err) => {
@@ -226,6 +229,7 @@ export class RoomSession {
   }
 
   mediaStateChanged(state) {
+    this.emit("media", state);
     if (state === "connected") {
       clearTimeout(this.fallbackTimer);
       this.stopRelay();

@@ -17,6 +17,11 @@ export function token() {
   return sessionToken;
 }
 
+/** Use a token obtained elsewhere (by your own server, say) instead of the session cookie. */
+export function useToken(value) {
+  sessionToken = value || null;
+}
+
 async function request(method, path, body) {
   const init = {
     method,
