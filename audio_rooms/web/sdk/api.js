@@ -12,6 +12,8 @@ export class ApiError extends Error {
 }
 
 let sessionToken = null;
+// A token handed in by useToken() (no cookie behind it) also goes in an Authorization header.
+let bearer = false;
 
 export function token() {
   return sessionToken;
@@ -20,6 +22,7 @@ export function token() {
 /** Use a token obtained elsewhere (by your own server, say) instead of the session cookie. */
 export function useToken(value) {
   sessionToken = value || null;
+  bearer = Boolean(sessionToken);
 }
 
 async function request(method, path, body) {
@@ -28,6 +31,7 @@ async function request(method, path, body) {
     credentials: "same-origin",
     headers: { Accept: "application/json" },
   };
+  if (bearer && sessionToken) init.headers.Authorization = `Bearer ${sessionToken}`;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -49,7 +53,10 @@ async function request(method, path, body) {
     const code = data && typeof data.code === "string" ? data.code : statusCode(res.status);
     throw new ApiError(code, data && data.message, res.status);
   }
-  if (data && typeof data.token === "string") sessionToken = data.token;
+  if (data && typeof data.token === "string") {
+    sessionToken = data.token;
+    bearer = false; // the answer set the cookie too
+  }
   return data;
 }
 
@@ -79,8 +86,12 @@ export const guest = (displayName) =>
   request("POST", "/api/auth/guest", { display_name: displayName });
 
 export async function signOut() {
-  sessionToken = null;
-  await request("POST", "/api/auth/signout");
+  try {
+    await request("POST", "/api/auth/signout");
+  } finally {
+    sessionToken = null;
+    bearer = false;
+  }
 }
 
 /** One page of the lobby: `{rooms, next_cursor}` (null when there is no more). */
