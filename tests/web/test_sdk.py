@@ -5,6 +5,7 @@ on the server's answer."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 from tests.conftest import AccountFactory, Client, RunningServer, eventually, join
 from tests.web.browser import Browsers, tid
 from tests.web.test_listening import heard_within, speaking_host  # noqa: F401  (a fixture)
+from tests.web.test_relay import udp_blocked_page
 
 pytestmark = pytest.mark.browser
 
@@ -55,6 +57,22 @@ async def test_the_example_page_joins_as_a_guest_and_hears_the_host(
 
 async def _zero(server: RunningServer, room_id: str) -> bool:
     return await listeners(server, room_id) == 0
+
+
+async def test_without_udp_the_example_page_hears_the_host_over_the_relay(
+    browsers: Browsers, speaking_host: tuple[str, Client], tmp_path: Path  # noqa: F811
+) -> None:
+    """The SDK served from /sdk/ finds its relay worklet and the decoder by itself."""
+    room_id, _ = speaking_host
+    page = await udp_blocked_page(browsers, tmp_path / "profile",
+                                  f"/sdk/example.html?room={room_id}")
+    await page.wait_for_function(
+        "(id) => document.querySelector(\"[data-testid='room-id']\").value === id", arg=room_id)
+    await page.fill(tid("guest-name"), "Sara")
+    await page.click(tid("join-button"))
+    await page.wait_for_selector(f"{tid('media')}[data-state='relay']", timeout=15_000)
+    await heard_within(page, 440, 6, 15)
+    assert page.errors == []
 
 
 # A program on the server's origin, with nothing but the SDK: `token` is a session token its
