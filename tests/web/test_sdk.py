@@ -86,10 +86,15 @@ async ([roomId, token]) => {
   room.on("message", (msg) => seen.push(msg.type));
   const invited = new Promise((resolve) => room.on("invitation", (open) => open && resolve()));
   const closed = new Promise((resolve) => room.on("closed", resolve));
+  const errors = [];
+  room.on("error", (msg) => errors.push([msg.code, msg.ref]));
+  room.on("failure", ({ code }) => errors.push(code));
+  // Refused: the promise rejects with the server's code, and its message is an event too.
   const refused = await room.endRoom().then(() => null, (err) => [err.name, err.code]);
   const raised = await room.raiseHand();
   window.sdkTest = { room, seen, invited, closed, refused, raised, user: client.user };
-  return { user: client.user.id, role: room.role, refused, raised: typeof raised.version };
+  return { user: client.user.id, role: room.role, refused, raised: typeof raised.version,
+           errors };
 }
 """
 
@@ -108,7 +113,8 @@ async def test_a_program_listens_raises_a_hand_speaks_and_moderates_with_the_sdk
     try:
         first: dict[str, Any] = await page.evaluate(PROGRAM, [room_id, sara.token])
         assert first == {"user": sara.user_id, "role": "listener",
-                         "refused": ["RoomError", "not_permitted"], "raised": "number"}
+                         "refused": ["RoomError", "not_permitted"], "raised": "number",
+                         "errors": [["not_permitted", "c1"]]}
         await host_c.expect("hand_raised", user_id=sara.user_id)
 
         # Invited, she accepts: on stage, muted, then unmutes herself.

@@ -109,7 +109,8 @@ export interface RoomEvents {
   notice: Notice;
   invitation: boolean;
   closed: { reason: string };
-  error: { code: ErrorCode | string };
+  /** Something went wrong on this side (`media_error`: an offer, an answer or the relay). */
+  failure: { code: string };
   autoplay_blocked: undefined;
 }
 

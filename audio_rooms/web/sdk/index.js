@@ -109,7 +109,9 @@ export class Client {
  * (`welcome`, `role_changed`, `active_speakers`, ...) and `message` for all of them; and
  * `state` (the room state changed), `connection` (the socket's state), `media` (how audio
  * comes: "connecting", "webrtc" or "relay"), `notice` ({key, params, urgent}), `invitation`
- * (open), `closed` ({reason}), `error` ({code}), `autoplay_blocked`.
+ * (open), `closed` ({reason}), `failure` ({code}: went wrong on this side, such as
+ * `media_error`), `autoplay_blocked`. An action the server refuses rejects its promise and is
+ * also an `error` event, like every message.
  */
 export class Room {
   constructor(client, roomId, { invite = null, audio = null } = {}) {
@@ -122,6 +124,7 @@ export class Room {
     this.lastMedia = null;
     this.lastConnection = null;
     this.closedSent = false;
+    this.serverError = false;
     this.session = new RoomSession(roomId, invite, {
       config: client.config,
       audioPool: this.audio,
@@ -134,7 +137,12 @@ export class Room {
         notice: (key, params, { urgent } = {}) =>
           this.emit("notice", { key, params: params ?? {}, urgent: Boolean(urgent) }),
         invitation: (open) => this.emit("invitation", open),
-        error: (code) => this.emit("error", { code }),
+        error: (code) => {
+          // The server's errors were events already (`error`, in message()); what is left
+          // went wrong here (an offer or the relay that could not start: `media_error`).
+          if (this.serverError) this.serverError = false;
+          else this.emit("failure", { code });
+        },
         toast: (key) => this.emit("notice", { key, params: {}, urgent: false }),
       },
     });
@@ -180,6 +188,11 @@ export class Room {
       clearTimeout(timer);
       if (msg.type === "ack") resolve(msg);
       else reject(new RoomError(msg.code, msg.message, msg.details ?? null));
+    }
+    if (msg.type === "error") {
+      // The session reports it next, in this same task: not a `failure` (see the constructor).
+      this.serverError = true;
+      queueMicrotask(() => { this.serverError = false; });
     }
     this.emit(msg.type, msg);
     this.emit("message", msg);

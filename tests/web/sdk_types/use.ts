@@ -29,6 +29,11 @@ export async function listen(roomId: string): Promise<Room> {
   room.on("state", (state) => roomState.stage(state).map((p) => p.display_name));
   room.on("media", (how) => how === "relay");
   room.on("closed", ({ reason }) => reason.length);
+  room.on("error", (msg) => {
+    const ref: string | null = msg.ref;
+    return [msg.code, msg.message, ref];
+  });
+  room.on("failure", ({ code }) => code === "media_error");
 
   // @ts-expect-error: active_speakers carries no version
   room.on("active_speakers", (msg) => msg.version);
