@@ -127,7 +127,7 @@ async def test_a_program_listens_raises_a_hand_speaks_and_moderates_with_the_sdk
         await page.evaluate("() => sdkTest.room.setMicrophone(true)")
         await host_c.expect("mute_changed", user_id=sara.user_id, self_muted=False)
 
-        # Made a moderator, she moderates Reza: invite, mute, remove.
+        # Made a moderator, she moderates Reza: invite, mute, ban.
         await host_c.send("make_moderator", user_id=sara.user_id)
         await page.wait_for_function("() => sdkTest.room.role === 'moderator'")
         await reza_c.send("raise_hand")
@@ -144,8 +144,12 @@ async def test_a_program_listens_raises_a_hand_speaks_and_moderates_with_the_sdk
         await page.evaluate("(id) => sdkTest.room.ban(id)", reza.user_id)
         assert await reza_c.closed_with() == 4011
 
-        # The host ends the room: the program is told why.
-        await host_c.send("end_room")
+        # She ends the room: her promise settles on the server's ack, and she is told why
+        # the room closed, as the host is.
+        ended = await page.evaluate(
+            "() => sdkTest.room.endRoom().then((ack) => ack.type, (err) => err.code)")
+        assert ended == "ack"
+        await host_c.expect("room_ended", reason="ended_by_moderator", by=sara.user_id)
         closed = await page.evaluate("() => sdkTest.closed")
         assert closed == {"reason": "room_ended"}
         seen = set(await page.evaluate("() => sdkTest.seen"))

@@ -189,6 +189,16 @@ export class Room {
       if (msg.type === "ack") resolve(msg);
       else reject(new RoomError(msg.code, msg.message, msg.details ?? null));
     }
+    if (msg.type === "room_ended") {
+      // The room closes on the heels of this, before an ack could come: an `end_room` of
+      // ours did what it asked for.
+      for (const [ref, entry] of this.pending) {
+        if (entry.type !== "end_room") continue;
+        this.pending.delete(ref);
+        clearTimeout(entry.timer);
+        entry.resolve({ type: "ack", ref, version: msg.version });
+      }
+    }
     if (msg.type === "error") {
       // The session reports it next, in this same task: not a `failure` (see the constructor).
       this.serverError = true;
@@ -288,7 +298,7 @@ export class Room {
         this.pending.delete(ref);
         reject(new RoomError("timeout", `no answer to ${type}`));
       }, ACTION_TIMEOUT_MS);
-      this.pending.set(ref, { resolve, reject, timer });
+      this.pending.set(ref, { type, resolve, reject, timer });
     });
   }
 
