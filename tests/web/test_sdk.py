@@ -127,7 +127,7 @@ async def test_a_program_listens_raises_a_hand_speaks_and_moderates_with_the_sdk
         await page.evaluate("() => sdkTest.room.setMicrophone(true)")
         await host_c.expect("mute_changed", user_id=sara.user_id, self_muted=False)
 
-        # Made a moderator, she moderates Reza: invite, mute, ban.
+        # Made a moderator, she moderates Reza: invite, mute, move to the audience, ban.
         await host_c.send("make_moderator", user_id=sara.user_id)
         await page.wait_for_function("() => sdkTest.room.role === 'moderator'")
         await reza_c.send("raise_hand")
@@ -141,6 +141,14 @@ async def test_a_program_listens_raises_a_hand_speaks_and_moderates_with_the_sdk
             arg=reza.user_id)
         await page.evaluate("(id) => sdkTest.room.mute(id)", reza.user_id)
         await reza_c.expect("mute_changed", user_id=reza.user_id, muted_by_moderator=True)
+        await page.evaluate("(id) => sdkTest.room.moveToAudience(id)", reza.user_id)
+        await reza_c.expect("role_changed", user_id=reza.user_id, role="listener")
+        # Invited again, Reza declines: the moderator sees the invitation go.
+        await page.evaluate("(id) => sdkTest.room.inviteToSpeak(id)", reza.user_id)
+        await reza_c.expect("invited", user_id=reza.user_id)
+        await reza_c.send("decline_invitation")
+        await page.wait_for_function(
+            "() => sdkTest.seen.includes('invitation_declined')")
         await page.evaluate("(id) => sdkTest.room.ban(id)", reza.user_id)
         assert await reza_c.closed_with() == 4011
 
