@@ -67,10 +67,10 @@ class Settings(BaseSettings):
     workers: int = Field(0, ge=0, le=256)
 
     # --- branding (the web client's header, title, colours and installed app) ---
-    # The site's name as people read it (default: the server name); the accent colour of the
-    # header, buttons and the installed app's title bar (#rrggbb, dark enough for white text:
-    # start-up refuses one under 4.5:1); a logo file (SVG, PNG or WebP) served as /brand/logo.
-    # A file rather than a URL: the page loads images from its own origin only (CSP).
+    # The site's name in the header and title (default: "Audio rooms", translated); the accent
+    # colour of the header, buttons and the installed app's title bar (#rrggbb, dark enough for
+    # white text: start-up refuses one under 4.5:1); a logo file (SVG, PNG or WebP) served as
+    # /brand/logo. A file rather than a URL: the page loads images from its own origin (CSP).
     brand_name: str | None = Field(None, min_length=1, max_length=64)
     brand_colour: str = Field("#0b5f55", pattern=r"^#[0-9a-fA-F]{6}$")
     brand_logo: Path | None = None

@@ -21,14 +21,18 @@ FAVICON_PATH = "/favicon.svg"  # a file of the web client (web/favicon.svg)
 BACKGROUND = "#f7f6f2"  # the page's --bg (web/style.css), shown while an installed app starts
 
 
+PRODUCT_NAME = "Audio rooms"  # the manifest's name without brand_name (the page translates it)
+
+
 def site_name(settings: Settings) -> str:
-    return settings.brand_name or settings.server_name
+    return settings.brand_name or PRODUCT_NAME
 
 
 def branding(settings: Settings) -> dict[str, Any]:
     """What ``/api/config`` tells the client in ``branding``."""
     return {
-        "name": site_name(settings),
+        # null without brand_name: the client shows the product's name in the reader's language.
+        "name": settings.brand_name,
         "colour": settings.brand_colour,
         "logo": LOGO_PATH if settings.brand_logo else None,
     }
@@ -39,6 +43,9 @@ def manifest(settings: Settings) -> dict[str, Any]:
     any size (SVG), a start URL and a standalone display."""
     icons: list[dict[str, str]] = [
         {"src": FAVICON_PATH, "sizes": "any", "type": "image/svg+xml", "purpose": "any"},
+        # PNGs too: some launchers (and iOS) take no SVG. web/icon-*.png, drawn from the SVG.
+        {"src": "/icon-192.png", "sizes": "192x192", "type": "image/png", "purpose": "any"},
+        {"src": "/icon-512.png", "sizes": "512x512", "type": "image/png", "purpose": "any"},
     ]
     if settings.brand_logo:
         kind = LOGO_TYPES[settings.brand_logo.suffix.lower()]
