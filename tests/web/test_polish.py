@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from PIL import Image
 
 from audio_rooms.accounts.handles import HANDLE_RE
-from tests.conftest import AccountFactory, RunningServer, ServerFactory, create_room
+from tests.conftest import AccountFactory, RunningServer, ServerFactory, create_room, join
 from tests.web.browser import SCREENSHOTS, Browsers, tid
 
 pytestmark = pytest.mark.browser
@@ -347,3 +348,39 @@ async def test_layout_and_screenshots_of_every_screen(
         await page.wait_for_selector(tid("live-rooms"))
         assert await page.evaluate("() => navigator.mediaSession.metadata") is None
         assert page.errors == []
+
+
+async def test_a_listener_keeps_the_screen_awake_and_comes_back_with_the_network(
+    browsers: Browsers, server: RunningServer, make_account: AccountFactory
+) -> None:
+    """The wake lock is held while in the room and taken again when the page comes back (the
+    browser drops it whenever the page is hidden). A network that comes back during a backoff
+    step (the fifth waits 6-10 s) brings the listener back at once, as the same participant."""
+    host, sara = await make_account("Maryam"), await make_account("Sara")
+    room_id = await create_room(server, host, title="Evening chat")
+    await join(server, room_id, host)
+    page = await open_page(browsers, server, "en", f"/r/{room_id}", token=sara.token)
+    await page.click(tid("join-button"))
+    joined = f"{tid('connection-state')}[data-state='joined']"
+    await page.wait_for_selector(joined)
+    assert await page.evaluate("() => audioRooms.view.keepListening.screenKeptAwake")
+    await page.evaluate("() => audioRooms.view.keepListening.lock.release()")
+    assert not await page.evaluate("() => audioRooms.view.keepListening.screenKeptAwake")
+    await page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
+    await page.wait_for_function("() => audioRooms.view.keepListening.screenKeptAwake")
+
+    me = await page.evaluate("() => audioRooms.view.state.me")
+    await page.context.set_offline(True)
+    # The socket would notice the loss by its keep-alive; closing it here is the same, sooner.
+    await page.evaluate("() => audioRooms.view.session.conn.ws.close()")
+    await page.wait_for_function("() => audioRooms.view.session.conn.attempt >= 4",
+                                 timeout=15_000)
+    await page.context.set_offline(False)
+    started = time.monotonic()
+    await page.wait_for_selector(joined, timeout=15_000)
+    assert time.monotonic() - started < 2.0
+    assert await page.evaluate("() => audioRooms.view.state.me") == me
+    async with server.http(host.token) as http:
+        room = (await http.get(f"/api/rooms/{room_id}")).json()["room"]
+    assert room["listener_count"] == 1
+    assert [e for e in page.errors if e.startswith("exception")] == []
