@@ -294,8 +294,8 @@ async def test_layout_and_screenshots_of_every_screen(
     """On a desktop the lobby's live rooms sit beside "Start a room", and a room's stage beside
     its title and hand queue, the wide column on the reading side; on a phone one column."""
     host = await make_account("مریم")
-    await create_room(server, host, title="Book club",
-                      scheduled_start="2099-03-21T16:30:00+00:00")
+    scheduled_id = await create_room(server, host, title="Book club",
+                                     scheduled_start="2099-03-21T16:30:00+00:00")
     viewport = SIZES[size]
     for locale in ("fa", "en"):
         # A room of its own for each language: the host leaving at the end closes it.
@@ -348,6 +348,14 @@ async def test_layout_and_screenshots_of_every_screen(
         await page.wait_for_selector(tid("live-rooms"))
         assert await page.evaluate("() => navigator.mediaSession.metadata") is None
         assert page.errors == []
+
+        # The other screens: a scheduled room's page, and a room that has ended.
+        await page.goto(f"/r/{scheduled_id}")
+        await page.wait_for_selector(tid("scheduled-notice"))
+        await shot(page, f"room-scheduled-{locale}-{size}")
+        await page.goto(f"/r/{room_id}")
+        await page.wait_for_selector(f"{tid('room-closed')}, {tid('join-button')}")
+        await shot(page, f"room-ended-{locale}-{size}")
 
 
 async def test_a_listener_keeps_the_screen_awake_and_comes_back_with_the_network(

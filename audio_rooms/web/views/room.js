@@ -282,7 +282,11 @@ export class RoomView {
     return h("header", { class: "room-header" },
       h("h1", { dir: "auto", testid: "room-title" }, room.title),
       room.description ? h("p", { class: "muted", dir: "auto" }, room.description) : null,
-      this.renderConnection(),
+      // Before joining there is no connection to speak of: "Not connected" above "Tap to
+      // listen" reads as a fault to someone who has not tapped yet.
+      this.phase === Phase.IN_ROOM || this.phase === Phase.JOINING
+        ? this.renderConnection()
+        : null,
       this.renderRelay());
   }
 
@@ -314,11 +318,12 @@ export class RoomView {
       h("p", { testid: "scheduled-notice" }, t("room.scheduled_for", {
         when: this.info.scheduled_start ? formatDateTime(this.info.scheduled_start) : "",
       })),
-      isHost
-        ? h("button", { type: "button", class: "primary", testid: `start-room-${this.info.id}`,
-            onclick: () => this.session.start() }, t("lobby.start_now"))
-        : null,
-      h("a", { href: "/", testid: "back-to-lobby" }, t("room.back_to_lobby")),
+      h("div", { class: "row" },
+        isHost
+          ? h("button", { type: "button", class: "primary", testid: `start-room-${this.info.id}`,
+              onclick: () => this.session.start() }, t("lobby.start_now"))
+          : null,
+        h("a", { href: "/", testid: "back-to-lobby" }, t("room.back_to_lobby"))),
     ];
   }
 
