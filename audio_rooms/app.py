@@ -34,7 +34,7 @@ from audio_rooms.rooms import RoomService
 from audio_rooms.services import Services
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig
-from audio_rooms.signalling import api, schema
+from audio_rooms.signalling import api, branding, schema
 from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode
@@ -370,6 +370,7 @@ def create_app(
         Route("/metrics", metrics_endpoint(metrics, settings)),
         *api.routes,
         *schema.routes,
+        *branding.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         WebSocketRoute("/ws/rooms/{room_id}/listen", listen_socket),
         Route("/", _index(web)),

@@ -26,6 +26,17 @@ PLACEHOLDER = "CHANGE-ME"
 CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
+# The logo file types the brand_logo setting takes, with the Content-Type each is served as.
+LOGO_TYPES = {".svg": "image/svg+xml", ".png": "image/png", ".webp": "image/webp"}
+
+
+def contrast_with_white(colour: str) -> float:
+    """WCAG 2 contrast ratio of white text on ``#rrggbb``."""
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 1.05 / (0.2126 * r + 0.7152 * g + 0.0722 * b + 0.05)
+
+
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -54,6 +65,15 @@ class Settings(BaseSettings):
     # Server processes (workers.py): 0 = one per CPU core this process may run on; 1 = this
     # process alone, no supervisor; N > 1: a supervisor and N workers sharing the port.
     workers: int = Field(0, ge=0, le=256)
+
+    # --- branding (the web client's header, title, colours and installed app) ---
+    # The site's name in the header and title (default: "Audio rooms", translated); the accent
+    # colour of the header, buttons and the installed app's title bar (#rrggbb, dark enough for
+    # white text: start-up refuses one under 4.5:1); a logo file (SVG, PNG or WebP) served as
+    # /brand/logo. A file rather than a URL: the page loads images from its own origin (CSP).
+    brand_name: str | None = Field(None, min_length=1, max_length=64)
+    brand_colour: str = Field("#0b5f55", pattern=r"^#[0-9a-fA-F]{6}$")
+    brand_logo: Path | None = None
 
     # --- state ---
     # Redis: one of redis_url (one server), redis_sentinels + redis_sentinel_master (a primary
@@ -162,7 +182,7 @@ class Settings(BaseSettings):
     @field_validator(
         "secret_key", "turn_secret", "redis_url", "database_url", "media_announced_address",
         "metrics_token", "redis_sentinel_master", "redis_sentinel_password", "redis_password",
-        mode="before",
+        "brand_name", "brand_logo", mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
@@ -184,6 +204,31 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("brand_name")
+    @classmethod
+    def _brand_name(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("has control characters")
+        return value.strip() if value else value
+
+    @field_validator("brand_colour")
+    @classmethod
+    def _brand_colour(cls, value: str) -> str:
+        if contrast_with_white(value) < 4.5:
+            raise ValueError(f"{value} is too light: white text on it must reach 4.5:1")
+        return value.lower()
+
+    @field_validator("brand_logo")
+    @classmethod
+    def _brand_logo(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if value.suffix.lower() not in LOGO_TYPES:
+            raise ValueError("must be an .svg, .png or .webp file")
+        if not value.is_file():
+            raise ValueError(f"{str(value)[:200]} is not a readable file")
         return value
 
     @field_validator("allowed_origins")

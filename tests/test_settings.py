@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from audio_rooms.settings import load_settings
+from audio_rooms.settings import SettingsError, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +46,24 @@ def test_env_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.chdir(tmp_path)
     settings = load_settings()
     assert settings.server_name == "rooms.example" and settings.media_slots == 5
+
+
+def test_branding_is_checked_at_start_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A colour white text cannot be read on, a logo that is not there or not an image: refused
+    with the variable's name, not discovered as a broken header later."""
+    monkeypatch.chdir(tmp_path)
+    logo = tmp_path / "logo.svg"
+    logo.write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    settings = load_settings(brand_name=" Radio Kooche ", brand_colour="#6B3FA0", brand_logo=logo)
+    assert (settings.brand_name, settings.brand_colour) == ("Radio Kooche", "#6b3fa0")
+    bad = {
+        "AUDIO_ROOMS_BRAND_COLOUR": {"brand_colour": "#f0d000"},  # yellow: 1.5:1 with white
+        "AUDIO_ROOMS_BRAND_LOGO": {"brand_logo": tmp_path / "missing.svg"},
+    }
+    (tmp_path / "logo.gif").write_bytes(b"GIF89a")
+    for name, override in [*bad.items(),
+                           ("AUDIO_ROOMS_BRAND_LOGO", {"brand_logo": tmp_path / "logo.gif"}),
+                           ("AUDIO_ROOMS_BRAND_NAME", {"brand_name": "a\nb"})]:
+        with pytest.raises(SettingsError, match=name):
+            load_settings(**override)
+    assert load_settings(brand_name="").brand_name is None  # compose passes unset as ""

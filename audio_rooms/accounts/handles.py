@@ -12,7 +12,10 @@ import unicodedata
 from audio_rooms.db.records import Locale
 from audio_rooms.errors import InvalidField
 
-HANDLE_RE = re.compile(r"[a-z0-9_]{3,32}")
+# The web client states and checks the same rule, from /api/config (limits.handle_*).
+HANDLE_MIN = 3
+HANDLE_MAX = 32
+HANDLE_RE = re.compile(rf"[a-z0-9_]{{{HANDLE_MIN},{HANDLE_MAX}}}")
 DISPLAY_NAME_MAX = 64
 
 ZWNJ = "\u200c"
@@ -40,7 +43,10 @@ def validate_handle(handle: str) -> str:
     """
     normalised = normalise_handle(handle)
     if not HANDLE_RE.fullmatch(normalised):
-        raise InvalidField("handle must be 3-32 characters of a-z, 0-9 and _", field="handle")
+        raise InvalidField(
+            f"handle must be {HANDLE_MIN}-{HANDLE_MAX} characters of a-z, 0-9 and _",
+            field="handle",
+        )
     return normalised
 
 

@@ -189,6 +189,13 @@ async def me(request: Request) -> Response:
     return JSONResponse({"user": _user(identity)})
 
 
+async def session(request: Request) -> Response:
+    """Who this browser is, if anyone: a signed-out visit is an answer (``user: null``), not a
+    401, so that a page checking on load logs no error in the browser's console."""
+    identity = await _services(request).auth.identify_optional(request)
+    return JSONResponse({"user": _user(identity) if identity else None})
+
+
 # --- configuration -----------------------------------------------------------------------------
 
 
@@ -358,6 +365,7 @@ routes = [
     Route("/api/auth/signin", sign_in, methods=["POST"]),
     Route("/api/auth/signout", sign_out, methods=["POST"]),
     Route("/api/auth/me", me, methods=["GET"]),
+    Route("/api/auth/session", session, methods=["GET"]),
     Route("/api/auth/guest", guest, methods=["POST"]),
     Route("/api/config", config, methods=["GET"]),
     Route("/api/rooms", list_rooms, methods=["GET"]),

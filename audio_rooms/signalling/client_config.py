@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from audio_rooms.accounts.handles import DISPLAY_NAME_MAX, HANDLE_RE
+from audio_rooms.accounts.handles import DISPLAY_NAME_MAX, HANDLE_MAX, HANDLE_MIN, HANDLE_RE
 from audio_rooms.accounts.passwords import PASSWORD_MAX, PASSWORD_MIN
 from audio_rooms.db.tables import DESCRIPTION_MAX, TITLE_MAX
 from audio_rooms.domain.actions import REACTION_NAMES
 from audio_rooms.settings import Settings
+from audio_rooms.signalling.branding import branding
 from audio_rooms.signalling.connection import TERMINAL_CLOSE_CODES
 from audio_rooms.turn import stun_servers
 
@@ -23,6 +24,8 @@ LOCALES = ("fa", "en")
 def client_config(settings: Settings) -> dict[str, Any]:
     return {
         "server_name": settings.server_name,
+        # The site's name, accent colour and logo path (signalling/branding.py).
+        "branding": branding(settings),
         "slots": settings.media_slots,
         # STUN only: TURN credentials go to participants of a live room, in `welcome`.
         "ice_servers": stun_servers(settings.stun_urls),
@@ -34,6 +37,8 @@ def client_config(settings: Settings) -> dict[str, Any]:
         "limits": {
             # Applies to the handle after lower-casing (handles are case-insensitive).
             "handle_pattern": HANDLE_RE.pattern,
+            "handle_min": HANDLE_MIN,
+            "handle_max": HANDLE_MAX,
             "display_name_max": DISPLAY_NAME_MAX,
             "password_min": PASSWORD_MIN,
             "password_max": PASSWORD_MAX,

@@ -29,7 +29,7 @@ class App {
   async start() {
     await setLocale(detectLocale());
     onLocaleChange(() => {
-      document.title = t("app.title");
+      document.title = this.siteName;
       this.renderHeader();
       this.view?.render();
     });
@@ -41,12 +41,24 @@ class App {
     } catch (err) {
       this.toast(errorText(err.code));
     }
+    this.applyBranding();
     this.renderHeader();
     this.route();
   }
 
-  get serverName() {
-    return this.config?.server_name || t("app.title");
+  /** The operator's name for the site (brand_name), else the translated product name. */
+  get siteName() {
+    return this.config?.branding?.name || t("app.title");
+  }
+
+  /** The accent colour on the page and the browser's title bar. The server has checked that
+   * white text on it is readable (settings.py, brand_colour). */
+  applyBranding() {
+    document.title = this.siteName;
+    const colour = this.config?.branding?.colour;
+    if (!colour) return;
+    document.documentElement.style.setProperty("--primary", colour);
+    document.querySelector("meta[name=theme-color]")?.setAttribute("content", colour);
   }
 
   setUser(user) {
@@ -109,7 +121,11 @@ class App {
             onclick: () => this.auth.open("signup") }, t("auth.signup")),
         ];
     this.header.replaceChildren(
-      h("a", { href: "/", class: "brand", testid: "home-link" }, this.serverName),
+      h("a", { href: "/", class: "brand", testid: "home-link" },
+        this.config?.branding?.logo
+          ? h("img", { src: this.config.branding.logo, alt: "", class: "brand-logo" })
+          : h("img", { src: "/favicon.svg", alt: "", class: "brand-logo" }),
+        h("span", { testid: "site-name", dir: "auto" }, this.siteName)),
       h("nav", { class: "header-actions", "aria-label": t("header.account") },
         userArea,
         h("button", {

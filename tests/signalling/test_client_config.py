@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from audio_rooms.domain.actions import REACTIONS
-from tests.conftest import RunningServer
+from tests.conftest import AccountFactory, RunningServer
 
 WEB = Path(__file__).resolve().parents[2] / "audio_rooms" / "web"
 PROTOCOL = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
@@ -50,3 +50,27 @@ async def test_config_names_the_closes_after_which_not_to_reconnect(server: Runn
     for locale in ("en", "fa"):
         catalogue = json.loads((WEB / "i18n" / f"{locale}.json").read_text(encoding="utf-8"))
         assert all(f"closed.{name}" in catalogue for name in served.values()), locale
+
+
+async def test_session_answers_signed_out_visits_and_branding_has_defaults(
+    server: RunningServer, make_account: AccountFactory
+) -> None:
+    """A page checking who it is on load gets 200 either way (a 401 is a console error in every
+    browser); unbranded, the client names the product itself and there is no logo."""
+    maryam = await make_account("Maryam")
+    async with server.http() as http:
+        signed_out = await http.get("/api/auth/session")
+        config = (await http.get("/api/config")).json()
+        logo = await http.get("/brand/logo")
+        manifest = (await http.get("/manifest.webmanifest")).json()
+    async with server.http("not-a-token") as http:
+        forged = await http.get("/api/auth/session")
+    async with server.http(maryam.token) as http:
+        signed_in = (await http.get("/api/auth/session")).json()
+    assert signed_out.status_code == 200 and signed_out.json() == {"user": None}
+    assert forged.status_code == 200 and forged.json() == {"user": None}
+    assert signed_in["user"]["id"] == maryam.user_id
+    assert config["branding"] == {"name": None, "colour": "#0b5f55", "logo": None}
+    assert config["limits"]["handle_min"] == 3 and config["limits"]["handle_max"] == 32
+    assert logo.status_code == 404 and logo.json()["code"] == "not_found"
+    assert manifest["name"] == "Audio rooms" and manifest["display"] == "standalone"

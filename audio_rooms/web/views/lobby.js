@@ -3,8 +3,9 @@
 
 import * as api from "../sdk/api.js";
 import { h, replaceChildrenKeepingFocus } from "../dom.js";
-import { errorText, formatDateTime, t, toAsciiDigits } from "../i18n.js";
+import { errorText, formatDateTime, locale, t } from "../i18n.js";
 import { avatar, limit, roomPath, shareLink } from "./common.js";
+import { DateTimePicker } from "./date-picker.js";
 
 const REFRESH_MS = 15000;
 const SPEAKERS_SHOWN = 5;
@@ -18,6 +19,7 @@ export class LobbyView {
     this.loadError = null;
     this.timer = null;
     this.container = null;
+    this.createPanel = null; // {key, element}: the "Start a room" form, kept across refreshes
   }
 
   mount(container) {
@@ -70,15 +72,21 @@ export class LobbyView {
       this.loadError
         ? h("p", { class: "notice", role: "alert", testid: "lobby-error" }, errorText(this.loadError))
         : null,
-      this.renderCreate(),
-      h("section", { "aria-labelledby": "live-heading", testid: "live-rooms" },
-        h("h2", { id: "live-heading" }, t("lobby.live")),
-        this.renderList(this.live, (room) => this.liveCard(room), "lobby.no_live"),
-        this.moreButton("live")),
-      h("section", { "aria-labelledby": "scheduled-heading", testid: "scheduled-rooms" },
-        h("h2", { id: "scheduled-heading" }, t("lobby.scheduled")),
-        this.renderList(this.scheduled, (room) => this.scheduledCard(room), "lobby.no_scheduled"),
-        this.moreButton("scheduled")),
+      // One column on a phone; on a wide screen the live rooms take the width and starting a
+      // room and what is coming up sit beside them (style.css, .lobby).
+      h("div", { class: "lobby" },
+        this.renderCreate(),
+        h("section", { class: "lobby-live", "aria-labelledby": "live-heading",
+          testid: "live-rooms" },
+          h("h2", { id: "live-heading" }, t("lobby.live")),
+          this.renderList(this.live, (room) => this.liveCard(room), "lobby.no_live"),
+          this.moreButton("live")),
+        h("section", { class: "lobby-scheduled", "aria-labelledby": "scheduled-heading",
+          testid: "scheduled-rooms" },
+          h("h2", { id: "scheduled-heading" }, t("lobby.scheduled")),
+          this.renderList(this.scheduled, (room) => this.scheduledCard(room),
+            "lobby.no_scheduled"),
+          this.moreButton("scheduled"))),
     );
   }
 
@@ -110,7 +118,7 @@ export class LobbyView {
         extra > 0 ? h("li", { class: "muted" }, t("lobby.more_speakers", { count: extra })) : null),
       h("p", { class: "counts muted", testid: `room-counts-${room.id}` },
         t("lobby.speaker_count", { count: room.speaker_count ?? speakers.length }),
-        " · ",
+        t("common.separator"),
         t("lobby.listener_count", { count: room.listener_count ?? 0 })),
     );
   }
@@ -121,7 +129,7 @@ export class LobbyView {
       h("h3", { dir: "auto" }, room.title),
       h("p", {},
         h("time", { datetime: room.scheduled_start }, formatDateTime(room.scheduled_start)),
-        " · ",
+        t("common.separator"),
         t("lobby.hosted_by", { name: room.host?.display_name ?? "" })),
       room.description ? h("p", { class: "muted", dir: "auto" }, room.description) : null,
       h("div", { class: "row" },
@@ -138,6 +146,11 @@ export class LobbyView {
     );
   }
 
+  /**
+   * "Start a room": a primary button that opens the form, whose "Schedule for later" part is a
+   * disclosure with the picker in the reader's calendar. Built once per person and language
+   * and kept across the lobby's refreshes, so what someone is typing survives them.
+   */
   renderCreate() {
     const user = this.app.user;
     if (!user || user.is_guest) {
@@ -146,37 +159,54 @@ export class LobbyView {
         h("button", { type: "button", class: "primary", testid: "create-signin",
           onclick: () => this.app.auth.open("signin") }, t("auth.signin")));
     }
-    const error = h("p", { class: "form-error", role: "alert", testid: "create-room-error" });
-    const scheduleInput = h("input", {
-      type: "datetime-local", name: "scheduled_start", testid: "room-schedule-input", dir: "ltr",
-    });
-    return h("details", { class: "panel", testid: "create-room-panel" },
-      h("summary", { testid: "create-room-open" }, t("lobby.create")),
-      h("form", { class: "stack", onsubmit: (e) => this.create(e, error) },
-        h("label", { class: "field" }, h("span", {}, t("lobby.room_title")),
-          h("input", { name: "title", required: true, dir: "auto",
-            maxlength: limit(this.app, "title_max"),
-            testid: "room-title-input" })),
-        h("label", { class: "field" }, h("span", {}, t("lobby.room_description")),
-          h("textarea", { name: "description", rows: "2", dir: "auto",
-            maxlength: limit(this.app, "description_max"),
-            testid: "room-description-input" })),
-        h("fieldset", { class: "field" },
-          h("legend", {}, t("lobby.visibility")),
-          ["open", "social", "closed"].map((v) =>
-            h("label", { class: "radio" },
-              h("input", { type: "radio", name: "visibility", value: v, checked: v === "open",
-                testid: `visibility-${v}` }),
-              h("span", {}, t(`visibility.${v}`), " — ",
-                h("span", { class: "muted" }, t(`visibility.${v}_hint`)))))),
-        h("label", { class: "field" },
-          h("span", {}, t("lobby.schedule_optional")), scheduleInput),
-        error,
-        h("button", { type: "submit", class: "primary", testid: "create-room" },
-          t("lobby.create_submit"))));
+    const key = `${user.id} ${locale()}`;
+    if (this.createPanel?.key !== key) this.createPanel = { key, element: this.buildCreate() };
+    return this.createPanel.element;
   }
 
-  async create(event, errorEl) {
+  buildCreate() {
+    const error = h("p", { class: "form-error", role: "alert", testid: "create-room-error" });
+    const picker = new DateTimePicker({ testid: "schedule" });
+    const submit = h("button", { type: "submit", class: "primary", testid: "create-room" },
+      t("lobby.create_submit"));
+    const schedule = h("details", { class: "schedule", testid: "schedule-details",
+      ontoggle: () => {
+        submit.textContent = t(schedule.open ? "lobby.schedule_submit" : "lobby.create_submit");
+      } },
+      h("summary", { testid: "schedule-open" }, t("lobby.schedule_optional")),
+      picker.element);
+    const form = h("form", { class: "stack", id: "create-room-form", hidden: true,
+      onsubmit: (e) => this.create(e, error, schedule.open ? picker.value() : null) },
+      h("label", { class: "field" }, h("span", {}, t("lobby.room_title")),
+        h("input", { name: "title", required: true, dir: "auto",
+          maxlength: limit(this.app, "title_max"),
+          testid: "room-title-input" })),
+      h("label", { class: "field" }, h("span", {}, t("lobby.room_description")),
+        h("textarea", { name: "description", rows: "2", dir: "auto",
+          maxlength: limit(this.app, "description_max"),
+          testid: "room-description-input" })),
+      h("fieldset", { class: "field" },
+        h("legend", {}, t("lobby.visibility")),
+        ["open", "social", "closed"].map((v) =>
+          h("label", { class: "radio" },
+            h("input", { type: "radio", name: "visibility", value: v, checked: v === "open",
+              testid: `visibility-${v}` }),
+            h("span", {}, t(`visibility.${v}`), " — ",
+              h("span", { class: "muted" }, t(`visibility.${v}_hint`)))))),
+      schedule,
+      error,
+      submit);
+    const open = h("button", { type: "button", class: "primary big start-room",
+      testid: "create-room-open", "aria-expanded": "false", "aria-controls": "create-room-form",
+      onclick: () => {
+        form.hidden = !form.hidden;
+        open.setAttribute("aria-expanded", form.hidden ? "false" : "true");
+        if (!form.hidden) form.querySelector("input[name=title]").focus();
+      } }, h("span", { class: "plus", "aria-hidden": "true" }, "+"), t("lobby.create"));
+    return h("section", { class: "panel create-room", testid: "create-room-panel" }, open, form);
+  }
+
+  async create(event, errorEl, scheduledStart) {
     event.preventDefault();
     const data = Object.fromEntries(new FormData(event.target));
     const fields = {
@@ -184,16 +214,21 @@ export class LobbyView {
       description: (data.description || "").trim(),
       visibility: data.visibility,
     };
-    if (data.scheduled_start) {
-      // datetime-local is the person's wall-clock time; send it as an absolute instant.
-      fields.scheduled_start = new Date(toAsciiDigits(data.scheduled_start)).toISOString();
-    }
     errorEl.textContent = "";
+    if (scheduledStart) {
+      if (scheduledStart.getTime() <= Date.now()) {
+        errorEl.textContent = t("lobby.schedule_past");
+        return;
+      }
+      // The picker gives the person's wall-clock time; the server takes an absolute instant.
+      fields.scheduled_start = scheduledStart.toISOString();
+    }
     try {
       const room = await api.createRoom(fields);
       if (room.status === "live") this.app.navigate(roomPath(room.id));
       else {
         this.app.announce(t("lobby.scheduled_done", { title: room.title }));
+        this.createPanel = null; // a fresh, closed form for the next room
         await this.load();
       }
     } catch (err) {

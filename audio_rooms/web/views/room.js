@@ -13,6 +13,7 @@ import {
 } from "../sdk/room-state.js";
 import { ConnectionState } from "../sdk/signalling.js";
 import { avatar, roomPath, shareLink } from "./common.js";
+import { KeepListening } from "./keep-listening.js";
 import { VirtualList } from "./virtual-list.js";
 
 const RANK = { listener: 0, speaker: 1, moderator: 2, host: 3 };
@@ -46,6 +47,18 @@ export class RoomView {
     this.countAnnouncedAt = 0;
     this.countTimer = null;
     this.onKeydown = (e) => this.keydown(e);
+    this.keepListening = new KeepListening({
+      play: () => this.audioPool.unlock(),
+      pause: () => this.audioPool.elements.forEach((el) => el.pause()),
+      leave: () => this.leave(),
+      reconnect: () => {
+        // Waiting out a backoff step while the network is back would be silence for nothing.
+        const conn = this.session.conn;
+        if (this.session.connState === ConnectionState.RECONNECTING && conn && !conn.ws) {
+          conn.resync();
+        }
+      },
+    });
     this.session = new RoomSession(roomId, invite, {
       config: app.config,
       audioPool: this.audioPool,
@@ -91,6 +104,7 @@ export class RoomView {
 
   unmount() {
     document.removeEventListener("keydown", this.onKeydown);
+    this.keepListening.stop();
     this.session.leave();
     this.closeInvitation();
     this.audioBox.remove();
@@ -249,6 +263,8 @@ export class RoomView {
     if (restore) restore();
     else if (this.audienceOpen) this.audienceList?.draw(); // just opened
     refocus();
+    if (this.phase === Phase.IN_ROOM) this.keepListening.start(this.state.title, this.app.siteName);
+    else this.keepListening.stop();
     if (this.phase === Phase.IN_ROOM) {
       this.applyLevels();
       this.announceCount();
@@ -266,7 +282,11 @@ export class RoomView {
     return h("header", { class: "room-header" },
       h("h1", { dir: "auto", testid: "room-title" }, room.title),
       room.description ? h("p", { class: "muted", dir: "auto" }, room.description) : null,
-      this.renderConnection(),
+      // Before joining there is no connection to speak of: "Not connected" above "Tap to
+      // listen" reads as a fault to someone who has not tapped yet.
+      this.phase === Phase.IN_ROOM || this.phase === Phase.JOINING
+        ? this.renderConnection()
+        : null,
       this.renderRelay());
   }
 
@@ -298,11 +318,12 @@ export class RoomView {
       h("p", { testid: "scheduled-notice" }, t("room.scheduled_for", {
         when: this.info.scheduled_start ? formatDateTime(this.info.scheduled_start) : "",
       })),
-      isHost
-        ? h("button", { type: "button", class: "primary", testid: `start-room-${this.info.id}`,
-            onclick: () => this.session.start() }, t("lobby.start_now"))
-        : null,
-      h("a", { href: "/", testid: "back-to-lobby" }, t("room.back_to_lobby")),
+      h("div", { class: "row" },
+        isHost
+          ? h("button", { type: "button", class: "primary", testid: `start-room-${this.info.id}`,
+              onclick: () => this.session.start() }, t("lobby.start_now"))
+          : null,
+        h("a", { href: "/", testid: "back-to-lobby" }, t("room.back_to_lobby"))),
     ];
   }
 
@@ -331,7 +352,7 @@ export class RoomView {
     return [
       this.renderHeader(info),
       h("p", { class: "muted" },
-        t("lobby.hosted_by", { name: info.host?.display_name ?? "" }), " · ",
+        t("lobby.hosted_by", { name: info.host?.display_name ?? "" }), t("common.separator"),
         t("lobby.listener_count", { count: info.listener_count ?? 0 })),
       h("section", { class: "panel prejoin" }, action),
       h("a", { href: "/", testid: "back-to-lobby" }, t("room.back_to_lobby")),
@@ -349,22 +370,27 @@ export class RoomView {
     ];
   }
 
+  /** On a phone one column; from 1024 px the stage and audience take the width, with the
+   * room's title and state and the hand queue in a column beside them (style.css). */
   renderRoom() {
     const s = this.state;
     return [
-      this.renderHeader(s),
-      this.audioPool.blocked
-        ? h("button", { type: "button", class: "primary big", testid: "tap-to-listen",
-            onclick: () => {
-              this.audioPool.unlock();
-              this.scheduleRender();
-            } }, t("room.tap_to_listen"))
-        : null,
-      isModerator(s) ? this.renderHandQueue() : null,
-      h("section", { "aria-labelledby": "stage-heading", testid: "stage" },
-        h("h2", { id: "stage-heading" }, t("room.stage")),
-        h("ul", { class: "people stage" }, stage(s).map((p) => this.tile(p)))),
-      this.renderAudience(),
+      h("div", { class: "room-layout" },
+        h("div", { class: "room-side", testid: "room-side" },
+          this.renderHeader(s),
+          isModerator(s) ? this.renderHandQueue() : null),
+        h("div", { class: "room-main", testid: "room-main" },
+          this.audioPool.blocked
+            ? h("button", { type: "button", class: "primary big", testid: "tap-to-listen",
+                onclick: () => {
+                  this.audioPool.unlock();
+                  this.scheduleRender();
+                } }, t("room.tap_to_listen"))
+            : null,
+          h("section", { "aria-labelledby": "stage-heading", testid: "stage" },
+            h("h2", { id: "stage-heading" }, t("room.stage")),
+            h("ul", { class: "people stage" }, stage(s).map((p) => this.tile(p)))),
+          this.renderAudience())),
       this.renderControls(),
     ];
   }
