@@ -59,6 +59,13 @@ from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import RoomStore
 from audio_rooms.tasks import cancel_and_wait
+from audio_rooms.webhooks import (
+    WEBHOOK_EVENTS,
+    WebhookConfig,
+    WebhookDeliverer,
+    WebhookMetrics,
+    WebhookQueue,
+)
 from audio_rooms.workers import SupervisorLink
 
 logger = logging.getLogger(__name__)
@@ -80,6 +87,21 @@ def media_config(settings: Settings) -> MediaConfig:
         connect_timeout=settings.media_connect_timeout,
         transports_per_address=settings.media_transports_per_address,
         pipe_host=pipe_host(settings),
+        measure_latency=settings.media_measure_latency,
+    )
+
+
+def webhook_config(settings: Settings) -> WebhookConfig | None:
+    if not settings.webhook_urls or not settings.webhook_secret:
+        return None
+    return WebhookConfig(
+        urls=settings.webhook_urls,
+        secret=settings.webhook_secret,
+        events=frozenset(settings.webhook_events) or WEBHOOK_EVENTS,
+        max_attempts=settings.webhook_max_attempts,
+        retry_base=settings.webhook_retry_base,
+        timeout=settings.webhook_timeout,
+        queue_max=settings.webhook_queue_max,
     )
 
 
@@ -154,6 +176,12 @@ async def start_services(
     )
     node_id = new_node_id()
     bus = NodeBus(redis, channels, node_id)
+    deliverer: WebhookDeliverer | None = None
+    hooks = webhook_config(settings)
+    if hooks is not None:
+        hook_metrics = WebhookMetrics(metrics.registry)
+        store.on_events = WebhookQueue(redis, hooks, hook_metrics).enqueue
+        deliverer = WebhookDeliverer(redis, hooks, hook_metrics, node_id)
     node_holder: list[Node] = []
 
     def registry_view() -> tuple[list[NodeInfo], float]:
@@ -194,6 +222,7 @@ async def start_services(
         revocations=revocations,
         metrics=metrics,
         embedded_redis=embedded,
+        webhooks=deliverer,
     )
     hub.listeners += [room_media.on_published, rooms.on_published]
     if media is not None:
@@ -227,6 +256,8 @@ async def start_services(
     room_media.start()
     metrics.watch_nodes(services.node)
     services.housekeeping = asyncio.create_task(_housekeeping(db), name="housekeeping")
+    if deliverer is not None:
+        deliverer.start()
     return services
 
 
@@ -244,6 +275,8 @@ async def _housekeeping(db: Database) -> None:
 
 async def stop_services(services: Services) -> None:
     await cancel_and_wait(services.housekeeping)
+    if services.webhooks is not None:
+        await services.webhooks.stop()
     await services.metrics.stop()
     if services.audience_ticker is not None:
         await services.audience_ticker.stop()
