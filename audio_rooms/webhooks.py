@@ -252,7 +252,7 @@ class WebhookDeliverer:
             min_idle_time=int(self.config.lease * 1000), start_id="0-0", count=BATCH)
         entries = [entry for entry in claimed[1] if entry[1]]  # deleted ones come back empty
         if not entries:
-            read = await self.redis.xreadgroup(
+            read: Any = await self.redis.xreadgroup(
                 keys.WEBHOOK_GROUP, self.consumer, {keys.WEBHOOK_QUEUE: ">"}, count=BATCH,
                 block=1000)
             entries = [entry for _, stream_entries in read for entry in stream_entries]
