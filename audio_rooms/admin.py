@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from audio_rooms import errors
 from audio_rooms.datadir import NoRunningServer, read_running_server
@@ -26,6 +27,7 @@ from audio_rooms.state.connect import redis_mode
 from audio_rooms.state.nodes import NodeRegistry
 from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.store import RoomStore
+from audio_rooms.webhooks import WebhookMetrics, WebhookQueue, webhook_config
 
 
 @dataclass
@@ -160,6 +162,11 @@ async def connect(settings: Settings) -> AsyncIterator[Admin]:
             store.after_write = ReplicaAcks(
                 redis, settings.redis_replica_acks, settings.redis_replica_timeout
             ).after_write
+        hooks = webhook_config(settings)
+        if hooks is not None:
+            # Queued for the server processes to deliver; this command delivers nothing.
+            store.on_events = WebhookQueue(
+                redis, hooks, WebhookMetrics(CollectorRegistry())).enqueue
         yield Admin(settings, db, store)
     finally:
         db.close()

@@ -59,13 +59,7 @@ from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import RoomStore
 from audio_rooms.tasks import cancel_and_wait
-from audio_rooms.webhooks import (
-    WEBHOOK_EVENTS,
-    WebhookConfig,
-    WebhookDeliverer,
-    WebhookMetrics,
-    WebhookQueue,
-)
+from audio_rooms.webhooks import WebhookDeliverer, WebhookMetrics, WebhookQueue, webhook_config
 from audio_rooms.workers import SupervisorLink
 
 logger = logging.getLogger(__name__)
@@ -90,19 +84,6 @@ def media_config(settings: Settings) -> MediaConfig:
         measure_latency=settings.media_measure_latency,
     )
 
-
-def webhook_config(settings: Settings) -> WebhookConfig | None:
-    if not settings.webhook_urls or not settings.webhook_secret:
-        return None
-    return WebhookConfig(
-        urls=settings.webhook_urls,
-        secret=settings.webhook_secret,
-        events=frozenset(settings.webhook_events) or WEBHOOK_EVENTS,
-        max_attempts=settings.webhook_max_attempts,
-        retry_base=settings.webhook_retry_base,
-        timeout=settings.webhook_timeout,
-        queue_max=settings.webhook_queue_max,
-    )
 
 
 def pipe_host(settings: Settings) -> str:

@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import redis.asyncio as aioredis
@@ -37,6 +37,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from audio_rooms.domain.events import Event
 from audio_rooms.state import keys
 from audio_rooms.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from audio_rooms.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,21 @@ class WebhookConfig:
         """How long an entry may stay taken and unacknowledged before another process takes
         it: longer than any attempt of a batch can last."""
         return 2 * self.timeout + 5
+
+
+def webhook_config(settings: Settings) -> WebhookConfig | None:
+    """The configuration the settings give, or None: no webhooks."""
+    if not settings.webhook_urls or not settings.webhook_secret:
+        return None
+    return WebhookConfig(
+        urls=settings.webhook_urls,
+        secret=settings.webhook_secret,
+        events=frozenset(settings.webhook_events) or WEBHOOK_EVENTS,
+        max_attempts=settings.webhook_max_attempts,
+        retry_base=settings.webhook_retry_base,
+        timeout=settings.webhook_timeout,
+        queue_max=settings.webhook_queue_max,
+    )
 
 
 # --- pure: events and signatures ---------------------------------------------------------------
