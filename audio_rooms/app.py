@@ -34,7 +34,7 @@ from audio_rooms.rooms import RoomService
 from audio_rooms.services import Services
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig
-from audio_rooms.signalling import api, schema
+from audio_rooms.signalling import admin_api, api, schema
 from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode
@@ -319,9 +319,9 @@ async def readyz(request: Request) -> Response:
                         status_code=200 if ready else 503)
 
 
-def _index(web_dir: Path) -> Any:
+def _index(web_dir: Path, name: str = "index.html") -> Any:
     async def index(request: Request) -> Response:
-        page = web_dir / "index.html"
+        page = web_dir / name
         if not page.exists():
             return JSONResponse({"code": "not_found", "message": "No web client here."}, 404)
         return FileResponse(page, headers={"Cache-Control": "no-cache"})
@@ -383,11 +383,15 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint(metrics, settings)),
         *api.routes,
+        *admin_api.routes,
         *schema.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         WebSocketRoute("/ws/rooms/{room_id}/listen", listen_socket),
         Route("/", _index(web)),
         Route("/r/{room_id}", _index(web)),
+        # Listen-only, compact, and the one page other sites may frame (headers.py).
+        Route("/embed/r/{room_id}", _index(web, "embed.html")),
+        Route("/admin", _index(web, "admin.html")),
     ]
     if web.is_dir():
         routes.append(Mount("/", StaticFiles(directory=web), name="web"))
@@ -395,7 +399,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(ExposeProtocol),
-            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, embed_origins=settings.embed_origins),
             Middleware(SameOrigin, allowed_origins=settings.allowed_origins),
         ],
         lifespan=lifespan,
