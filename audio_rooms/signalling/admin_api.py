@@ -5,6 +5,7 @@ takes effect at once. The actions are :class:`audio_rooms.admin.Admin`'s, the CL
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from pydantic import Field
@@ -68,6 +69,8 @@ async def unban(request: Request) -> Response:
     user_id, lifted = await admin.unban_user(request.path_params["handle"])
     return JSONResponse({"unbanned": user_id, "was_banned": lifted})
 
+
+REQUEST_BODIES: dict[Callable[[Request], Awaitable[Response]], type[Body]] = {ban: BanBody}
 
 routes = [
     Route("/api/admin/me", whoami, methods=["GET"]),
