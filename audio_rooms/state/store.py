@@ -145,9 +145,13 @@ class RoomStore:
                                         {"title": state.title}),))
 
     async def tell(self, room_id: str, events: Sequence[Event]) -> None:
-        """Hand events this process caused to ``on_events``, if anyone listens."""
+        """Hand events this process caused to ``on_events``, if anyone listens. The change is
+        made whatever happens there: an observer's failure is logged, never the actor's."""
         if self.on_events is not None and events:
-            await self.on_events(room_id, events)
+            try:
+                await self.on_events(room_id, events)
+            except Exception:
+                logger.exception("room %s: on_events failed", room_id)
 
     async def load(self, room_id: str) -> RoomState | None:
         """The room as it is in Redis now. Only the small meta key is read when this process
