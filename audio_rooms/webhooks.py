@@ -235,6 +235,17 @@ class WebhookDeliverer:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         await self._http.aclose()
+        # Leave the group tidy: a consumer holding nothing goes (each start is a new one).
+        # One holding entries (cancelled mid-delivery) stays, for another to claim them.
+        try:
+            pending = await self.redis.xpending_range(
+                keys.WEBHOOK_QUEUE, keys.WEBHOOK_GROUP, min="-", max="+", count=1,
+                consumername=self.consumer)
+            if not pending:
+                await self.redis.xgroup_delconsumer(
+                    keys.WEBHOOK_QUEUE, keys.WEBHOOK_GROUP, self.consumer)
+        except (aioredis.RedisError, OSError):
+            pass
 
     async def _run(self) -> None:
         await self._make_group()

@@ -12,13 +12,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import uvicorn
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from audio_rooms.webhooks import SIGNATURE_HEADER, sign, verify
+from audio_rooms.domain.events import Event
+from audio_rooms.state import keys
+from audio_rooms.webhooks import (
+    SIGNATURE_HEADER,
+    WebhookConfig,
+    WebhookDeliverer,
+    WebhookMetrics,
+    WebhookQueue,
+    sign,
+    verify,
+)
 from tests.conftest import (
     Account,
     RunningServer,
@@ -173,3 +185,28 @@ async def test_queue_survives_restart_and_two_processes_deliver_once(
 
 async def _positive(value: Any) -> bool:
     return bool(await value > 0)
+
+
+async def test_a_delivery_taken_by_a_process_that_died_is_claimed_by_another(
+    redis: aioredis.Redis,
+) -> None:
+    await redis.delete(keys.WEBHOOK_QUEUE, keys.WEBHOOK_RETRIES)
+    async with receiving(Receiver(fail_first=0)) as receiver:
+        config = WebhookConfig(urls=(receiver.url,), secret=SECRET, timeout=0.5)
+        metrics = WebhookMetrics(CollectorRegistry())
+        await WebhookQueue(redis, config, metrics).enqueue(
+            "room1", [Event("room_started", "host@x", {"title": "T"})])
+        # A process takes the entry and dies before acknowledging it.
+        await redis.xgroup_create(keys.WEBHOOK_QUEUE, keys.WEBHOOK_GROUP, id="0")
+        taken = await redis.xreadgroup(keys.WEBHOOK_GROUP, "dead", {keys.WEBHOOK_QUEUE: ">"})
+        assert len(taken[0][1]) == 1
+        survivor = WebhookDeliverer(redis, config, metrics, "survivor")
+        survivor.start()
+        try:
+            await asyncio.sleep(1.0)
+            assert receiver.accepted == []  # not before the lease ran out
+            await eventually(lambda: len(receiver.accepted) == 1, within=config.lease + 5)
+        finally:
+            await survivor.stop()
+        assert receiver.accepted[0]["room_id"] == "room1"
+        assert await redis.xlen(keys.WEBHOOK_QUEUE) == 0
