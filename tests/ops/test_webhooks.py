@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from audio_rooms.domain.events import Event
+from audio_rooms.settings import SettingsError, load_settings
 from audio_rooms.state import keys
 from audio_rooms.webhooks import (
     SIGNATURE_HEADER,
@@ -210,3 +211,19 @@ async def test_a_delivery_taken_by_a_process_that_died_is_claimed_by_another(
             await survivor.stop()
         assert receiver.accepted[0]["room_id"] == "room1"
         assert await redis.xlen(keys.WEBHOOK_QUEUE) == 0
+
+
+def test_webhook_settings_refuse_what_cannot_work() -> None:
+    with pytest.raises(SettingsError, match="AUDIO_ROOMS_WEBHOOK_SECRET"):
+        load_settings(webhook_urls="https://hooks.example.org/rooms")
+    with pytest.raises(SettingsError, match="AUDIO_ROOMS_WEBHOOK_URLS"):
+        load_settings(webhook_urls="ftp://hooks.example.org", webhook_secret=SECRET)
+    with pytest.raises(SettingsError, match="AUDIO_ROOMS_WEBHOOK_EVENTS"):
+        load_settings(webhook_urls="https://h.example.org", webhook_secret=SECRET,
+                      webhook_events="room.started,room.exploded")
+    with pytest.raises(SettingsError, match="AUDIO_ROOMS_WEBHOOK_SECRET"):
+        load_settings(webhook_urls="https://h.example.org", webhook_secret="CHANGE-ME-0123456789")
+    settings = load_settings(webhook_urls="https://a.example.org/x, https://b.example.org",
+                             webhook_secret=SECRET, webhook_events="room.started")
+    assert settings.webhook_urls == ("https://a.example.org/x", "https://b.example.org")
+    assert SECRET not in repr(settings)
