@@ -112,6 +112,8 @@ async def test_admin_ends_a_room_and_bans_and_unbans(
         assert (await host_c.expect("room_ended"))["reason"] == "ended_by_admin"
         missing = await http.post("/api/admin/rooms/nope/end")
         assert missing.status_code == 404
+        myself = await http.post("/api/admin/users/boss/ban", json={})
+        assert myself.status_code == 403 and myself.json()["code"] == "not_permitted"
         too_long = await http.post(f"/api/admin/users/{eve_handle}/ban",
                                    json={"reason": "x" * 600})
         assert too_long.status_code == 400

@@ -14,9 +14,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from audio_rooms import errors
-from audio_rooms.admin import Admin
+from audio_rooms.admin import Admin, existing_user_id
 from audio_rooms.services import Services
-from audio_rooms.signalling.api import Body, _body
+from audio_rooms.signalling.api import Body, _body  # one body reader: limits, JSON, errors
 
 
 class BanBody(Body):
@@ -59,8 +59,12 @@ async def end_room(request: Request) -> Response:
 async def ban(request: Request) -> Response:
     admin, user_id = await _admin(request)
     body = await _body(request, BanBody)
+    handle = request.path_params["handle"]
+    if await existing_user_id(admin.db, admin.settings, handle) == user_id:
+        # It would sign them out everywhere, with nobody left to lift it but the CLI.
+        raise errors.NotPermitted("Administrators cannot ban themselves.")
     banned, removed_from = await admin.ban_user(
-        request.path_params["handle"], body.reason, via=f"admin page: {user_id}")
+        handle, body.reason, via=f"admin page: {user_id}")
     return JSONResponse({"banned": banned, "removed_from": removed_from})
 
 
