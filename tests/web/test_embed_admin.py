@@ -149,3 +149,35 @@ async def test_admin_page_ends_a_room_in_chromium(
         has_text="for server administrators").wait_for(timeout=10_000)
     assert not await page.get_by_test_id("admin-users").is_visible()
     await ctx.close()
+
+
+async def test_embed_and_admin_pages_in_persian_on_a_phone(
+    server: RunningServer, make_account: AccountFactory, browsers: Browsers,
+    screenshot: Any,
+) -> None:
+    host = await make_account("نسرین")
+    room_id = await create_room(server, host, title="اخبار شب")
+    host_c = await join(server, room_id, host)
+    token = await admin_token(server)
+    browser = await browsers.launch()
+    ctx = await browser.new_context(viewport={"width": 390, "height": 844}, locale="fa-IR",
+                                    base_url=server.base_url)
+    await ctx.add_cookies([{"name": "ar_session", "value": token, "url": server.base_url}])
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    await page.goto(f"/embed/r/{room_id}")
+    await page.get_by_test_id("embed-title").filter(has_text="اخبار شب").wait_for(
+        timeout=10_000)
+    assert await page.evaluate("document.documentElement.dir") == "rtl"
+    assert "زنده" in await page.get_by_test_id("embed-meta").inner_text()
+    assert await page.get_by_test_id("embed-listen").inner_text() == "گوش دادن"
+    await screenshot(page, "embed-fa-phone")
+    await page.goto("/admin")
+    await page.get_by_test_id(f"room-{room_id}").wait_for(timeout=10_000)
+    assert await page.evaluate("document.documentElement.dir") == "rtl"
+    assert "اتاق‌های زنده" in await page.locator("#rooms-title").inner_text()
+    await screenshot(page, "admin-fa-phone")
+    assert errors == []
+    await ctx.close()
+    await host_c.close()
