@@ -27,6 +27,7 @@ const WORDS = {
   },
 };
 
+let myId = null; // the administrator using the page: no Ban button on their own row
 let lang = localStorage.getItem("admin-locale") || (navigator.language.startsWith("fa") ? "fa" : "en");
 const w = (key) => WORDS[lang][key];
 const $ = (id) => document.getElementById(id);
@@ -111,7 +112,7 @@ function userRow(user) {
     badges.append(b, " ");
   }
   const path = `/api/admin/users/${encodeURIComponent(user.handle)}`;
-  const act = user.banned
+  const act = myId && myId.split("@")[0] === user.handle ? "" : user.banned
     ? button(w("unban"), `unban-${user.handle}`, () => call("POST", `${path}/unban`))
     : button(w("ban"), `ban-${user.handle}`, () => confirm(w("confirmBan")) &&
       call("POST", `${path}/ban`, {}), true);
@@ -121,8 +122,9 @@ function userRow(user) {
 
 async function load() {
   try {
-    const [{ rooms }, { users }] = await Promise.all([
+    const [{ user_id: me }, { rooms }, { users }] = await Promise.all([call("GET", "/api/admin/me"),
       call("GET", "/api/admin/rooms"), call("GET", "/api/admin/users")]);
+    myId = me;
     fill($("rooms-section").querySelector("table"),
       [w("room"), w("status"), w("host"), w("people"), ""], rooms.map(roomRow));
     fill($("users-section").querySelector("table"),

@@ -135,6 +135,8 @@ async def test_admin_page_ends_a_room_in_chromium(
     row = page.get_by_test_id(f"room-{room_id}")
     await row.wait_for(timeout=10_000)
     assert "Too late" in await row.inner_text()
+    await page.get_by_test_id(f"ban-{host.user_id.split('@')[0]}").wait_for()
+    assert await page.get_by_test_id("ban-boss").count() == 0  # not their own account
     await screenshot(page, "admin-desktop")
     await page.get_by_test_id(f"end-{room_id}").click()
     assert (await host_c.expect("room_ended"))["reason"] == "ended_by_admin"
