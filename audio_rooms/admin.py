@@ -1,5 +1,8 @@
 """The operator's commands: list and end rooms, list, ban and unban users, list nodes, against the
-configured Redis and database. With no Redis configured they use the Redis of the server
+configured Redis and database; the admin page (admin_api.py) uses the same :class:`Admin`.
+Creating accounts and granting the administrator role need the database only
+(:func:`create_account`, :func:`set_admin`): the first administrator exists before the first
+start. With no Redis configured they use the Redis of the server
 running on the data directory (as its lock file says, datadir.py); they never start one of their
 own, which would not be the one the server's rooms are in."""
 
@@ -11,12 +14,16 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import anyio
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
 
 from audio_rooms import errors
+from audio_rooms.accounts import passwords
+from audio_rooms.accounts.handles import clean_display_name, validate_handle
 from audio_rooms.datadir import NoRunningServer, read_running_server
 from audio_rooms.db.database import Database
-from audio_rooms.db.records import RoomStatus
+from audio_rooms.db.records import Locale, RoomStatus, UserRecord
 from audio_rooms.domain.transitions import ADMIN, admin_end, admin_remove
 from audio_rooms.settings import Settings
 from audio_rooms.state import keys
@@ -26,6 +33,7 @@ from audio_rooms.state.connect import redis_mode
 from audio_rooms.state.nodes import NodeRegistry
 from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.store import RoomStore
+from audio_rooms.webhooks import WebhookMetrics, WebhookQueue, webhook_config
 
 
 @dataclass
@@ -80,7 +88,7 @@ class Admin:
             ).nodes()
         ]
 
-    async def end_room(self, room_id: str) -> None:
+    async def end_room(self, room_id: str, via: str = "cli") -> None:
         if await self.store.load(room_id) is None:
             record = await self.db.get_room(room_id)
             if record is None:
@@ -90,7 +98,7 @@ class Admin:
         record = await self.db.get_room(room_id)
         if record is not None and record.ended_at is None:
             await self.db.mark_room_ended(room_id, datetime.now(UTC))
-        await self.db.log_moderation(room_id, ADMIN, "end_room", None, {"via": "cli"})
+        await self.db.log_moderation(room_id, ADMIN, "end_room", None, {"via": via})
 
     async def list_users(self) -> list[dict[str, object]]:
         banned = await self.db.server_banned_ids()
@@ -99,12 +107,13 @@ class Admin:
                 "handle": user.handle,
                 "display_name": user.display_name,
                 "banned": "yes" if user.id in banned else "no",
+                "admin": "yes" if user.is_admin else "no",
                 "created": user.created_at.isoformat(timespec="seconds"),
             }
             for user in await self.db.list_users()
         ]
 
-    async def ban_user(self, handle: str, reason: str) -> tuple[str, list[str]]:
+    async def ban_user(self, handle: str, reason: str, via: str = "cli") -> tuple[str, list[str]]:
         """Ban from the whole server, at once: every session is revoked, every node closes the
         user's sockets, live rooms drop them, and no room admits them or lets them host."""
         user_id = await self._existing_user_id(handle)
@@ -118,7 +127,7 @@ class Admin:
                     room_id, lambda s, now: admin_remove(s, user_id, now), about=(user_id,)
                 )
                 removed_from.append(room_id)
-                await self.db.log_moderation(room_id, ADMIN, "ban", user_id, {"via": "cli"})
+                await self.db.log_moderation(room_id, ADMIN, "ban", user_id, {"via": via})
         return user_id, removed_from
 
     async def unban_user(self, handle: str) -> tuple[str, bool]:
@@ -127,10 +136,37 @@ class Admin:
         return user_id, await self.db.remove_ban(None, user_id)
 
     async def _existing_user_id(self, handle: str) -> str:
-        user_id = handle if "@" in handle else f"{handle.lower()}@{self.settings.server_name}"
-        if await self.db.get_user(user_id) is None:
-            raise errors.UserNotFound(f"No user {handle!r} on this server.")
-        return user_id
+        return await existing_user_id(self.db, self.settings, handle)
+
+
+async def existing_user_id(db: Database, settings: Settings, handle: str) -> str:
+    """The id of this server's account ``handle`` (or ``handle@server``); UserNotFound."""
+    user_id = handle if "@" in handle else f"{handle.lower()}@{settings.server_name}"
+    if await db.get_user(user_id) is None:
+        raise errors.UserNotFound(f"No user {handle!r} on this server.")
+    return user_id
+
+
+async def create_account(db: Database, settings: Settings, handle: str, display_name: str,
+                         password: str, admin: bool) -> UserRecord:
+    """An account made by the operator, held to the sign-up rules (handle, password)."""
+    handle = validate_handle(handle)
+    display_name = clean_display_name(display_name or handle)
+    passwords.check_password_policy(password)
+    password_hash = await anyio.to_thread.run_sync(
+        passwords.hash_new_password, password, (handle, display_name))
+    user = await db.create_user(handle, display_name, password_hash, Locale.EN.value,
+                                settings.server_name)
+    if admin:
+        await db.set_admin(user.id, True)
+    return user
+
+
+async def set_admin(db: Database, settings: Settings, handle: str, admin: bool) -> str:
+    """Grant (or take away) the administrator role; the user's id."""
+    user_id = await existing_user_id(db, settings, handle)
+    await db.set_admin(user_id, admin)
+    return user_id
 
 
 @contextlib.asynccontextmanager
@@ -160,6 +196,11 @@ async def connect(settings: Settings) -> AsyncIterator[Admin]:
             store.after_write = ReplicaAcks(
                 redis, settings.redis_replica_acks, settings.redis_replica_timeout
             ).after_write
+        hooks = webhook_config(settings)
+        if hooks is not None:
+            # Queued for the server processes to deliver; this command delivers nothing.
+            store.on_events = WebhookQueue(
+                redis, hooks, WebhookMetrics(CollectorRegistry())).enqueue
         yield Admin(settings, db, store)
     finally:
         db.close()

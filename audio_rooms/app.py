@@ -34,7 +34,7 @@ from audio_rooms.rooms import RoomService
 from audio_rooms.services import Services
 from audio_rooms.settings import Settings
 from audio_rooms.sfu import IceServer, MediaConfig
-from audio_rooms.signalling import api, branding, schema
+from audio_rooms.signalling import admin_api, api, branding, schema
 from audio_rooms.signalling.audience_tick import AudienceTicker
 from audio_rooms.signalling.auth import Authenticator
 from audio_rooms.signalling.connection import CloseCode
@@ -59,6 +59,7 @@ from audio_rooms.state.replication import ReplicaAcks
 from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import RoomStore
 from audio_rooms.tasks import cancel_and_wait
+from audio_rooms.webhooks import WebhookDeliverer, WebhookMetrics, WebhookQueue, webhook_config
 from audio_rooms.workers import SupervisorLink
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,9 @@ def media_config(settings: Settings) -> MediaConfig:
         connect_timeout=settings.media_connect_timeout,
         transports_per_address=settings.media_transports_per_address,
         pipe_host=pipe_host(settings),
+        measure_latency=settings.media_measure_latency,
     )
+
 
 
 def pipe_host(settings: Settings) -> str:
@@ -154,6 +157,12 @@ async def start_services(
     )
     node_id = new_node_id()
     bus = NodeBus(redis, channels, node_id)
+    deliverer: WebhookDeliverer | None = None
+    hooks = webhook_config(settings)
+    if hooks is not None:
+        hook_metrics = WebhookMetrics(metrics.registry)
+        store.on_events = WebhookQueue(redis, hooks, hook_metrics).enqueue
+        deliverer = WebhookDeliverer(redis, hooks, hook_metrics, node_id)
     node_holder: list[Node] = []
 
     def registry_view() -> tuple[list[NodeInfo], float]:
@@ -194,6 +203,7 @@ async def start_services(
         revocations=revocations,
         metrics=metrics,
         embedded_redis=embedded,
+        webhooks=deliverer,
     )
     hub.listeners += [room_media.on_published, rooms.on_published]
     if media is not None:
@@ -227,6 +237,8 @@ async def start_services(
     room_media.start()
     metrics.watch_nodes(services.node)
     services.housekeeping = asyncio.create_task(_housekeeping(db), name="housekeeping")
+    if deliverer is not None:
+        deliverer.start()
     return services
 
 
@@ -244,6 +256,8 @@ async def _housekeeping(db: Database) -> None:
 
 async def stop_services(services: Services) -> None:
     await cancel_and_wait(services.housekeeping)
+    if services.webhooks is not None:
+        await services.webhooks.stop()
     await services.metrics.stop()
     if services.audience_ticker is not None:
         await services.audience_ticker.stop()
@@ -305,9 +319,9 @@ async def readyz(request: Request) -> Response:
                         status_code=200 if ready else 503)
 
 
-def _index(web_dir: Path) -> Any:
+def _index(web_dir: Path, name: str = "index.html") -> Any:
     async def index(request: Request) -> Response:
-        page = web_dir / "index.html"
+        page = web_dir / name
         if not page.exists():
             return JSONResponse({"code": "not_found", "message": "No web client here."}, 404)
         return FileResponse(page, headers={"Cache-Control": "no-cache"})
@@ -369,12 +383,16 @@ def create_app(
         Route("/readyz", readyz),
         Route("/metrics", metrics_endpoint(metrics, settings)),
         *api.routes,
+        *admin_api.routes,
         *schema.routes,
         *branding.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         WebSocketRoute("/ws/rooms/{room_id}/listen", listen_socket),
         Route("/", _index(web)),
         Route("/r/{room_id}", _index(web)),
+        # Listen-only, compact, and the one page other sites may frame (headers.py).
+        Route("/embed/r/{room_id}", _index(web, "embed.html")),
+        Route("/admin", _index(web, "admin.html")),
     ]
     if web.is_dir():
         routes.append(Mount("/", StaticFiles(directory=web), name="web"))
@@ -382,7 +400,7 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(ExposeProtocol),
-            Middleware(SecurityHeaders),
+            Middleware(SecurityHeaders, embed_origins=settings.embed_origins),
             Middleware(SameOrigin, allowed_origins=settings.allowed_origins),
         ],
         lifespan=lifespan,

@@ -58,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     ban.add_argument("--reason", default="banned by an operator")
     unban = users.add_parser("unban", help="lift a server-wide ban")
     unban.add_argument("handle", help="handle, or full id handle@server")
+    create = users.add_parser(
+        "create", help="create an account (the password is read from standard input, or "
+        "asked for on a terminal); needs only the database, so it works before the first start")
+    create.add_argument("handle", help="3-32 of a-z, 0-9 and _")
+    create.add_argument("--display-name", default="", help="default: the handle")
+    create.add_argument("--admin", action="store_true", help="a server administrator")
+    promote = users.add_parser("promote", help="make an account a server administrator")
+    promote.add_argument("handle", help="handle, or full id handle@server")
+    demote = users.add_parser("demote", help="take the administrator role away")
+    demote.add_argument("handle", help="handle, or full id handle@server")
     return parser
 
 
@@ -67,6 +77,46 @@ def _print_rows(rows: list[dict[str, object]], none: str) -> None:
         print("\t".join(f"{k}={v}" for k, v in row.items()))
     if not rows:
         print(none)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise ValueError("the passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def _accounts(settings: Settings, args: argparse.Namespace) -> int:
+    """``users create|promote|demote``: the database alone, no running server needed."""
+    from audio_rooms import errors
+    from audio_rooms.admin import create_account, set_admin
+    from audio_rooms.db.database import Database
+
+    try:
+        password = _read_password() if args.users_command == "create" else ""
+    except ValueError as exc:
+        print(f"audio-rooms: {exc}", file=sys.stderr)
+        return 1
+    db = await Database.open(settings.resolved_database_url)
+    try:
+        if args.users_command == "create":
+            user = await create_account(db, settings, args.handle, args.display_name, password,
+                                        args.admin)
+            print(f"{user.id} created" + (", a server administrator" if args.admin else ""))
+        else:
+            admin = args.users_command == "promote"
+            user_id = await set_admin(db, settings, args.handle, admin)
+            print(f"{user_id} is {'now' if admin else 'no longer'} a server administrator")
+    except errors.AudioRoomsError as exc:
+        print(f"audio-rooms: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    return 0
 
 
 async def _admin(settings: Settings, args: argparse.Namespace) -> int:
@@ -180,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_worker(settings, worker, args.listen_fd, args.supervisor_fd)
     if args.command == "serve":
         return serve(settings)
+    if args.command == "users" and args.users_command in ("create", "promote", "demote"):
+        return asyncio.run(_accounts(settings, args))
     return asyncio.run(_admin(settings, args))
 
 

@@ -17,7 +17,11 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.requests import Request
@@ -38,6 +42,9 @@ PREFIX = "audio_rooms"
 LAG_INTERVAL = 0.5
 SCRAPE_HEADER_LIMIT = 8 * 1024  # bytes of request line and headers on the metrics port
 SCRAPE_TIMEOUT = 5.0  # seconds for a scrape, from connection to answer
+# Forwarding latency buckets, seconds: a healthy fan-out is tens to hundreds of microseconds; a
+# loaded node's, milliseconds (docs/benchmarks.md).
+LATENCY_BOUNDS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05)
 
 
 class Metrics:
@@ -108,7 +115,9 @@ class _StateCollector(Collector):
         self._media = media
         self._listen = listen
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(
+        self,
+    ) -> Iterator[GaugeMetricFamily | CounterMetricFamily | HistogramMetricFamily]:
         hub = self._hub
         room_ids = hub.room_ids()
         rooms = GaugeMetricFamily(
@@ -176,6 +185,17 @@ class _StateCollector(Collector):
             "Datagrams and RTP packets dropped on the way in or not forwarded, by reason.",
             stats.drops,
         )
+        measured = self._media.forwarding.latency_histogram(LATENCY_BOUNDS)
+        if measured is not None:
+            cumulative, total, seconds = measured
+            latency = HistogramMetricFamily(
+                f"{PREFIX}_forwarding_latency_seconds",
+                "Time from a packet's arrival to its last copy sent "
+                "(AUDIO_ROOMS_MEDIA_MEASURE_LATENCY).")
+            latency.add_metric(
+                [], [(repr(bound), count) for bound, count in cumulative] + [("+Inf", total)],
+                seconds)
+            yield latency
         yield _by_reason(
             "media_transports_lost",
             "Media transports that ended without being asked to, by reason.",

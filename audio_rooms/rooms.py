@@ -22,6 +22,7 @@ from audio_rooms.accounts.tokens import Identity
 from audio_rooms.audience import Audience
 from audio_rooms.db.records import BanRecord, ModerationEntry, RoomRecord, RoomStatus, UserRecord
 from audio_rooms.domain import actions as a
+from audio_rooms.domain.events import participant_joined
 from audio_rooms.domain.roles import Visibility
 from audio_rooms.domain.room import Limits, Participant, RoomState, new_room
 from audio_rooms.domain.transitions import Outcome, apply, host_rotate_invite
@@ -243,6 +244,9 @@ class RoomService:
             if result in ("joined", "present"):
                 if result == "present":
                     listener = await self.store.audience.listener(room_id, who.user_id) or listener
+                else:
+                    await self.store.tell(room_id, (participant_joined(
+                        listener.to_wire(), who.user_id),))
                 return Joined(state, listener, resumed=result == "present")
             if result == "full":
                 raise errors.RoomFull("This room is full.")

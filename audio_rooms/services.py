@@ -29,6 +29,7 @@ from audio_rooms.state.embedded import EmbeddedRedis
 from audio_rooms.state.ratelimit import RateLimit
 from audio_rooms.state.revocations import GuestRevocations
 from audio_rooms.state.store import RoomStore
+from audio_rooms.webhooks import WebhookDeliverer
 
 
 @dataclass
@@ -59,3 +60,4 @@ class Services:
     audience_ticker: AudienceTicker | None = field(default=None, repr=False)
     # The listen WebSockets' relays (None without media).
     listen: ListenRelays | None = field(default=None, repr=False)
+    webhooks: WebhookDeliverer | None = field(default=None, repr=False)

@@ -178,18 +178,34 @@ class Settings(BaseSettings):
     metrics_token: str | None = Field(None, min_length=16, max_length=256)
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(None, ge=1, le=65535)
+    # The SFU times each packet's fan-out and /metrics exports the histogram (a little CPU).
+    media_measure_latency: bool = False
+
+    # --- webhooks (webhooks.py, docs/operations.md "Webhooks") ---
+    webhook_urls: CommaList = ()
+    webhook_secret: str | None = Field(None, min_length=16, repr=False)
+    webhook_events: CommaList = ()  # empty: all of them
+    webhook_max_attempts: int = Field(8, ge=1, le=100)
+    webhook_retry_base: float = Field(2.0, gt=0, le=3600)
+    webhook_timeout: float = Field(10.0, gt=0, le=120)
+    webhook_queue_max: int = Field(100_000, ge=10, le=10_000_000)
+
+    # --- embedding and operators ---
+    # Origins whose pages may show /embed/r/{id} in an iframe (CSP frame-ancestors of that page
+    # alone; every other page may be framed by nobody).
+    embed_origins: CommaList = ()
 
     @field_validator(
         "secret_key", "turn_secret", "redis_url", "database_url", "media_announced_address",
         "metrics_token", "redis_sentinel_master", "redis_sentinel_password", "redis_password",
-        "brand_name", "brand_logo", mode="before",
+        "brand_name", "brand_logo", "webhook_secret", mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # Compose and shell templates pass unset variables as empty strings.
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("secret_key", "turn_secret", "metrics_token")
+    @field_validator("secret_key", "turn_secret", "metrics_token", "webhook_secret")
     @classmethod
     def _not_a_placeholder(cls, value: str | None) -> str | None:
         if value and PLACEHOLDER in value:
@@ -198,7 +214,8 @@ class Settings(BaseSettings):
 
     @field_validator(
         "media_host_addresses", "stun_urls", "turn_urls", "allowed_origins", "trusted_proxies",
-        "redis_sentinels", "redis_cluster_nodes", mode="before",
+        "redis_sentinels", "redis_cluster_nodes", "webhook_urls", "webhook_events",
+        "embed_origins", mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
@@ -231,7 +248,7 @@ class Settings(BaseSettings):
             raise ValueError(f"{str(value)[:200]} is not a readable file")
         return value
 
-    @field_validator("allowed_origins")
+    @field_validator("allowed_origins", "embed_origins")
     @classmethod
     def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         # Compared with the browser's Origin header, which is exactly scheme://host[:port].
@@ -239,6 +256,24 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+", origin):
                 raise ValueError(f"{origin[:80]!r} is not an origin like https://rooms.example.org")
         return tuple(origin.lower() for origin in value)
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s]*)?", url):
+                raise ValueError(f"{url[:80]!r} is not an http(s) URL")
+        return value
+
+    @field_validator("webhook_events")
+    @classmethod
+    def _webhook_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from audio_rooms.webhooks import WEBHOOK_EVENTS
+
+        for name in value:
+            if name not in WEBHOOK_EVENTS:
+                raise ValueError(f"{name[:80]!r} is not one of {', '.join(sorted(WEBHOOK_EVENTS))}")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -285,6 +320,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Settings:
+        if self.webhook_urls and not self.webhook_secret:
+            raise ValueError("AUDIO_ROOMS_WEBHOOK_URLS needs AUDIO_ROOMS_WEBHOOK_SECRET (the "
+                             "receivers check the signature with it)")
         if (self.media_port_min is None) != (self.media_port_max is None):
             raise ValueError("media_port_min and media_port_max go together")
         if (

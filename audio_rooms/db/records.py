@@ -32,6 +32,7 @@ class UserRecord:
     password_hash: str = field(repr=False)
     locale: Locale
     created_at: datetime
+    is_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)

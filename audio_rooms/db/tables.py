@@ -35,6 +35,8 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=255)
     locale: str = Field(max_length=8)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # A server administrator: may use the admin page (admin_api.py). Granted by the CLI only.
+    is_admin: bool = Field(default=False)
 
 
 class Room(SQLModel, table=True):

@@ -64,6 +64,16 @@ class Users(Aggregate):
         return [_user(row) for row in session.exec(query)]
 
     @in_session
+    def set_admin(self, session: Session, user_id: str, admin: bool) -> None:
+        """Grant or take away the server administrator role; UserNotFound if no such user."""
+        result = session.execute(
+            update(User).where(col(User.id) == user_id).values(is_admin=admin)
+        )
+        session.commit()
+        if not rowcount(result):
+            raise UserNotFound(f"no user {user_id!r}")
+
+    @in_session
     def update_password_hash(self, session: Session, user_id: str, password_hash: str) -> None:
         result = session.execute(
             update(User).where(col(User.id) == user_id).values(password_hash=password_hash)
@@ -132,6 +142,7 @@ def _user(row: User) -> UserRecord:
         password_hash=row.password_hash,
         locale=Locale(row.locale),
         created_at=row.created_at,
+        is_admin=row.is_admin,
     )
 
 

@@ -56,6 +56,29 @@ class ForwardingStats:
                 return (i + 1) * LATENCY_BUCKET_NS / 1e9
         return LATENCY_BUCKETS * LATENCY_BUCKET_NS / 1e9
 
+    def latency_histogram(
+        self, bounds: tuple[float, ...]
+    ) -> tuple[list[tuple[float, int]], int, float] | None:
+        """Cumulative counts at each upper bound (seconds), the total and the sum of seconds
+        (each packet at its bucket's middle): a Prometheus histogram. None if not measured."""
+        if self.latency is None:
+            return None
+        cumulative: list[tuple[float, int]] = []
+        seen = 0
+        in_buckets = 0.0
+        edge = 0
+        for bound in bounds:
+            stop = min(LATENCY_BUCKETS, round(bound * 1e9 / LATENCY_BUCKET_NS))
+            part = self.latency[edge:stop]
+            seen += sum(part)
+            in_buckets += sum(n * (edge + i + 0.5) for i, n in enumerate(part) if n)
+            edge = max(edge, stop)
+            cumulative.append((bound, seen))
+        rest = self.latency[edge:]
+        seen += sum(rest)
+        in_buckets += sum(n * (edge + i + 0.5) for i, n in enumerate(rest) if n)
+        return cumulative, seen, in_buckets * LATENCY_BUCKET_NS / 1e9
+
     def reset_latency(self) -> None:
         if self.latency is not None:
             self.latency = _histogram()

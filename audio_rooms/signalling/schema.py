@@ -17,7 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import audio_rooms
-from audio_rooms.signalling import api
+from audio_rooms.signalling import admin_api, api
 from audio_rooms.signalling.auth import COOKIE
 from audio_rooms.signalling.outbound import error_catalogue, websocket_schema
 
@@ -34,7 +34,8 @@ _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
 def openapi() -> dict[str, Any]:
     """OpenAPI 3.1 of the REST API. Answers are described in docs/protocol.md; every error is
     the ``Error`` schema, with one of the catalogue's codes."""
-    bodies = sorted(set(api.REQUEST_BODIES.values()), key=lambda model: model.__name__)
+    request_bodies = {**api.REQUEST_BODIES, **admin_api.REQUEST_BODIES}
+    bodies = sorted(set(request_bodies.values()), key=lambda model: model.__name__)
     refs, definitions = models_json_schema(
         [(model, "validation") for model in bodies], ref_template=_COMPONENT
     )
@@ -49,7 +50,7 @@ def openapi() -> dict[str, Any]:
         },
     }
     paths: dict[str, dict[str, Any]] = {}
-    for route in api.routes:
+    for route in [*api.routes, *admin_api.routes]:
         for method in sorted((route.methods or set()) - {"HEAD"}):
             operation: dict[str, Any] = {
                 "operationId": f"{route.name}_{method.lower()}",
@@ -72,7 +73,7 @@ def openapi() -> dict[str, Any]:
             ]
             if parameters:
                 operation["parameters"] = parameters
-            model = api.REQUEST_BODIES.get(route.endpoint)
+            model = request_bodies.get(route.endpoint)
             if model is not None:
                 operation["requestBody"] = {
                     # A body whose every field is optional may be left out altogether.

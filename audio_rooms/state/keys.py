@@ -131,3 +131,16 @@ def room_epoch(room_id: str) -> str:
 def node_inbox(node_id: str) -> str:
     """channel: requests and replies between nodes addressed to one node (state/bus.py)."""
     return f"{PREFIX}node:{node_id}:inbox"
+
+
+# Webhooks (webhooks.py). Both carry the hash tag {webhooks}: the script that moves due retries
+# back into the queue touches both, so they must share a Redis Cluster shard.
+
+# stream: one entry per delivery due now, fields ``url``, ``body`` (the signed JSON), ``attempt``;
+# read by the consumer group WEBHOOK_GROUP, so each entry goes to one server process.
+WEBHOOK_QUEUE = PREFIX + "{webhooks}:queue"
+
+# sorted set: JSON ``{"url", "body", "attempt"}`` -> when (seconds since epoch) to try it again.
+WEBHOOK_RETRIES = PREFIX + "{webhooks}:retries"
+
+WEBHOOK_GROUP = "deliverers"

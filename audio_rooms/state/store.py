@@ -124,6 +124,9 @@ class RoomStore:
         # Awaited with the room id after every transition written, before its actor is
         # answered, outside the room's lock: the replication bound (state/replication.py).
         self.after_write: Callable[[str], Awaitable[object]] | None = None
+        # Awaited with the room id and the events of every change this process applies (and
+        # of a listener's plain join or leave, which change no stage): the webhooks' source.
+        self.on_events: Callable[[str, Sequence[Event]], Awaitable[None]] | None = None
 
     async def create(self, state: RoomState) -> None:
         room_id = state.room_id
@@ -138,6 +141,17 @@ class RoomStore:
             pipe.zadd(keys.LIVE_ACTIVITY, {room_id: len(state.participants)})
             await pipe.execute()
         self._cache[room_id] = state
+        await self.tell(room_id, (Event("room_started", state.host_id,
+                                        {"title": state.title}),))
+
+    async def tell(self, room_id: str, events: Sequence[Event]) -> None:
+        """Hand events this process caused to ``on_events``, if anyone listens. The change is
+        made whatever happens there: an observer's failure is logged, never the actor's."""
+        if self.on_events is not None and events:
+            try:
+                await self.on_events(room_id, events)
+            except Exception:
+                logger.exception("room %s: on_events failed", room_id)
 
     async def load(self, room_id: str) -> RoomState | None:
         """The room as it is in Redis now. Only the small meta key is read when this process
@@ -215,6 +229,8 @@ class RoomStore:
             state = await self.load(room_id)
             if state is None:
                 raise errors.RoomNotFound("No such room.")
+            await self.tell(room_id, (Event("participant_left", actor_id,
+                                             {"reason": getattr(action, "reason", "left")}),))
             return Outcome(state, ())
         target = getattr(action, "target", None)
         about = (actor_id, target) if isinstance(target, str) else (actor_id,)
@@ -243,6 +259,7 @@ class RoomStore:
             if self.after_write is not None:
                 await self.after_write(room_id)
             await self._after(room_id, outcome.state)
+            await self.tell(room_id, outcome.events)
         return outcome
 
     async def _attempt(self, room_id: str, rule: Rule, about: Sequence[str]) -> Outcome:

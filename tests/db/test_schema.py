@@ -4,6 +4,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect, text
@@ -65,9 +66,11 @@ async def test_migrations_build_exactly_the_tables_the_code_uses(db: Database) -
 
 
 def _make_pre_alembic_database(engine: Engine, version: int = 0) -> None:
-    """What every release before alembic left behind: the tables and ``schema_version``."""
-    SQLModel.metadata.create_all(engine)
+    """What every release before alembic left behind: the tables and ``schema_version``.
+    Those tables are revision 0001's (not today's ``tables.py``, which has moved on)."""
     with engine.begin() as connection:
+        command.upgrade(schema.config(connection), "0001")
+        connection.execute(text("DROP TABLE alembic_version"))
         connection.execute(
             text("CREATE TABLE schema_version (id INTEGER PRIMARY KEY, version INTEGER NOT NULL)")
         )
@@ -137,3 +140,23 @@ async def test_nodes_starting_together_on_a_fresh_database_all_come_up(database_
     finally:
         first.close()
         second.close()
+
+
+async def test_0002_keeps_accounts_and_makes_nobody_an_administrator(database_url: str) -> None:
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(schema.config(connection), "0001")
+        connection.execute(
+            text("INSERT INTO users (id, handle, display_name, password_hash, locale, created_at)"
+                 " VALUES ('old@test.example', 'old', 'Old Timer', 'hash', 'en', :at)"),
+            {"at": utcnow().replace(tzinfo=None)})
+    engine.dispose()
+    db = await Database.open(database_url)
+    try:
+        user = await db.get_user("old@test.example")
+        assert user is not None and user.display_name == "Old Timer" and not user.is_admin
+        await db.set_admin(user.id, True)
+        promoted = await db.get_user(user.id)
+        assert promoted is not None and promoted.is_admin
+    finally:
+        db.close()

@@ -61,3 +61,49 @@ def test_example_env_gives_the_app_valid_settings(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AUDIO_ROOMS_TURN_SECRET", "a-real-shared-secret-of-the-operator")
     settings = load_settings()
     assert settings.turn_urls and settings.media_port_min == 40000
+
+
+def test_monitoring_profile_scrapes_the_app_and_its_dashboard_reads_real_metrics() -> None:
+    import json
+    import re
+
+    rendered = compose_config("--profile", "monitoring")
+    for service in ("prometheus", "grafana"):
+        block = re.search(rf"^  {service}:\n((?:    .*\n|\n)*)", rendered, re.MULTILINE)
+        assert block is not None, service
+        # Only with the profile: a plain `up` starts neither.
+        assert re.search(r"profiles:\n\s+- monitoring", block.group(1)), service
+        assert "127.0.0.1" in block.group(1)  # published on this host only
+    for mounted in ("monitoring/prometheus.yml", "monitoring/grafana/provisioning",
+                    "monitoring/grafana/dashboards"):
+        assert (ROOT / "docker" / mounted).exists()
+        assert mounted in rendered
+    metrics_port = re.search(r"AUDIO_ROOMS_METRICS_PORT: \"?(\d+)", rendered)
+    assert metrics_port is not None
+    scrape = (ROOT / "docker/monitoring/prometheus.yml").read_text()
+    assert f"app:{metrics_port.group(1)}" in scrape
+    # Every series the dashboard asks for is one the server exports (docs/operations.md lists
+    # them all), so no panel stays empty because of a typo.
+    dashboard = json.loads((ROOT / "docker/monitoring/grafana/dashboards/audio-rooms.json")
+                           .read_text())
+    documented = (ROOT / "docs/operations.md").read_text()
+    names = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"audio_rooms_[a-z_]+", target["expr"])}
+    assert "audio_rooms_forwarding_latency_seconds_bucket" in names
+    for name in names:
+        base = re.sub(r"_(total|bucket)$", "", name)
+        assert base in documented, name
+
+
+def test_reverse_proxy_examples_route_websockets_and_turns() -> None:
+    nginx = (ROOT / "docker/proxy/nginx.conf").read_text()
+    caddy = (ROOT / "docker/proxy/Caddyfile").read_text()
+    assert "ssl_preread on" in nginx and "proxy_set_header Upgrade" in nginx
+    assert "listen 443" in nginx and "5349" in nginx
+    assert "reverse_proxy" in caddy
+    nginx_binary = shutil.which("nginx")
+    if nginx_binary is not None:
+        result = subprocess.run([nginx_binary, "-t", "-c", str(ROOT / "docker/proxy/nginx.conf")],
+                                capture_output=True, text=True, timeout=30)
+        # Certificates are the operator's: only their absence may fail the check.
+        assert result.returncode == 0 or "fullchain.pem" in result.stderr, result.stderr
