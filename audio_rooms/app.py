@@ -28,6 +28,10 @@ from audio_rooms.cascade import CascadeConfig
 from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
 from audio_rooms.edge import ConnectionLimits
+from audio_rooms.federation import api as federation_api
+from audio_rooms.federation.keys import ServerKeys
+from audio_rooms.federation.peers import PeerPolicy
+from audio_rooms.federation.service import Federation
 from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
 from audio_rooms.node import Node
 from audio_rooms.rooms import RoomService
@@ -192,6 +196,14 @@ async def start_services(
             settings.password_hashes_per_address,
         ),
         revocations=revocations,
+        federation=Federation(
+            settings.federation_enabled,
+            ServerKeys(settings.server_name, settings.resolved_secret_key(),
+                       settings.federation_key_generation, settings.federation_key_retired_until),
+            PeerPolicy.from_settings(settings.federation_allow, settings.federation_deny,
+                                     settings.federation_peer_urls),
+            redis,
+        ),
         metrics=metrics,
         embedded_redis=embedded,
     )
@@ -370,6 +382,7 @@ def create_app(
         Route("/metrics", metrics_endpoint(metrics, settings)),
         *api.routes,
         *schema.routes,
+        *federation_api.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         WebSocketRoute("/ws/rooms/{room_id}/listen", listen_socket),
         Route("/", _index(web)),

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from audio_rooms.accounts.hashpool import HashPool
 from audio_rooms.db.database import Database
+from audio_rooms.federation.service import Federation
 from audio_rooms.metrics import Metrics, MetricsServer
 from audio_rooms.node import Node
 from audio_rooms.rooms import RoomService
@@ -50,6 +51,7 @@ class Services:
     guest_limit: RateLimit
     hashes: HashPool
     revocations: GuestRevocations
+    federation: Federation
     metrics: Metrics
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
