@@ -158,3 +158,22 @@ def verify(
     if abs(now - datetime.fromtimestamp(created, UTC)) > MAX_SKEW:
         raise StaleRequest("The request is more than 60 s old (or ahead).")
     return nonce
+
+
+class NotHomeServer(FederationRefused):
+    """A server asked on behalf of a user who is not one of its own."""
+
+    code = "not_home_server"
+    http_status = 403
+
+
+class RoomNotInterconnected(errors.RoomError):
+    code = "room_not_interconnected"
+    http_status = 403
+
+
+class ConsentMissing(errors.RoomError):
+    """The user has not let their home server join rooms of that server for them."""
+
+    code = "federation_consent_missing"
+    http_status = 403
