@@ -29,7 +29,9 @@ from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
 from audio_rooms.edge import ConnectionLimits
 from audio_rooms.federation import api as federation_api
+from audio_rooms.federation.home import FederatedHome
 from audio_rooms.federation.keys import ServerKeys
+from audio_rooms.federation.origin import FederatedOrigin
 from audio_rooms.federation.peers import PeerPolicy
 from audio_rooms.federation.service import Federation
 from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
@@ -207,7 +209,10 @@ async def start_services(
         metrics=metrics,
         embedded_redis=embedded,
     )
-    hub.listeners += [room_media.on_published, rooms.on_published]
+    services.federated_origin = FederatedOrigin(services.federation, rooms, room_media)
+    services.federated_home = FederatedHome(services.federation, db, media, redis)
+    hub.listeners += [room_media.on_published, rooms.on_published,
+                      services.federated_origin.on_published]
     if media is not None:
         services.listen = ListenRelays(room_media, hub.connection, settings.listen_max_lag,
                                        settings.listen_stall_timeout, settings.grace_period)
@@ -259,6 +264,8 @@ async def stop_services(services: Services) -> None:
     await services.metrics.stop()
     if services.audience_ticker is not None:
         await services.audience_ticker.stop()
+    await services.federated_home.stop()
+    await services.federated_origin.stop()
     await services.room_media.stop()
     if services.bus is not None:
         await services.bus.stop()
