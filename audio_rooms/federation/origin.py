@@ -34,6 +34,7 @@ from audio_rooms.federation.service import Federation
 from audio_rooms.federation.signing import NotHomeServer, RoomNotInterconnected
 from audio_rooms.rooms import RoomService
 from audio_rooms.signalling.media import RoomMedia
+from audio_rooms.state import keys
 from audio_rooms.state.bus import BusError, NodeUnreachable
 from audio_rooms.state.store import Published
 
@@ -126,12 +127,15 @@ class FederatedOrigin:
         ):
             raise errors.InvalidField("users must be this server's users", field="users")
         state = await self.rooms.live_state(room_id)
-        present = []
-        for user_id in users:
-            if state.get(user_id) is not None or await self.rooms.store.audience.listener(
-                room_id, user_id
-            ) is not None:
-                present.append(user_id)
+        present = [u for u in users if state.get(u) is not None]
+        listening = [u for u in users if state.get(u) is None]
+        if listening:
+            # One round trip for all of them: a refresh costs the same for 1 user or 1,000.
+            async with self.rooms.store.redis.pipeline(transaction=False) as pipe:
+                for user_id in listening:
+                    pipe.exists(keys.room_listener(room_id, user_id))
+                found = await pipe.execute()
+            present += [u for u, exists in zip(listening, found, strict=True) if exists]
         await self.rooms.store.keep_present(room_id, present, PRESENCE)
         cascade = self.media.cascade
         epoch = None
