@@ -28,6 +28,12 @@ from audio_rooms.cascade import CascadeConfig
 from audio_rooms.db.database import Database
 from audio_rooms.domain.room import Limits
 from audio_rooms.edge import ConnectionLimits
+from audio_rooms.federation import api as federation_api
+from audio_rooms.federation.home import FederatedHome
+from audio_rooms.federation.keys import ServerKeys
+from audio_rooms.federation.origin import FederatedOrigin
+from audio_rooms.federation.peers import PeerPolicy
+from audio_rooms.federation.service import Federation
 from audio_rooms.metrics import Metrics, MetricsServer, metrics_endpoint
 from audio_rooms.node import Node
 from audio_rooms.rooms import RoomService
@@ -201,11 +207,22 @@ async def start_services(
             settings.password_hashes_per_address,
         ),
         revocations=revocations,
+        federation=Federation(
+            settings.federation_enabled,
+            ServerKeys(settings.server_name, settings.resolved_secret_key(),
+                       settings.federation_key_generation, settings.federation_key_retired_until),
+            PeerPolicy.from_settings(settings.federation_allow, settings.federation_deny,
+                                     settings.federation_peer_urls),
+            redis,
+        ),
         metrics=metrics,
         embedded_redis=embedded,
         webhooks=deliverer,
     )
-    hub.listeners += [room_media.on_published, rooms.on_published]
+    services.federated_origin = FederatedOrigin(services.federation, rooms, room_media)
+    services.federated_home = FederatedHome(services.federation, db, media, redis)
+    hub.listeners += [room_media.on_published, rooms.on_published,
+                      services.federated_origin.on_published]
     if media is not None:
         services.listen = ListenRelays(room_media, hub.connection, settings.listen_max_lag,
                                        settings.listen_stall_timeout, settings.grace_period)
@@ -261,6 +278,8 @@ async def stop_services(services: Services) -> None:
     await services.metrics.stop()
     if services.audience_ticker is not None:
         await services.audience_ticker.stop()
+    await services.federated_home.stop()
+    await services.federated_origin.stop()
     await services.room_media.stop()
     if services.bus is not None:
         await services.bus.stop()
@@ -386,6 +405,7 @@ def create_app(
         *admin_api.routes,
         *schema.routes,
         *branding.routes,
+        *federation_api.routes,
         WebSocketRoute("/ws/rooms/{room_id}", room_socket),
         WebSocketRoute("/ws/rooms/{room_id}/listen", listen_socket),
         Route("/", _index(web)),

@@ -324,7 +324,18 @@ class Cascade:
         assert isinstance(room_id, str)
         return self.media.router(room_id)
 
+    @staticmethod
+    def _edge(sender: str, body: dict[str, Any]) -> str:
+        """Who pulls: the asking node, or the other deployment it asks for (federation)."""
+        edge = body.get("edge")
+        return edge if isinstance(edge, str) and edge.startswith("server:") else sender
+
+    async def open_pipe_for(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A pipe request made on this node itself (for another deployment)."""
+        return await self._on_pipe(self.node_id, body)
+
     async def _on_pipe(self, sender: str, body: dict[str, Any]) -> dict[str, Any]:
+        sender = self._edge(sender, body)
         router = self._held_router(body)
         address = body.get("address")
         if (
@@ -337,7 +348,7 @@ class Cascade:
 
     async def _on_refresh(self, sender: str, body: dict[str, Any]) -> None:
         with contextlib.suppress(OriginMoved):
-            self._held_router(body).refresh_pipe(sender)
+            self._held_router(body).refresh_pipe(self._edge(sender, body))
 
     async def _on_unpipe(self, sender: str, body: dict[str, Any]) -> None:
         with contextlib.suppress(OriginMoved):

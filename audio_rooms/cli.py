@@ -68,7 +68,44 @@ def _parser() -> argparse.ArgumentParser:
     promote.add_argument("handle", help="handle, or full id handle@server")
     demote = users.add_parser("demote", help="take the administrator role away")
     demote.add_argument("handle", help="handle, or full id handle@server")
+    federation = commands.add_parser(
+        "federation", help="links with other deployments (docs/federation.md)"
+    ).add_subparsers(dest="federation_command", required=True, metavar="ACTION")
+    federation.add_parser("keys", help="print this server's published federation keys")
+    ping = federation.add_parser("ping", help="send a signed request to a peer server")
+    ping.add_argument("server", help="the peer's server name")
     return parser
+
+
+async def _federation(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from audio_rooms import errors
+    from audio_rooms.federation.keys import ServerKeys
+    from audio_rooms.federation.peers import PeerPolicy
+    from audio_rooms.federation.service import Federation
+
+    keys = ServerKeys(settings.server_name, settings.resolved_secret_key(),
+                      settings.federation_key_generation, settings.federation_key_retired_until)
+    if args.federation_command == "keys":
+        rows: list[dict[str, object]] = [
+            dict(k.to_wire()) for k in keys.published(datetime.now(UTC))
+        ]
+        _print_rows(rows, "no keys")
+        return 0
+    federation = Federation(
+        settings.federation_enabled, keys,
+        PeerPolicy.from_settings(settings.federation_allow, settings.federation_deny,
+                                 settings.federation_peer_urls),
+        None,
+    )
+    try:
+        answer = await federation.request(args.server, "/ping", {})
+    except errors.AudioRoomsError as exc:
+        print(f"audio-rooms: {args.server}: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.server} answered: it is {answer.get('server_name')}, we are {answer.get('you')}")
+    return 0
 
 
 def _print_rows(rows: list[dict[str, object]], none: str) -> None:
@@ -232,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings)
     if args.command == "users" and args.users_command in ("create", "promote", "demote"):
         return asyncio.run(_accounts(settings, args))
+    if args.command == "federation":
+        return asyncio.run(_federation(settings, args))
     return asyncio.run(_admin(settings, args))
 
 

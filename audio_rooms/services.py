@@ -14,6 +14,9 @@ import redis.asyncio as aioredis
 
 from audio_rooms.accounts.hashpool import HashPool
 from audio_rooms.db.database import Database
+from audio_rooms.federation.home import FederatedHome
+from audio_rooms.federation.origin import FederatedOrigin
+from audio_rooms.federation.service import Federation
 from audio_rooms.metrics import Metrics, MetricsServer
 from audio_rooms.node import Node
 from audio_rooms.rooms import RoomService
@@ -51,6 +54,9 @@ class Services:
     guest_limit: RateLimit
     hashes: HashPool
     revocations: GuestRevocations
+    federation: Federation
+    federated_origin: FederatedOrigin = field(init=False, repr=False)
+    federated_home: FederatedHome = field(init=False, repr=False)
     metrics: Metrics
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)

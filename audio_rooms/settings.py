@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -170,6 +171,18 @@ class Settings(BaseSettings):
     max_connections_per_address: int = Field(128, ge=1)
     max_websockets_per_address: int = Field(32, ge=1)
     allowed_origins: CommaList = ()
+
+    # --- federation (docs/federation.md) ---
+    federation_enabled: bool = False
+    # Peer servers by name; "*" allows any server not denied. Deny always wins.
+    federation_allow: CommaList = ()
+    federation_deny: CommaList = ()
+    # name=url for peers not at https://<name> (private networks, tests).
+    federation_peer_urls: CommaList = ()
+    # Which derived Ed25519 key signs (keys.py); the previous one stays published until the
+    # date given here (ISO 8601), for a rotation with overlap.
+    federation_key_generation: int = Field(1, ge=1, le=1_000_000)
+    federation_key_retired_until: datetime | None = None
     # Reverse proxies (addresses or CIDR blocks) whose X-Forwarded-For names the client: every
     # per-address limit then counts the client, and the proxy's own connections are not held
     # to the per-address connection caps.
@@ -215,7 +228,8 @@ class Settings(BaseSettings):
     @field_validator(
         "media_host_addresses", "stun_urls", "turn_urls", "allowed_origins", "trusted_proxies",
         "redis_sentinels", "redis_cluster_nodes", "webhook_urls", "webhook_events",
-        "embed_origins", mode="before",
+        "embed_origins", "federation_allow", "federation_deny", "federation_peer_urls",
+        mode="before",
     )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:

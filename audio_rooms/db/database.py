@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from audio_rooms.db import schema
+from audio_rooms.db.consents import Consents
 from audio_rooms.db.engine import make_engine, normalise_url
 from audio_rooms.db.follows import Follows
 from audio_rooms.db.moderation import Bans, ModerationHistory
@@ -26,7 +27,7 @@ from audio_rooms.db.runner import Runner, in_session
 from audio_rooms.db.users import SignInSessions, Users
 
 
-class Database(Users, SignInSessions, Rooms, Bans, ModerationHistory, Follows):
+class Database(Users, SignInSessions, Rooms, Bans, ModerationHistory, Follows, Consents):
     """Durable state behind one URL (``sqlite:///path`` or ``postgresql://...``)."""
 
     def __init__(self, url: str) -> None:

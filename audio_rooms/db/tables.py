@@ -110,6 +110,16 @@ class Follow(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class FederationConsent(SQLModel, table=True):
+    """A user let their home server join rooms of another server for them (federation)."""
+
+    __tablename__ = "federation_consents"
+
+    user_id: str = Field(primary_key=True, foreign_key="users.id", ondelete="CASCADE")
+    server: str = Field(primary_key=True, max_length=253)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class AuthSession(SQLModel, table=True):
     """A signed-in session; tokens name one, so revoking the row signs the token out."""
 

@@ -116,6 +116,14 @@ class EndRoom(Action):
 
 
 @dataclass(frozen=True, slots=True)
+class SetInterconnected(Action):
+    """Open this room to listeners from other deployments (docs/federation.md), or close it."""
+
+    name: ClassVar[str] = "set_interconnected"
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
 class SetAccountsOnly(Action):
     """Keep guests out of this live room from now on (or let them in again)."""
 

@@ -91,6 +91,10 @@ def participant_removed(user_id: str, by: str, banned: bool) -> Event:
     return Event("participant_removed", user_id, {"by": by, "banned": banned})
 
 
+def interconnected_changed(enabled: bool, by: str) -> Event:
+    return Event("interconnected_changed", None, {"enabled": enabled, "by": by})
+
+
 def accounts_only_changed(enabled: bool, by: str) -> Event:
     return Event("accounts_only_changed", None, {"enabled": enabled, "by": by})
 

@@ -91,6 +91,7 @@ class RoomState:
     removed: frozenset[UserId] = frozenset()  # removed or banned: may not rejoin this room
     end_reason: str | None = None
     accounts_only: bool = False  # a moderator closed the door to guests
+    interconnected: bool = False  # the host let other deployments' users in (federation)
     invite_epoch: int = 0  # part of every invite link's MAC: rotating it voids older links
 
     @property
@@ -127,6 +128,7 @@ class RoomState:
             "hand_queue": list(self.hand_queue) if moderator_view else [],
             "invited": bool(viewer and viewer in self.invitations),
             "accounts_only": self.accounts_only,
+            "interconnected": self.interconnected,
             "limits": {
                 "max_speakers": self.limits.max_speakers,
                 "max_listeners": self.limits.max_listeners,
@@ -150,6 +152,7 @@ class RoomState:
             "removed": sorted(self.removed),
             "end_reason": self.end_reason,
             "accounts_only": self.accounts_only,
+            "interconnected": self.interconnected,
             "invite_epoch": self.invite_epoch,
         }
 
@@ -174,6 +177,7 @@ class RoomState:
             end_reason=meta.get("end_reason"),
             # Absent in rooms that went live before these fields existed.
             accounts_only=bool(meta.get("accounts_only", False)),
+            interconnected=bool(meta.get("interconnected", False)),
             invite_epoch=int(meta.get("invite_epoch", 0)),
         )
 

@@ -375,6 +375,17 @@ def _set_accounts_only(
     return new_state, [ev.accounts_only_changed(action.enabled, actor.user_id)]
 
 
+def _set_interconnected(
+    state: RoomState, actor: Participant, action: a.SetInterconnected, now: float
+) -> Result:
+    if actor.role is not Role.HOST:
+        raise errors.NotPermitted("Only the host opens a room to other servers.")
+    if state.interconnected == action.enabled:
+        return state, []
+    new_state = replace(state, interconnected=action.enabled)
+    return new_state, [ev.interconnected_changed(action.enabled, actor.user_id)]
+
+
 def _rotate_invite(
     state: RoomState, actor: Participant, action: a.RotateInvite, now: float
 ) -> Result:
@@ -476,5 +487,6 @@ _HANDLERS: dict[type[a.Action], Handler] = {
     a.Ban: _remove,
     a.EndRoom: _end_room,
     a.SetAccountsOnly: _set_accounts_only,
+    a.SetInterconnected: _set_interconnected,
     a.RotateInvite: _rotate_invite,
 }

@@ -27,6 +27,8 @@ def client_config(settings: Settings) -> dict[str, Any]:
         # The site's name, accent colour and logo path (signalling/branding.py).
         "branding": branding(settings),
         "slots": settings.media_slots,
+        # Whether rooms here may be opened to other deployments (docs/federation.md).
+        "federation": settings.federation_enabled,
         # STUN only: TURN credentials go to participants of a live room, in `welcome`.
         "ice_servers": stun_servers(settings.stun_urls),
         "max_message_bytes": settings.ws_max_message_bytes,

@@ -57,6 +57,11 @@ class SimpleAction(Message):
     ]
 
 
+class InterconnectedMessage(Message):
+    type: Literal["set_interconnected"]
+    enabled: StrictBool
+
+
 class AccountsOnlyMessage(Message):
     type: Literal["set_accounts_only"]
     enabled: StrictBool
@@ -103,6 +108,7 @@ ClientMessage = Annotated[
     | MediaOfferMessage
     | SimpleAction
     | AccountsOnlyMessage
+    | InterconnectedMessage
     | LowerHandMessage
     | TargetedMessage
     | ReactionMessage
@@ -113,6 +119,7 @@ CLIENT_MESSAGES: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 MESSAGE_TYPES = frozenset(
     {"join", "ping", "ice_servers", "media_offer", "lower_hand", "reaction", "set_accounts_only",
+     "set_interconnected",
      "audience_page"}
     | set(SimpleAction.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
     | set(TargetedMessage.model_fields["type"].annotation.__args__)  # type: ignore[union-attr]
@@ -181,5 +188,7 @@ def to_action(message: Message) -> a.Action | None:
         return a.LowerHand(message.user_id)
     if isinstance(message, AccountsOnlyMessage):
         return a.SetAccountsOnly(message.enabled)
+    if isinstance(message, InterconnectedMessage):
+        return a.SetInterconnected(message.enabled)
     return None
 

@@ -85,6 +85,7 @@ class RoomSnapshot(Shape):
     hand_queue: list[str]
     invited: bool
     accounts_only: bool
+    interconnected: bool
     limits: RoomLimits
     audience: AudienceView
 
@@ -326,6 +327,12 @@ class ParticipantRemoved(AboutSomeone):
     banned: bool
 
 
+class InterconnectedChanged(Delta):
+    type: Literal["interconnected_changed"]
+    enabled: bool
+    by: str
+
+
 class AccountsOnlyChanged(Delta):
     type: Literal["accounts_only_changed"]
     enabled: bool
@@ -367,6 +374,7 @@ AnyServerMessage = Annotated[
     | MuteChanged
     | ParticipantRemoved
     | AccountsOnlyChanged
+    | InterconnectedChanged
     | InviteRotated
     | RoomEnded,
     Field(discriminator="type"),

@@ -211,6 +211,8 @@ async def test_what_a_room_sends_is_what_the_schema_says(
         await bob_r.expect("participant_removed", user_id=bob.user_id)
         await host_r.send("set_accounts_only", enabled=False)
         await ana_r.expect("accounts_only_changed", enabled=False)
+        await host_r.send("set_interconnected", enabled=True)
+        await ana_r.expect("interconnected_changed", enabled=True)
         carl_r = await enter(carl)
         await carl_r.send("leave")
         await ana_r.send("leave")  # a moderator leaving the stage is told to everyone

@@ -76,6 +76,8 @@ export interface RoomState {
   handQueue: string[];
   invited: boolean;
   accountsOnly: boolean;
+  /** Users of other deployments may listen, through their own server. */
+  interconnected: boolean;
   audience: {
     /** Listeners in the room now. */
     count: number;
@@ -183,6 +185,8 @@ export class Room {
   ban(userId: string): Promise<Ack>;
   endRoom(): Promise<Ack>;
   setAccountsOnly(enabled: boolean): Promise<Ack>;
+  /** Host only: open the room to users of other deployments (docs/federation.md). */
+  setInterconnected(enabled: boolean): Promise<Ack>;
   rotateInvite(): Promise<Ack>;
   inviteLink(rotate?: boolean): Promise<string>;
 }

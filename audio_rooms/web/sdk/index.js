@@ -392,6 +392,11 @@ export class Room {
     return this.send("end_room");
   }
 
+  /** Host only: let users of other deployments listen through their own server (federation). */
+  setInterconnected(enabled) {
+    return this.send("set_interconnected", { enabled: Boolean(enabled) });
+  }
+
   setAccountsOnly(enabled) {
     return this.send("set_accounts_only", { enabled: Boolean(enabled) });
   }

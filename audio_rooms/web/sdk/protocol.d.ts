@@ -111,6 +111,19 @@ export interface IceServersMessage {
   type: "ice_servers";
 }
 
+export interface InterconnectedChanged {
+  version: number;
+  type: "interconnected_changed";
+  enabled: boolean;
+  by: string;
+}
+
+export interface InterconnectedMessage {
+  ref?: string | null;
+  type: "set_interconnected";
+  enabled: boolean;
+}
+
 export interface InvitationDeclined {
   version: number;
   user_id: string;
@@ -264,6 +277,7 @@ export interface RoomSnapshot {
   hand_queue: Array<string>;
   invited: boolean;
   accounts_only: boolean;
+  interconnected: boolean;
   limits: RoomLimits;
   audience: AudienceView;
 }
@@ -309,6 +323,7 @@ export type ClientMessage =
   | AccountsOnlyMessage
   | AudiencePageMessage
   | IceServersMessage
+  | InterconnectedMessage
   | JoinMessage
   | LowerHandMessage
   | MediaOfferMessage
@@ -339,6 +354,7 @@ export interface ClientMessageMap {
   remove: TargetedMessage & { type: "remove" };
   rotate_invite: SimpleAction & { type: "rotate_invite" };
   set_accounts_only: AccountsOnlyMessage;
+  set_interconnected: InterconnectedMessage;
   unmake_moderator: TargetedMessage & { type: "unmake_moderator" };
   unmute: TargetedMessage & { type: "unmute" };
 }
@@ -356,6 +372,7 @@ export type ServerMessage =
   | HandLowered
   | HandRaised
   | IceServers
+  | InterconnectedChanged
   | InvitationDeclined
   | InviteRotated
   | Invited
@@ -384,6 +401,7 @@ export interface ServerMessageMap {
   hand_lowered: HandLowered;
   hand_raised: HandRaised;
   ice_servers: IceServers;
+  interconnected_changed: InterconnectedChanged;
   invitation_declined: InvitationDeclined;
   invite_rotated: InviteRotated;
   invited: Invited;
@@ -410,10 +428,13 @@ export type ErrorCode =
   | "account_required"
   | "already_in_room"
   | "bad_request"
+  | "bad_signature"
   | "banned"
   | "busy"
   | "cross_origin"
   | "draining"
+  | "federation_consent_missing"
+  | "federation_disabled"
   | "guests_only_listen"
   | "handle_taken"
   | "internal_error"
@@ -432,26 +453,34 @@ export type ErrorCode =
   | "not_allowed_in"
   | "not_authenticated"
   | "not_found"
+  | "not_home_server"
   | "not_in_room"
   | "not_permitted"
   | "offer_superseded"
   | "origin_moved"
+  | "peer_unreachable"
   | "rate_limited"
   | "removed"
+  | "replayed_request"
   | "room_ended"
   | "room_full"
   | "room_not_found"
+  | "room_not_interconnected"
   | "room_not_live"
   | "router_closed"
+  | "server_not_allowed"
   | "service_unavailable"
   | "stage_full"
+  | "stale_request"
   | "too_many_connections"
   | "too_many_media_transports"
   | "too_many_rooms"
   | "too_many_tracks"
   | "unknown_message_type"
+  | "unsigned_request"
   | "unsupported_media"
   | "unsupported_media_type"
   | "user_not_found"
   | "version_conflict"
-  | "weak_password";
+  | "weak_password"
+  | "wrong_destination";

@@ -30,6 +30,7 @@ export function fromWelcome(welcome) {
     handQueue: [...(room.hand_queue || [])],
     invited: Boolean(room.invited),
     accountsOnly: Boolean(room.accounts_only),
+    interconnected: Boolean(room.interconnected),
     audience: audienceFromSnapshot(room, participants),
     ended: null,
   };
@@ -319,6 +320,10 @@ export function applyDelta(state, msg) {
       next.audience = withoutListener(next.audience, msg.user_id);
       break;
     }
+    case "interconnected_changed":
+      next.interconnected = Boolean(msg.enabled);
+      notices.push({ key: msg.enabled ? "notice.interconnected_on" : "notice.interconnected_off" });
+      break;
     case "accounts_only_changed":
       next.accountsOnly = Boolean(msg.enabled);
       notices.push({ key: msg.enabled ? "notice.accounts_only_on" : "notice.accounts_only_off" });

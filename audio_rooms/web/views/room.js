@@ -642,6 +642,13 @@ export class RoomView {
             onclick: () => this.session.send("set_accounts_only", { enabled: !s.accountsOnly }),
           }, t("room.accounts_only"))
         : null,
+      myRole(s) === "host" && this.app.config?.federation
+        ? h("button", {
+            type: "button", testid: "interconnected",
+            "aria-pressed": s.interconnected ? "true" : "false",
+            onclick: () => this.session.send("set_interconnected", { enabled: !s.interconnected }),
+          }, t("room.interconnected"))
+        : null,
       isModerator(s)
         ? this.confirming === "end-room"
           ? h("button", { type: "button", class: "danger", testid: "confirm-end-room",
