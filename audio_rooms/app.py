@@ -410,6 +410,7 @@ def create_app(
         WebSocketRoute("/ws/rooms/{room_id}/listen", listen_socket),
         Route("/", _index(web)),
         Route("/r/{room_id}", _index(web)),
+        Route("/f/{ref}", _index(web)),
         # Listen-only, compact, and the one page other sites may frame (headers.py).
         Route("/embed/r/{room_id}", _index(web, "embed.html")),
         Route("/admin", _index(web, "admin.html")),

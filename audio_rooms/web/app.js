@@ -3,12 +3,14 @@
 // Routes (the server serves index.html for every one of them):
 //   /                      lobby
 //   /r/<room_id>           a room; `?invite=<token>` carries an invite for closed rooms
+//   /f/<room_id>@<server>  a room on another server, through this one (docs/federation.md)
 
 import * as api from "./sdk/api.js";
 import { h } from "./dom.js";
 import { detectLocale, errorText, locale, LOCALES, onLocaleChange, setLocale, t } from "./i18n.js";
 import { AuthDialog } from "./views/auth.js";
 import { LobbyView } from "./views/lobby.js";
+import { RemoteRoomView } from "./views/remote-room.js";
 import { RoomView } from "./views/room.js";
 
 const TOAST_MS = 6000;
@@ -75,7 +77,10 @@ class App {
     this.view?.unmount();
     this.view = null;
     const match = location.pathname.match(/^\/r\/([^/]+)\/?$/);
-    if (match) {
+    const remote = location.pathname.match(/^\/f\/([^/]+)\/?$/);
+    if (remote && decodeURIComponent(remote[1]).includes("@")) {
+      this.view = new RemoteRoomView(this, decodeURIComponent(remote[1]));
+    } else if (match) {
       const invite = new URLSearchParams(location.search).get("invite");
       this.view = new RoomView(this, decodeURIComponent(match[1]), invite);
     } else {

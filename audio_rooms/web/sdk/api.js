@@ -107,3 +107,18 @@ export const follow = (userId) => request("POST", `/api/users/${enc(userId)}/fol
 export const unfollow = (userId) => request("DELETE", `/api/users/${enc(userId)}/follow`);
 
 const enc = encodeURIComponent;
+
+// --- federation (docs/federation.md): rooms on other servers, through this one -------------
+
+/** The servers this user lets their server join rooms of for them. */
+export const consents = async () => (await request("GET", "/api/federation/consents")).servers;
+export const giveConsent = async (server) =>
+  (await request("PUT", `/api/federation/consents/${enc(server)}`)).servers;
+export const withdrawConsent = async (server) =>
+  (await request("DELETE", `/api/federation/consents/${enc(server)}`)).servers;
+/** `ref` is `ROOM_ID@server`. Resolves with `{room: SNAPSHOT, ref}`. */
+export const joinRemote = (ref) => request("POST", `/api/federation/rooms/${enc(ref)}/join`);
+export const remoteRoom = (ref) => request("GET", `/api/federation/rooms/${enc(ref)}`);
+export const remoteMedia = async (ref, sdp) =>
+  (await request("POST", `/api/federation/rooms/${enc(ref)}/media`, { sdp })).sdp;
+export const leaveRemote = (ref) => request("POST", `/api/federation/rooms/${enc(ref)}/leave`);

@@ -23,6 +23,8 @@ export class RoomError extends Error {
 export interface ServerConfig {
   server_name: string;
   slots: number;
+  /** Whether hosts here may open rooms to other deployments. */
+  federation: boolean;
   ice_servers: Array<{ urls: string | string[] }>;
   max_message_bytes: number;
   locales: string[];
@@ -212,6 +214,16 @@ export namespace api {
   function inviteLink(id: string, rotate?: boolean): Promise<string>;
   function follow(userId: string): Promise<null>;
   function unfollow(userId: string): Promise<null>;
+  /** Federation (docs/federation.md): rooms on other servers, reached through this one. */
+  function consents(): Promise<string[]>;
+  function giveConsent(server: string): Promise<string[]>;
+  function withdrawConsent(server: string): Promise<string[]>;
+  /** `ref` is `ROOM_ID@server`. */
+  function joinRemote(ref: string): Promise<{ room: Record<string, unknown>; ref: string }>;
+  function remoteRoom(ref: string): Promise<{ room: Record<string, unknown>; ref: string }>;
+  /** A listen-only offer for the remote room; resolves with this server's answer SDP. */
+  function remoteMedia(ref: string, sdp: string): Promise<string>;
+  function leaveRemote(ref: string): Promise<Record<string, never>>;
 }
 
 /** The pure reducer the Room uses (room-state.js), for drawing the room. */

@@ -20,6 +20,7 @@ export class LobbyView {
     this.timer = null;
     this.container = null;
     this.createPanel = null; // {key, element}: the "Start a room" form, kept across refreshes
+    this.remotePanel = null; // the "room on another server" form, kept across refreshes
   }
 
   mount(container) {
@@ -76,6 +77,7 @@ export class LobbyView {
       // room and what is coming up sit beside them (style.css, .lobby).
       h("div", { class: "lobby" },
         this.renderCreate(),
+        this.renderRemote(),
         h("section", { class: "lobby-live", "aria-labelledby": "live-heading",
           testid: "live-rooms" },
           h("h2", { id: "live-heading" }, t("lobby.live")),
@@ -88,6 +90,32 @@ export class LobbyView {
             "lobby.no_scheduled"),
           this.moreButton("scheduled"))),
     );
+  }
+
+  /** Signed-in users of a federating server open a room of another server by its address. */
+  renderRemote() {
+    const user = this.app.user;
+    if (!this.app.config?.federation || !user || user.is_guest) return null;
+    if (this.remotePanel) return this.remotePanel;
+    const input = h("input", { id: "remote-room-input", testid: "remote-room-input",
+      dir: "ltr", autocomplete: "off", spellcheck: "false", required: true,
+      placeholder: "ROOM@server.example", "aria-describedby": "remote-room-hint" });
+    const form = h("form", { class: "remote-room-form", testid: "remote-room-form",
+      onsubmit: (event) => {
+        event.preventDefault();
+        const ref = input.value.trim();
+        if (/^[A-Za-z0-9_-]{1,32}@[a-z0-9.-]{1,253}$/.test(ref)) {
+          this.app.navigate(`/f/${encodeURIComponent(ref)}`);
+        } else {
+          this.app.toast(t("lobby.remote_hint"));
+        }
+      } },
+      h("label", { for: "remote-room-input" }, t("lobby.remote_heading")),
+      h("p", { class: "muted", id: "remote-room-hint" }, t("lobby.remote_hint")),
+      input,
+      h("button", { type: "submit", testid: "remote-room-go" }, t("lobby.remote_go")));
+    this.remotePanel = h("section", { class: "panel", testid: "remote-room-panel" }, form);
+    return this.remotePanel;
   }
 
   moreButton(status) {
