@@ -98,6 +98,9 @@ class Cascade:
         self._lock: dict[str, asyncio.Lock] = {}
         media.origins = lambda: len(self.held)
         bus.handlers.update(
+            uplink=self._on_uplink,
+            uplink_keys=self._on_uplink_keys,
+            uplink_state=self._on_uplink_state,
             pipe=self._on_pipe,
             refresh=self._on_refresh,
             unpipe=self._on_unpipe,
@@ -247,6 +250,10 @@ class Cascade:
             if now - pipe.refreshed_at > self.config.pipe_timeout:
                 logger.info("cascade: %s stopped pulling room %s", edge_id, router.room_id)
                 router.close_pipe(edge_id)
+        for server, inlet in router.uplinks.items():
+            if now - max(inlet.last_heard, inlet.opened_at) > self.config.pipe_timeout:
+                logger.info("cascade: %s stopped sending to room %s", server, router.room_id)
+                router.close_uplink(server)
 
     async def close_room(self, room_id: str) -> None:
         """Close the room's router here, and give up its lease if held (idle or ended)."""
@@ -333,6 +340,45 @@ class Cascade:
     async def open_pipe_for(self, body: dict[str, Any]) -> dict[str, Any]:
         """A pipe request made on this node itself (for another deployment)."""
         return await self._on_pipe(self.node_id, body)
+
+    async def handle_here(self, op: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A bus request for this node, made by this node itself."""
+        return await self.bus.handlers[op](self.node_id, body) or {}
+
+    # --- origin of a federated room: uplinks from other deployments (docs/federation.md) ----
+
+    @staticmethod
+    def _server(body: dict[str, Any]) -> str:
+        server = body.get("server")
+        if not isinstance(server, str) or not 1 <= len(server) <= 253:
+            raise errors.InvalidField("bad server", field="server")
+        return server
+
+    async def _on_uplink(self, sender: str, body: dict[str, Any]) -> dict[str, Any]:
+        router = self._held_router(body)
+        inlet = await router.open_uplink(self._server(body), self.media.config.pipe_host)
+        assert inlet.address is not None
+        return {"address": list(inlet.address)}
+
+    async def _on_uplink_keys(self, sender: str, body: dict[str, Any]) -> dict[str, Any]:
+        router = self._held_router(body)
+        inlet = router.uplinks.get(self._server(body))
+        if inlet is None:
+            raise OriginMoved("No uplink is open for that server.")
+        try:
+            source = body["source"]
+            inlet.accept(PipeKeys(base64.b64decode(body["key"]), (str(source[0]), int(source[1]))))
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise errors.InvalidField("bad uplink keys", field="key") from None
+        return {}
+
+    async def _on_uplink_state(self, sender: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            router = self._held_router(body)
+        except OriginMoved:
+            return {"open": False}
+        inlet = router.uplinks.get(self._server(body))
+        return {"open": inlet is not None and inlet.source is not None}
 
     async def _on_pipe(self, sender: str, body: dict[str, Any]) -> dict[str, Any]:
         sender = self._edge(sender, body)

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
@@ -69,6 +69,11 @@ class OfferBody(BaseModel):
     sdp: str = Field(min_length=1, max_length=MAX_SDP)
 
 
+class ActBody(BaseModel):
+    action: Literal["raise_hand", "lower_hand", "accept_invitation", "decline_invitation",
+                    "mute", "unmute"]
+
+
 async def consents(request: Request) -> Response:
     services = _services(request)
     who = await services.auth.identify(request)
@@ -106,6 +111,14 @@ async def remote_media(request: Request) -> Response:
     return JSONResponse({"sdp": answer})
 
 
+async def remote_act(request: Request) -> Response:
+    services = _services(request)
+    who = await services.auth.identify(request)
+    ref = RoomRef.parse(request.path_params["ref"])
+    body = await _body(request, ActBody)
+    return JSONResponse(await services.federated_home.act(who, ref, body.action))
+
+
 async def remote_leave(request: Request) -> Response:
     services = _services(request)
     who = await services.auth.identify(request)
@@ -124,6 +137,12 @@ routes = [
           _signed(lambda s: s.federated_origin.pipe), methods=["POST"]),
     Route(PREFIX + "/rooms/{room_id}/refresh",
           _signed(lambda s: s.federated_origin.refresh), methods=["POST"]),
+    Route(PREFIX + "/rooms/{room_id}/act",
+          _signed(lambda s: s.federated_origin.act), methods=["POST"]),
+    Route(PREFIX + "/rooms/{room_id}/uplink",
+          _signed(lambda s: s.federated_origin.uplink), methods=["POST"]),
+    Route(PREFIX + "/rooms/{room_id}/uplink-keys",
+          _signed(lambda s: s.federated_origin.uplink_keys), methods=["POST"]),
     Route(PREFIX + "/rooms/{room_id}/dropped",
           _signed(lambda s: s.federated_home.dropped), methods=["POST"]),
     Route("/api/federation/consents", consents, methods=["GET"]),
@@ -131,5 +150,6 @@ routes = [
     Route("/api/federation/rooms/{ref}", remote_room, methods=["GET"]),
     Route("/api/federation/rooms/{ref}/join", remote_join, methods=["POST"]),
     Route("/api/federation/rooms/{ref}/media", remote_media, methods=["POST"]),
+    Route("/api/federation/rooms/{ref}/act", remote_act, methods=["POST"]),
     Route("/api/federation/rooms/{ref}/leave", remote_leave, methods=["POST"]),
 ]

@@ -79,6 +79,7 @@ class FederatedHome:
         self.redis = redis
         self._pullers: dict[str, asyncio.Task[None]] = {}
         self._state: dict[str, dict[str, Any]] = {}
+        self._you: dict[str, dict[str, Any]] = {}  # per remote room: each user's role there
         self._pulling: dict[str, int | None] = {}
 
     def _local(self, ref: RoomRef) -> None:
@@ -153,10 +154,23 @@ class FederatedHome:
     async def state(self, who: Identity, ref: RoomRef) -> dict[str, Any]:
         await self._member(who, ref)
         state = self._state.get(ref.text)
-        if state is None:
+        you = self._you.get(ref.text, {}).get(who.user_id)
+        if state is None or you is None:
             reply = await self._refresh(ref, [who.user_id])
             state = reply.get("room") or {}
-        return {"room": state, "ref": ref.text}
+            you = (reply.get("you") or {}).get(who.user_id)
+        return {"room": state, "ref": ref.text, "you": you}
+
+    async def act(self, who: Identity, ref: RoomRef, action: str) -> dict[str, Any]:
+        """Raise or lower a hand, answer an invitation, mute or unmute yourself, in a room on
+        another server (which applies its own rules)."""
+        await self._member(who, ref)
+        answer = await self.federation.request(
+            ref.server, f"/rooms/{ref.room_id}/act",
+            {"user": {"id": who.user_id, "display_name": who.display_name}, "action": action},
+        )
+        self._ensure_puller(ref)
+        return {"version": answer.get("version")}
 
     async def leave(self, who: Identity, ref: RoomRef) -> None:
         removed = await self.redis.hdel(_members_key(ref), who.user_id)
@@ -228,6 +242,10 @@ class FederatedHome:
                     if user_id not in present:
                         await self._drop(ref, user_id, "removed")
                 await self._keep_pipe(ref, reply.get("epoch"))
+                raw_you = reply.get("you")
+                you: dict[str, Any] = raw_you if isinstance(raw_you, dict) else {}
+                self._you[ref.text] = you
+                await self._keep_uplink(ref, you, bool(reply.get("uplink")))
             except errors.AudioRoomsError as exc:
                 logger.info("federation: refreshing %s failed: %s", ref.text, exc)
             except Exception:
@@ -269,6 +287,38 @@ class FederatedHome:
             raise errors.MediaError("The other server sent an unusable pipe.") from None
         self._pulling[ref.text] = reply.get("epoch", epoch)
         logger.info("federation: pulling %s (epoch %s)", ref.text, reply.get("epoch"))
+
+    async def _keep_uplink(self, ref: RoomRef, you: dict[str, Any], open_there: bool) -> None:
+        """Send this server's users who may speak there to the origin (one pipe for all), and
+        nobody else: the origin checks every packet against their role once more."""
+        assert self.media is not None
+        router = self.media.get_router(ref.text)
+        if router is None:
+            return
+        speaking = False
+        for user_id, info in you.items():
+            may_speak = isinstance(info, dict) and bool(info.get("may_speak"))
+            router.set_may_produce(user_id, may_speak)
+            speaking = speaking or (may_speak and user_id in router.transports)
+        edge = f"server:{ref.server}"
+        has_pipe = edge in router.pipes
+        if not speaking:
+            if has_pipe:
+                router.close_pipe(edge)
+            return
+        if has_pipe and open_there:
+            return
+        reply = await self.federation.request(ref.server, f"/rooms/{ref.room_id}/uplink", {})
+        address = reply.get("address")
+        if reply.get("waiting") or not isinstance(address, list) or len(address) != 2:
+            return
+        keys = router.open_pipe(edge, (str(address[0]), int(address[1])),
+                                self.media.pipe_socket())
+        await self.federation.request(
+            ref.server, f"/rooms/{ref.room_id}/uplink-keys",
+            {"key": base64.b64encode(keys.key).decode(), "source": list(keys.source)},
+        )
+        logger.info("federation: sending %s's speakers to %s", ref.text, ref.server)
 
     async def stop(self) -> None:
         await cancel_and_wait(*self._pullers.values())

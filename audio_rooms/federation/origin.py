@@ -34,7 +34,6 @@ from audio_rooms.federation.service import Federation
 from audio_rooms.federation.signing import NotHomeServer, RoomNotInterconnected
 from audio_rooms.rooms import RoomService
 from audio_rooms.signalling.media import RoomMedia
-from audio_rooms.state import keys
 from audio_rooms.state.bus import BusError, NodeUnreachable
 from audio_rooms.state.store import Published
 
@@ -127,15 +126,21 @@ class FederatedOrigin:
         ):
             raise errors.InvalidField("users must be this server's users", field="users")
         state = await self.rooms.live_state(room_id)
-        present = [u for u in users if state.get(u) is not None]
-        listening = [u for u in users if state.get(u) is None]
+        people = {u: p for u in users if (p := state.get(u)) is not None}
+        listening = [u for u in users if u not in people]
         if listening:
             # One round trip for all of them: a refresh costs the same for 1 user or 1,000.
-            async with self.rooms.store.redis.pipeline(transaction=False) as pipe:
-                for user_id in listening:
-                    pipe.exists(keys.room_listener(room_id, user_id))
-                found = await pipe.execute()
-            present += [u for u, exists in zip(listening, found, strict=True) if exists]
+            for listener in await self.rooms.store.audience.listeners(room_id, listening):
+                people[listener.user_id] = listener
+        present = list(people)
+        hands = set(state.hand_queue)
+        you = {
+            user_id: {
+                "role": p.role.value, "may_speak": p.may_speak,
+                "invited": user_id in state.invitations, "hand_raised": user_id in hands,
+            }
+            for user_id, p in people.items()
+        }
         await self.rooms.store.keep_present(room_id, present, PRESENCE)
         cascade = self.media.cascade
         epoch = None
@@ -149,7 +154,71 @@ class FederatedOrigin:
                                             "edge": edge_id(origin)})
         view = await self.rooms.snapshot(room_id, present[0] if present else "")
         return {"present": present, "epoch": epoch, "room": view[0] if view else None,
-                "interconnected": state.interconnected}
+                "interconnected": state.interconnected, "you": you,
+                "uplink": await self._has_uplink(room_id, origin)}
+
+    # --- remote speakers ----------------------------------------------------------------------
+
+    async def act(self, origin: str, room_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """What a remote user may do themselves: hands, invitations, their own microphone."""
+        user_id, name = _user(body, origin)
+        kind = body.get("action")
+        made = {
+            "raise_hand": a.RaiseHand, "lower_hand": a.LowerHand,
+            "accept_invitation": a.AcceptInvitation, "decline_invitation": a.DeclineInvitation,
+        }.get(kind if isinstance(kind, str) else "")
+        action: a.Action
+        if made is not None:
+            action = made()
+        elif kind == "mute":
+            action = a.Mute(user_id)
+        elif kind == "unmute":
+            action = a.Unmute(user_id)
+        else:
+            raise errors.InvalidField("Not an action a remote user may take.", field="action")
+        outcome = await self.rooms.act(Identity(user_id, name, False, Locale.EN), room_id, action)
+        return {"version": outcome.state.version}
+
+    async def _origin_call(self, room_id: str, op: str, body: dict[str, Any]
+                           ) -> dict[str, Any] | None:
+        """``op`` on the node holding the room's origin lease (None: no origin yet)."""
+        cascade = self.media.cascade
+        if cascade is None:
+            raise errors.ServiceUnavailable("This server relays no media.")
+        lease = await cascade.leases.read(room_id)
+        if lease is None:
+            return None
+        request = {"room": room_id, "epoch": lease.epoch, **body}
+        try:
+            if lease.node_id == cascade.node_id:
+                return await cascade.handle_here(op, request)
+            return await cascade.bus.call(lease.node_id, op, request,
+                                          cascade.config.request_timeout)
+        except (NodeUnreachable, BusError, OriginMoved):
+            return None
+
+    async def _has_uplink(self, room_id: str, origin: str) -> bool:
+        reply = await self._origin_call(room_id, "uplink_state", {"server": origin})
+        return bool(reply and reply.get("open"))
+
+    async def uplink(self, origin: str, room_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Open an inlet on the room's origin node for ``origin``'s speakers."""
+        await self._interconnected(room_id)
+        reply = await self._origin_call(room_id, "uplink", {"server": origin})
+        return reply if reply is not None else {"waiting": True}
+
+    async def uplink_keys(self, origin: str, room_id: str, body: dict[str, Any]
+                          ) -> dict[str, Any]:
+        key, source = body.get("key"), body.get("source")
+        if (
+            not isinstance(key, str) or len(key) > 100 or not isinstance(source, list)
+            or len(source) != 2 or not isinstance(source[0], str)
+            or not isinstance(source[1], int)
+        ):
+            raise errors.InvalidField("bad uplink keys", field="key")
+        reply = await self._origin_call(
+            room_id, "uplink_keys", {"server": origin, "key": key, "source": source})
+        return reply if reply is not None else {"waiting": True}
 
     # --- pushed to home servers ----------------------------------------------------------------
 

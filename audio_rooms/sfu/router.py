@@ -77,6 +77,11 @@ class Router:
         self.inlet: Inlet | None = None
         self._remote: dict[str, Producer] = {}
         self._remote_by_ssrc: dict[int, Producer] = {}
+        # Origin of a federated room: speakers of other deployments, one uplink inlet per
+        # server, their producers permission-checked here like local ones (docs/federation.md).
+        self._uplinks: dict[str, Inlet] = {}
+        self._uplinked: dict[str, dict[str, Producer]] = {}
+        self._uplinked_by_ssrc: dict[str, dict[int, Producer]] = {}
         # When the router last had a transport (monotonic): the cascade closes idle routers.
         self.idle_since: float | None = time.monotonic()
         self._taps: list[Tap] = []
@@ -159,6 +164,10 @@ class Router:
         transport = self._transports.get(participant_id)
         if transport is not None:
             transport.set_allowed(allowed)
+        for producers in self._uplinked.values():
+            uplinked = producers.get(participant_id)
+            if uplinked is not None:
+                uplinked.allowed = allowed
         logger.info("%r %s may produce: %s", self, participant_id, allowed)
         self._reselect()
 
@@ -199,6 +208,8 @@ class Router:
             pipe.close()
         self._pipes.clear()
         self._close_inlet()
+        for server in list(self._uplinks):
+            self.close_uplink(server)
         transports = list(self._transports.values())
         self._transports.clear()
         await asyncio.gather(*(t.close() for t in transports), return_exceptions=True)
@@ -241,6 +252,10 @@ class Router:
             for pid, t in self._transports.items()
             if t.producer is not None and t.has_mic and t.producer.allowed
         }
+        for producers in self._uplinked.values():
+            for pid, producer in producers.items():
+                if producer.allowed:
+                    levels[pid] = producer.meter.value(now)
         for pid, producer in self._remote.items():
             levels[pid] = producer.meter.value(now)
         return levels
@@ -289,6 +304,10 @@ class Router:
         remote = self._remote.get(participant_id)
         if remote is not None:
             return remote
+        for producers in self._uplinked.values():
+            uplinked = producers.get(participant_id)
+            if uplinked is not None:
+                return uplinked
         transport = self._transports.get(participant_id)
         return transport.producer if transport is not None else None
 
@@ -307,6 +326,9 @@ class Router:
         for pid, transport in self._transports.items():
             if transport.producer is not None:
                 transport.producer.consumers = [] if pid in self._remote else feeds.get(pid, [])
+        for producers in self._uplinked.values():
+            for pid, producer in producers.items():
+                producer.consumers = [] if pid in self._remote else feeds.get(pid, [])
         for pid, producer in self._remote.items():
             producer.consumers = feeds.get(pid, [])
         self._repipe()
@@ -357,23 +379,40 @@ class Router:
             self._repipe()
             logger.info("%r closed %r", self, pipe)
 
+    def _pipe_source(self, pid: str) -> Producer | None:
+        """What a pipe carries for ``pid``: its own microphone here if it may speak, else its
+        microphone from another deployment's uplink; never what came down this router's own
+        inlet (that would send the origin its own audio back)."""
+        transport = self._transports.get(pid)
+        if (
+            transport is not None and transport.producer is not None and transport.has_mic
+            and transport.producer.allowed
+        ):
+            return transport.producer
+        for producers in self._uplinked.values():
+            uplinked = producers.get(pid)
+            if uplinked is not None and uplinked.allowed:
+                return uplinked
+        return None
+
     def _repipe(self) -> None:
         """Carry the current selection on every pipe, and feed each speaker's lanes."""
-        selected = [
-            pid for pid in self._selector.selected
-            if pid not in self._remote and pid in self._transports
-        ]
+        sources = {
+            pid: source for pid in self._selector.selected
+            if (source := self._pipe_source(pid)) is not None
+        }
+        selected = list(sources)
         for pipe in self._pipes.values():
             if pipe.assign(selected):
                 pipe.send_control()
-        for pid, transport in self._transports.items():
-            producer = transport.producer
-            if producer is None:
-                continue
-            lanes = [] if pid in self._remote else [
+        producers = [t.producer for t in self._transports.values() if t.producer is not None]
+        producers += [p for group in self._uplinked.values() for p in group.values()]
+        for producer in producers:
+            pid = producer.participant_id
+            lanes = [
                 slot for pipe in self._pipes.values()
                 if (slot := pipe.slot_for(pid)) is not None
-            ]
+            ] if sources.get(pid) is producer else []
             if lanes or producer.pipe_slots:
                 producer.pipe_slots = lanes
 
@@ -439,6 +478,74 @@ class Router:
         self._selector.update(self._levels(time.monotonic()), time.monotonic())
         self._remap()
         logger.debug("%r pulls %s", self, sorted(self._remote))
+
+    # --- origin of a federated room: uplinks from other deployments -----------------------------
+
+    @property
+    def uplinks(self) -> dict[str, Inlet]:
+        return dict(self._uplinks)
+
+    async def open_uplink(self, server: str, host: str) -> Inlet:
+        """An inlet for the speakers of ``server`` (another deployment): only its own users
+        (``…@server``) are taken, each forwarded only while :meth:`set_may_produce` allows it."""
+        self._check_open()
+        self.close_uplink(server)
+        inlet = Inlet(
+            f"server:{server}", self._selector.size, self._stats,
+            lambda ssrc, data, ns: self._uplink_rtp(server, ssrc, data, ns),
+            lambda lanes: self._uplink_lanes(server, lanes),
+        )
+        await inlet.open(host)
+        if self._closed:
+            inlet.close()
+            raise RouterClosed()
+        self.close_uplink(server)
+        self._uplinks[server] = inlet
+        self._ensure_ticker()
+        return inlet
+
+    def close_uplink(self, server: str) -> None:
+        inlet = self._uplinks.pop(server, None)
+        if inlet is not None:
+            inlet.close()
+        if self._uplinked.get(server):
+            self._uplink_lanes(server, {})
+        self._uplinked.pop(server, None)
+        self._uplinked_by_ssrc.pop(server, None)
+
+    def _uplink_rtp(self, server: str, ssrc: int, data: bytes, arrival_ns: int) -> None:
+        producer = self._uplinked_by_ssrc.get(server, {}).get(ssrc)
+        if producer is None:
+            self._stats.drop("pipe_unknown_ssrc")
+            return
+        producer.handle_rtp(data, arrival_ns)
+
+    def _uplink_lanes(self, server: str, lanes: dict[int, str]) -> None:
+        suffix = "@" + server
+        wanted = {pid: ssrc for ssrc, pid in lanes.items() if pid.endswith(suffix)}
+        if len(wanted) < len(lanes):
+            self._stats.drop("pipe_foreign_speaker", len(lanes) - len(wanted))
+        group = self._uplinked.setdefault(server, {})
+        changed = False
+        for pid, producer in list(group.items()):
+            if wanted.get(pid) != producer.ssrc:
+                producer.close()
+                del group[pid]
+                changed = True
+        for pid, ssrc in wanted.items():
+            if pid not in group:
+                group[pid] = Producer(
+                    pid, PIPE_PAYLOAD_TYPE, ssrc, PIPE_LEVEL_EXT_ID, None, self._stats,
+                    self._config.max_rtp_size, allowed=self._may_produce.get(pid, False),
+                )
+                changed = True
+        if not changed:
+            return
+        self._uplinked_by_ssrc[server] = {
+            p.ssrc: p for p in group.values() if p.ssrc is not None
+        }
+        self._selector.update(self._levels(time.monotonic()), time.monotonic())
+        self._remap()
 
     @property
     def remote_speakers(self) -> list[str]:

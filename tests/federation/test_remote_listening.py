@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from audio_rooms.sfu.testing import AudioClient, ToneTrack
+from audio_rooms.sfu.testing import SAMPLE_RATE, AudioClient, Slot, ToneTrack, dominant_frequency
 from tests.conftest import Account, eventually, join
 from tests.hearing import connect_media, frames, hears_tone
 from tests.signalling.test_three_nodes import account
@@ -139,3 +139,86 @@ async def test_a_server_a_does_not_allow_is_refused_with_a_reason(make_deploymen
         await http.put("/api/federation/consents/a.test")
         refused = await http.post(f"/api/federation/rooms/{room_id}@a.test/join")
     assert (refused.status_code, refused.json()["code"]) == (403, "server_not_allowed")
+
+
+async def test_a_user_of_b_raises_a_hand_is_invited_speaks_to_a_and_is_muted(
+    make_deployments: Make, peers: list[AudioClient]
+) -> None:
+    """Remote speaking: B relays its user's microphone to A over one uplink pipe, and A checks
+    every packet against the user's role there (a mute stops it at A)."""
+    a, b = make_deployments()
+    host = await account(a, "Host", guest=False)
+    async with _api(a, host) as http:
+        created = await http.post("/api/rooms", json={"title": "Both ways", "visibility": "open"})
+    room_id = created.json()["room"]["id"]
+    ref = f"{room_id}@a.test"
+    host_c = await join(a, room_id, host)
+    host_peer = AudioClient(mic=ToneTrack(TONE))
+    peers.append(host_peer)
+    await connect_media(host_c, host_peer)  # the host's node becomes the origin
+    await host_c.send("set_interconnected", enabled=True)
+    await host_c.expect("interconnected_changed", enabled=True)
+    # A's own listener, who will hear the remote speaker.
+    local = await account(a, "Local", guest=True)
+    local_c = await join(a, room_id, local)
+    local_peer = AudioClient()
+    peers.append(local_peer)
+    await connect_media(local_c, local_peer)
+
+    sara = await account(b, "Sara", guest=False)
+    sara_peer = AudioClient(mic=ToneTrack(880.0))
+    peers.append(sara_peer)
+    async with _api(b, sara) as http:
+        await http.put("/api/federation/consents/a.test")
+        assert (await http.post(f"/api/federation/rooms/{ref}/join")).status_code == 200
+        answer = await http.post(f"/api/federation/rooms/{ref}/media",
+                                 json={"sdp": await sara_peer.offer()})
+        await sara_peer.accept(answer.json()["sdp"])
+        async with asyncio.timeout(15):
+            await sara_peer.connected()
+        await hears_tone(sara_peer, TONE, within=15)
+        # A listener's microphone goes nowhere: A's listener hears only the host.
+        await asyncio.sleep(1.0)
+        await hears_tone(local_peer, TONE, after_frames=frames(local_peer) + 50)
+
+        raised = await http.post(f"/api/federation/rooms/{ref}/act",
+                                 json={"action": "raise_hand"})
+        assert raised.status_code == 200, raised.text
+        await host_c.expect("hand_raised", user_id="sara@b.test", timeout=10)
+        await host_c.send("invite_to_speak", user_id="sara@b.test")
+        await eventually(lambda: _invited(b, sara, ref), within=10)
+        accepted = await http.post(f"/api/federation/rooms/{ref}/act",
+                                   json={"action": "accept_invitation"})
+        assert accepted.status_code == 200, accepted.text
+        # On stage with the microphone off, as every new speaker; she turns it on.
+        unmuted = await http.post(f"/api/federation/rooms/{ref}/act", json={"action": "unmute"})
+        assert unmuted.status_code == 200, unmuted.text
+    await host_c.expect("role_changed", user_id="sara@b.test", timeout=10)
+    # A's listener now hears Sara's 880 Hz from B, in a slot of its own.
+    await eventually(lambda: _hears_in_any_slot(local_peer, 880.0), within=15)
+
+    sara_slot = next(s for s in local_peer.slots if _slot_hears(s, 880.0))
+    await host_c.send("mute", user_id="sara@b.test")
+    await host_c.expect("mute_changed", user_id="sara@b.test")
+    await asyncio.sleep(0.5)  # packets in flight
+    before = len(sara_slot.packets)
+    await asyncio.sleep(1.0)
+    assert len(sara_slot.packets) == before  # A dropped every packet of hers after the mute
+
+
+async def _invited(b: Deployment, who: Account, ref: str) -> bool:
+    async with _api(b, who) as http:
+        state = (await http.get(f"/api/federation/rooms/{ref}")).json()
+    return bool(state.get("you") and state["you"].get("invited"))
+
+
+def _slot_hears(slot: Slot, tone: float, seconds: float = 1.0) -> bool:
+    samples = slot.samples(seconds)
+    return (
+        len(samples) >= SAMPLE_RATE * seconds * 0.8 and float(abs(samples).max()) > 1000
+        and abs(dominant_frequency(samples, SAMPLE_RATE) - tone) < 5
+    )
+
+
+def _hears_in_any_slot(peer: AudioClient, tone: float) -> bool:
+    return any(_slot_hears(slot, tone) for slot in peer.slots)

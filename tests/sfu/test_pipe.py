@@ -219,3 +219,36 @@ async def test_origin_listeners_come_and_go_while_a_pipe_is_fed(
     late = await join(origin, "late", slots=3, decode=False)
     marks = {c: c.received() for c in (staying, remote, late)}
     await eventually(lambda: all(c.received() > marks[c] + 25 for c in marks))
+
+
+async def test_an_uplink_takes_only_its_servers_speakers_and_only_while_they_may_speak(
+    media: MediaServer, edge: MediaServer, join: Join
+) -> None:
+    """Federation's uplink (docs/federation.md): B's router sends its speakers to A's. A takes
+    ``…@b.test`` speakers only, and forwards each only while A lets them produce."""
+    home = edge.router("room@a.test")
+    home.set_may_produce("sara@b.test", True)
+    home.set_may_produce("host@a.test", True)  # B pretending to carry one of A's users
+    await join(home, "sara@b.test", mic=ToneTrack(880), slots=1)
+    await join(home, "host@a.test", mic=ToneTrack(440), slots=1)
+    origin = media.router("room")
+    uplink = await origin.open_uplink("b.test", "127.0.0.1")
+    assert uplink.address is not None
+    uplink.accept(home.open_pipe("server:a.test", uplink.address, edge.pipe_socket()))
+    listener = await join(origin, "listener", slots=3, decode=False)
+    await eventually(lambda: media.forwarding.drops["pipe_foreign_speaker"] > 0)
+    await asyncio.sleep(1.0)
+    assert listener.received() == 0  # nobody may speak at A yet
+    origin.set_may_produce("sara@b.test", True)
+    origin.set_may_produce("host@a.test", True)
+    await eventually(lambda: listener.received() > 20)
+    by_speaker = {
+        c.producer_id: listener.slots[c.index]
+        for c in origin.transports["listener"].consumers if c.producer_id
+    }
+    assert set(by_speaker) == {"sara@b.test"}  # the impostor lane was dropped
+    origin.set_may_produce("sara@b.test", False)
+    stopped_at = time.monotonic()
+    await asyncio.sleep(0.6)
+    assert not [p for p in by_speaker["sara@b.test"].packets
+                if p.arrival > stopped_at + IN_FLIGHT]

@@ -122,3 +122,6 @@ export const remoteRoom = (ref) => request("GET", `/api/federation/rooms/${enc(r
 export const remoteMedia = async (ref, sdp) =>
   (await request("POST", `/api/federation/rooms/${enc(ref)}/media`, { sdp })).sdp;
 export const leaveRemote = (ref) => request("POST", `/api/federation/rooms/${enc(ref)}/leave`);
+/** raise_hand, lower_hand, accept_invitation, decline_invitation, mute or unmute (yourself). */
+export const actRemote = (ref, action) =>
+  request("POST", `/api/federation/rooms/${enc(ref)}/act`, { action });

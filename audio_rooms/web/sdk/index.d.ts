@@ -220,10 +220,13 @@ export namespace api {
   function withdrawConsent(server: string): Promise<string[]>;
   /** `ref` is `ROOM_ID@server`. */
   function joinRemote(ref: string): Promise<{ room: Record<string, unknown>; ref: string }>;
-  function remoteRoom(ref: string): Promise<{ room: Record<string, unknown>; ref: string }>;
+  function remoteRoom(ref: string): Promise<{ room: Record<string, unknown>; ref: string;
+    you: { role: string; may_speak: boolean; invited: boolean; hand_raised: boolean } | null }>;
   /** A listen-only offer for the remote room; resolves with this server's answer SDP. */
   function remoteMedia(ref: string, sdp: string): Promise<string>;
   function leaveRemote(ref: string): Promise<Record<string, never>>;
+  function actRemote(ref: string, action: "raise_hand" | "lower_hand" | "accept_invitation"
+    | "decline_invitation" | "mute" | "unmute"): Promise<{ version: number }>;
 }
 
 /** The pure reducer the Room uses (room-state.js), for drawing the room. */

@@ -7,7 +7,7 @@
 // its SFU, and reads the room's stage and counts from it every two seconds.
 
 import * as api from "../sdk/api.js";
-import { AudioPool, MediaSession } from "../sdk/media.js";
+import { AudioPool, MediaSession, Microphone } from "../sdk/media.js";
 import { h } from "../dom.js";
 import { errorText, t } from "../i18n.js";
 
@@ -25,6 +25,8 @@ export class RemoteRoomView {
     this.media = null;
     this.timer = null;
     this.container = null;
+    this.you = null; // {role, may_speak, invited, hand_raised} in that room, from its server
+    this.mic = null;
   }
 
   mount(container) {
@@ -41,6 +43,8 @@ export class RemoteRoomView {
     this.timer = null;
     this.media?.close();
     this.media = null;
+    this.mic?.release();
+    this.mic = null;
   }
 
   async join() {
@@ -68,7 +72,9 @@ export class RemoteRoomView {
 
   async poll() {
     try {
-      this.room = (await api.remoteRoom(this.ref)).room;
+      const state = await api.remoteRoom(this.ref);
+      this.room = state.room;
+      this.you = state.you || null;
     } catch (err) {
       if (ENDING.has(err.code)) this.fail(err.code);
     }
@@ -79,6 +85,43 @@ export class RemoteRoomView {
     this.stop();
     this.error = code;
     this.phase = "idle";
+  }
+
+  /** Hands, invitations and the microphone: the other server decides, this one relays. */
+  async act(action) {
+    try {
+      if (action === "unmute" || action === "accept_invitation") await this.openMic();
+      await api.actRemote(this.ref, action);
+      if (action === "mute") this.media?.setMicTrack(null);
+      await this.poll();
+    } catch (err) {
+      this.app.toast(errorText(err.code || "network_error"));
+    }
+  }
+
+  async openMic() {
+    if (!this.mic) this.mic = new Microphone();
+    const track = await this.mic.acquire();
+    await this.media?.setMicTrack(track);
+  }
+
+  controls() {
+    const you = this.you;
+    if (this.phase !== "listening" || !you) return [];
+    const button = (testid, action, key, cls = "") =>
+      h("button", { type: "button", class: cls, testid, onclick: () => this.act(action) }, t(key));
+    if (you.role === "listener") {
+      if (you.invited) {
+        return [button("accept-invitation", "accept_invitation", "room.accept", "primary"),
+          button("decline-invitation", "decline_invitation", "room.decline")];
+      }
+      return [you.hand_raised
+        ? button("lower-hand", "lower_hand", "room.lower_hand")
+        : button("raise-hand", "raise_hand", "room.raise_hand")];
+    }
+    return [you.may_speak
+      ? button("mic-toggle", "mute", "room.mute_me")
+      : button("mic-toggle", "unmute", "room.unmute_me", "primary")];
   }
 
   async allow() {
@@ -139,6 +182,7 @@ export class RemoteRoomView {
         this.phase === "listening"
           ? h("p", { class: "muted", testid: "remote-listening" }, t("remote.listening"))
           : null,
+        ...this.controls(),
         this.phase === "listening"
           ? h("button", { type: "button", testid: "leave-button", onclick: () => this.leave() },
               t("room.leave"))
