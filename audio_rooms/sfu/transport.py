@@ -126,6 +126,16 @@ class Transport:
     def has_mic(self) -> bool:
         return self.producer is not None and self.producer.payload_type is not None
 
+    @property
+    def relayed(self) -> bool:
+        """Whether the peer reaches this transport through a TURN server (its selected pair's
+        remote candidate is a relay candidate), as far as the candidates it signalled tell."""
+        return (
+            self.state is TransportState.CONNECTED
+            and self._pc is not None
+            and hooks.selected_remote_type(self._pc) == "relay"
+        )
+
     async def negotiate(self, offer: Offer) -> str:
         """Apply the client's offer and return the SDP answer, candidates included."""
         if self.state is not TransportState.NEW:

@@ -31,6 +31,20 @@ def ice_connections(pc: RTCPeerConnection) -> list[aioice.ice.Connection]:
     return list(seen.values())
 
 
+
+def selected_remote_type(pc: RTCPeerConnection) -> str | None:
+    """The ICE type of the remote candidate in ``pc``'s selected pair (component 1), if any.
+
+    ``relay`` means the peer reaches us through its TURN server; ``prflx`` (an address learned
+    from a check before the peer's candidate arrived) and ``srflx``/``host`` do not. aiortc
+    exposes no getStats candidate-pair entry, so this reads aioice's nominated pairs.
+    """
+    for conn in ice_connections(pc):
+        pair = conn._nominated.get(1)
+        if pair is not None:
+            return str(pair.remote_candidate.type)
+    return None
+
 async def _bind_udp(
     conn: aioice.ice.Connection, address: str, port_min: int | None, port_max: int | None
 ) -> aioice.ice.StunProtocol | None:
