@@ -118,6 +118,7 @@ class Transport:
         # The transport's sockets, read on the beat while its participant may not speak.
         self._readers: list[tuple[int, Callable[[], None]]] = []
         self._deadline: asyncio.TimerHandle | None = None
+        self._relay_addresses: frozenset[tuple[str, int]] = frozenset()
 
     def __repr__(self) -> str:
         return f"Transport({self.name}, {self.state.value})"
@@ -128,12 +129,13 @@ class Transport:
 
     @property
     def relayed(self) -> bool:
-        """Whether the peer reaches this transport through a TURN server (its selected pair's
-        remote candidate is a relay candidate), as far as the candidates it signalled tell."""
-        return (
-            self.state is TransportState.CONNECTED
-            and self._pc is not None
-            and hooks.selected_remote_type(self._pc) == "relay"
+        """Whether the peer reaches this transport through a TURN server: its selected pair's
+        remote address is one of the relay candidates it offered."""
+        if self.state is not TransportState.CONNECTED or self._pc is None:
+            return False
+        remote = hooks.selected_remote_candidate(self._pc)
+        return remote is not None and (
+            remote.type == "relay" or (remote.host, remote.port) in self._relay_addresses
         )
 
     async def negotiate(self, offer: Offer) -> str:
@@ -141,6 +143,7 @@ class Transport:
         if self.state is not TransportState.NEW:
             raise RuntimeError(f"{self!r} negotiated twice")
         self.state = TransportState.CONNECTING
+        self._relay_addresses = offer.relay_addresses
         pc = self._pc = RTCPeerConnection(self._config.rtc_configuration())
         pc.on("connectionstatechange", self._connection_state_changed)
         opus = [

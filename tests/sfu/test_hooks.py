@@ -59,7 +59,8 @@ async def test_selected_pair_tells_a_direct_peer_from_a_relayed_one(
     coturn, is tests/abuse/test_edge_turntls.py)."""
     router = media.router("room")
     listener = await join(router, "listener", slots=1, decode=False)
-    assert hooks.selected_remote_type(listener.pc) == "host"  # the client's view of the SFU
+    remote = hooks.selected_remote_candidate(listener.pc)  # the client's view of the SFU
+    assert remote is not None and remote.type == "host" and remote.host == "127.0.0.1"
     transport = router.transports["listener"]
     await eventually(lambda: transport.state is TransportState.CONNECTED)
     assert not transport.relayed and media.stats().relayed == 0

@@ -24,13 +24,14 @@ HIDE_WEBCODECS = "delete window.AudioDecoder; delete window.AudioEncoder;"
 
 
 async def udp_blocked_page(browsers: Browsers, profile: Path, path: str,
-                           init_script: str | None = None, token: str | None = None) -> Any:
+                           init_script: str | None = None, token: str | None = None,
+                           extra_args: tuple[str, ...] = ()) -> Any:
     """A page in a Chromium whose profile forbids WebRTC any UDP that is not proxied."""
     prefs = profile / "Default" / "Preferences"
     prefs.parent.mkdir(parents=True, exist_ok=True)
     prefs.write_text(json.dumps({"webrtc": {"ip_handling_policy": "disable_non_proxied_udp"}}))
     context = await browsers.playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=str(CHROMIUM), args=chromium_args(None),
+        str(profile), executable_path=str(CHROMIUM), args=[*chromium_args(None), *extra_args],
         viewport={"width": 390, "height": 844}, locale="en-US", base_url=browsers.base_url)
     browsers.launched.append(context)
     if token is not None:

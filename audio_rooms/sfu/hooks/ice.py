@@ -32,17 +32,18 @@ def ice_connections(pc: RTCPeerConnection) -> list[aioice.ice.Connection]:
 
 
 
-def selected_remote_type(pc: RTCPeerConnection) -> str | None:
-    """The ICE type of the remote candidate in ``pc``'s selected pair (component 1), if any.
+def selected_remote_candidate(pc: RTCPeerConnection) -> Candidate | None:
+    """The remote candidate of ``pc``'s selected pair (component 1), if one is selected.
 
-    ``relay`` means the peer reaches us through its TURN server; ``prflx`` (an address learned
-    from a check before the peer's candidate arrived) and ``srflx``/``host`` do not. aiortc
-    exposes no getStats candidate-pair entry, so this reads aioice's nominated pairs.
+    Its ``type`` is ``relay`` when the peer signalled it as its TURN relay, ``prflx`` when
+    aioice learned the address from a check instead (a candidate it was not given), and its
+    ``host``/``port`` are the address the peer's packets come from. aiortc exposes no getStats
+    candidate-pair entry, so this reads aioice's nominated pairs.
     """
     for conn in ice_connections(pc):
         pair = conn._nominated.get(1)
         if pair is not None:
-            return str(pair.remote_candidate.type)
+            return pair.remote_candidate
     return None
 
 async def _bind_udp(
