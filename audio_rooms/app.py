@@ -225,7 +225,8 @@ async def start_services(
                       services.federated_origin.on_published]
     if media is not None:
         services.listen = ListenRelays(room_media, hub.connection, settings.listen_max_lag,
-                                       settings.listen_stall_timeout, settings.grace_period)
+                                       settings.listen_stall_timeout, settings.grace_period,
+                                       settings.listen_batch_interval)
         hub.listeners.append(services.listen.on_published)
     hub.snapshots = rooms.snapshot_for_hub
     await hub.start()

@@ -202,19 +202,21 @@ class _StateCollector(Collector):
             stats.lost,
         )
         if self._listen is not None:
-            yield from _listen_metrics(self._listen, stats.transports)
+            yield from _listen_metrics(self._listen, stats.transports, stats.relayed)
 
 
 def _listen_metrics(
-    listen: ListenRelays, transports: int
+    listen: ListenRelays, transports: int, relayed: int
 ) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
     paths = GaugeMetricFamily(
         f"{PREFIX}_listeners_by_path",
-        "Participants receiving room audio on this node, by path: webrtc (a media transport) "
-        "or websocket (the listen socket, UDP blocked).",
+        "Participants receiving room audio on this node, by path: webrtc (a media transport "
+        "reached directly), turn (a media transport reached through a TURN relay) or websocket "
+        "(the listen socket, UDP blocked).",
         labels=["path"],
     )
-    paths.add_metric(["webrtc"], transports)
+    paths.add_metric(["webrtc"], transports - relayed)
+    paths.add_metric(["turn"], relayed)
     paths.add_metric(["websocket"], listen.listener_count())
     yield paths
     counters = listen.counters

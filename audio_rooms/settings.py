@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # skipped for it, and seconds it may go on lagging before it is closed (4008).
     listen_max_lag: float = Field(0.3, ge=0.05, le=5.0)
     listen_stall_timeout: float = Field(10.0, ge=1.0, le=300.0)
+    # Seconds of a room's frames gathered into one write per listen socket (0: what one turn of
+    # the event loop brought): fewer system calls per listener, a little more delay.
+    listen_batch_interval: float = Field(0.04, ge=0.0, le=0.2)
 
     # --- edge: connections, origins, metrics ---
     http_header_timeout: float = Field(10.0, gt=0, le=300)

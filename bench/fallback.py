@@ -10,7 +10,7 @@ speaking 440 Hz from an aiortc peer. Then, in turn, N guests listening over
 CPU seconds over the window, less the host-only baseline, divided by N, is each path's cost per
 listener. Delay spread: each frame's arrival less the time its RTP timestamp says it was
 spoken, relative to the earliest frame, p50/p99 (the browser's jitter buffer adds 150-300 ms on
-top). Loss and latency can be added with tc netem on lo (not done here).
+top). Mouth-to-ear latency, with loss, is bench/fallback_latency.py.
 """
 
 from __future__ import annotations

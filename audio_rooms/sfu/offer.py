@@ -38,6 +38,10 @@ class MediaLine:
 class Offer:
     sdp: str
     lines: tuple[MediaLine, ...]
+    # (address, port) of the TURN relay candidates the client offered: how the SFU tells a
+    # relayed client, whose candidates aiortc may learn as peer-reflexive instead (a browser
+    # puts them on the first m-line of the BUNDLE only).
+    relay_addresses: frozenset[tuple[str, int]] = frozenset()
 
     @property
     def mic(self) -> MediaLine | None:
@@ -64,6 +68,7 @@ class Offer:
             raise MalformedSdp("the offer has no m-line")
 
         lines: list[MediaLine] = []
+        relays: set[tuple[str, int]] = set()
         have_mic = False
         for index, media in enumerate(description.media):
             if media.kind != "audio":
@@ -77,6 +82,7 @@ class Offer:
                     "an m-line has too many ICE candidates",
                     mline=index, limit=MAX_CANDIDATES_PER_LINE,
                 )
+            relays.update((c.ip, c.port) for c in media.ice_candidates if c.type == "relay")
             if not media.rtcp_mux:
                 raise MalformedSdp("rtcp-mux is required", mline=index)
             if not media.rtp.muxId:
@@ -112,7 +118,7 @@ class Offer:
             bundled = {str(item) for item in bundle.items} if bundle else set()
             if any(line.mid not in bundled for line in lines):
                 raise UnsupportedMedia("all m-lines must be in one BUNDLE group")
-        return cls(sdp=text, lines=tuple(lines))
+        return cls(sdp=text, lines=tuple(lines), relay_addresses=frozenset(relays))
 
 
 def _is_opus(codec: object) -> bool:

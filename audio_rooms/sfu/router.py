@@ -600,11 +600,12 @@ class Router:
         if self._closed:
             raise RouterClosed()
 
-    def count(self) -> tuple[int, int, int]:
-        """(transports, producers, consumers) currently open."""
+    def count(self) -> tuple[int, int, int, int]:
+        """(transports, producers, consumers, relayed transports) currently open."""
         transports = [t for t in self._transports.values() if t.state is not TransportState.CLOSED]
         return (
             len(transports),
             sum(1 for t in transports if t.has_mic),
             sum(len(t.consumers) for t in transports),
+            sum(1 for t in transports if t.relayed),
         )

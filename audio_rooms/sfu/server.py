@@ -95,10 +95,11 @@ class MediaServer:
             self._pipe_socket = None
 
     def stats(self) -> MediaStats:
-        transports = producers = consumers = pipes = inlets = 0
+        transports = producers = consumers = relayed = pipes = inlets = 0
         for router in self._routers.values():
-            t, p, c = router.count()
+            t, p, c, r = router.count()
             transports += t
+            relayed += r
             producers += p
             consumers += c
             pipes += len(router.pipes)
@@ -106,6 +107,7 @@ class MediaServer:
         return MediaStats(
             routers=len(self._routers),
             transports=transports,
+            relayed=relayed,
             producers=producers,
             consumers=consumers,
             forwarded_packets=self.forwarding.forwarded_packets,

@@ -24,6 +24,7 @@ class MediaStats:
     pipes: int = 0  # pipes this node sends to edges (as an origin)
     inlets: int = 0  # pipes this node takes from origins (as an edge)
     origins: int = 0  # rooms whose origin lease this node holds (set by the cascade)
+    relayed: int = 0  # transports whose peer reaches them through TURN (of ``transports``)
 
 
 class ForwardingStats:

@@ -4,9 +4,10 @@ Shipped in the package so that signalling and end-to-end tests can drive real We
 
 * :class:`ToneTrack` sends a sine wave (48 kHz, 20 ms frames, real-time pacing);
 * :func:`dominant_frequency` finds what a listener hears;
-* :class:`AudioClient` is an aiortc peer restricted to given host addresses with no STUN, that
-  offers a microphone m-line and receive-only slots (the rules in docs/sfu.md), records every
-  RTP packet it receives per slot and, if asked, the decoded audio.
+* :class:`AudioClient` is an aiortc peer restricted to given host addresses (no STUN unless
+  given ICE servers; a TURN server and no host addresses make it relay-only), that offers a
+  microphone m-line and receive-only slots (the rules in docs/sfu.md), records every RTP
+  packet it receives per slot and, if asked, the decoded audio.
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc import sdp as aiortc_sdp
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -188,13 +195,14 @@ class AudioClient:
         host_addresses: Iterable[str] = ("127.0.0.1",),
         decode: bool = True,
         record_packets: bool = True,
+        ice_servers: Iterable[RTCIceServer] = (),
     ) -> None:
         self.mic = mic
         self.slot_count = slots
         self.host_addresses = tuple(host_addresses)
         self.decode = decode
         self.record_packets = record_packets
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
         self.slots: list[Slot] = []
         self.packet_count = 0
         self._by_ssrc: dict[int, Slot] = {}

@@ -118,6 +118,7 @@ class Transport:
         # The transport's sockets, read on the beat while its participant may not speak.
         self._readers: list[tuple[int, Callable[[], None]]] = []
         self._deadline: asyncio.TimerHandle | None = None
+        self._relay_addresses: frozenset[tuple[str, int]] = frozenset()
 
     def __repr__(self) -> str:
         return f"Transport({self.name}, {self.state.value})"
@@ -126,11 +127,23 @@ class Transport:
     def has_mic(self) -> bool:
         return self.producer is not None and self.producer.payload_type is not None
 
+    @property
+    def relayed(self) -> bool:
+        """Whether the peer reaches this transport through a TURN server: its selected pair's
+        remote address is one of the relay candidates it offered."""
+        if self.state is not TransportState.CONNECTED or self._pc is None:
+            return False
+        remote = hooks.selected_remote_candidate(self._pc)
+        return remote is not None and (
+            remote.type == "relay" or (remote.host, remote.port) in self._relay_addresses
+        )
+
     async def negotiate(self, offer: Offer) -> str:
         """Apply the client's offer and return the SDP answer, candidates included."""
         if self.state is not TransportState.NEW:
             raise RuntimeError(f"{self!r} negotiated twice")
         self.state = TransportState.CONNECTING
+        self._relay_addresses = offer.relay_addresses
         pc = self._pc = RTCPeerConnection(self._config.rtc_configuration())
         pc.on("connectionstatechange", self._connection_state_changed)
         opus = [

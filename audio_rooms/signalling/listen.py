@@ -7,11 +7,13 @@ per packet (listen_frames.py). The server never decodes them.
 
 The SFU hands each forwarded packet to a tap after its permission check, so a mute or a
 demotion stops this path at the same packet as WebRTC. A :class:`ListenRelay` per room on this
-node is that tap: it builds each packet's WebSocket frame once and writes those bytes to every
-listening socket. A socket holding more than ``listen_max_lag`` seconds of audio not yet sent
-is skipped (frames dropped for it, counted) rather than buffered, and one that stays behind for
-``listen_stall_timeout`` is closed with 4008. The relay exists only while someone listens: with
-no relay, the SFU taps nothing.
+node is that tap: it builds each packet's WebSocket frame once, gathers the frames of
+``listen_batch_interval`` (40 ms: two packets of one speaker, six of three) and writes them to
+every listening socket as one ``write``, so a socket costs a system call per batch rather than
+per packet (still one WebSocket message per packet). A socket holding more than
+``listen_max_lag`` seconds of audio not yet sent is skipped (frames dropped for it, counted)
+rather than buffered, and one that stays behind for ``listen_stall_timeout`` is closed with
+4008. The relay exists only while someone listens: with no relay, the SFU taps nothing.
 
 What the client may send: ``listen`` first (with its token, or relying on the session cookie),
 then ``ping`` at most. Frames are size- and rate-limited; unreadable ones are strikes, and too
@@ -108,8 +110,10 @@ class Listener:
         self._queue.append(text)
         self._wake.set()
 
-    def offer(self, frame: bytes, payload: bytes, limit: int, now: float) -> None:
-        """Send one audio frame, or skip it if more than ``limit`` bytes are still unsent."""
+    def offer(self, frames: bytes, payloads: list[bytes], limit: int, now: float) -> None:
+        """Send a batch of audio frames (``frames``: their WebSocket frames back to back;
+        ``payloads``: each one's message), or skip it if more than ``limit`` bytes are still
+        unsent."""
         if self.close_code is not None:
             return
         counters = self._counters
@@ -121,8 +125,8 @@ class Listener:
         else:
             behind = self._queued
         if behind > limit:
-            self.dropped += 1
-            counters.frames_dropped += 1
+            self.dropped += len(payloads)
+            counters.frames_dropped += len(payloads)
             if self._behind_since is None:
                 self._behind_since = now
             elif now - self._behind_since > self._stall_timeout:
@@ -132,14 +136,15 @@ class Listener:
                 self.close(CloseCode.TOO_SLOW)
             return
         self._behind_since = None
-        counters.frames_sent += 1
+        counters.frames_sent += len(payloads)
         if self._frames is not None:
-            counters.bytes_sent += len(frame)
-            self._frames.write(frame)
+            counters.bytes_sent += len(frames)
+            self._frames.write(frames)
         else:
-            counters.bytes_sent += len(payload)
-            self._queue.append(payload)
-            self._queued += len(payload)
+            for payload in payloads:
+                counters.bytes_sent += len(payload)
+                self._queue.append(payload)
+                self._queued += len(payload)
             self._wake.set()
 
     def close(self, code: int) -> None:
@@ -189,10 +194,16 @@ class Listener:
 class ListenRelay:
     """A room's listen sockets on this node, and the tap that feeds them."""
 
-    def __init__(self, room_id: str, max_lag: float) -> None:
+    def __init__(self, room_id: str, max_lag: float, batch_interval: float) -> None:
         self.room_id = room_id
         self.listeners: dict[str, Listener] = {}
         self._max_lag = max_lag
+        self._batch_interval = batch_interval
+        self._loop = asyncio.get_running_loop()
+        # Frames tapped since the last flush, with and without their WebSocket headers.
+        self._frames: list[bytes] = []
+        self._payloads: list[bytes] = []
+        self._flush: asyncio.Handle | None = None
         self._speakers: dict[str, int] = {}  # speaker id -> the number in their frames
         self._next_number = 0
         self._window_start = time.monotonic()
@@ -210,16 +221,41 @@ class ListenRelay:
             number = self._speakers[speaker] = self._next_number
             self._next_number = (self._next_number + 1) & 0xFF
         data = listen_frames.encode(number, seq, timestamp, level, payload)
-        frame = binary_frame(data)  # once, whoever receives it
+        self._frames.append(binary_frame(data))  # once, whoever receives it
+        self._payloads.append(data)
+        if self._flush is None:
+            self._flush = (
+                self._loop.call_later(self._batch_interval, self.flush)
+                if self._batch_interval > 0
+                else self._loop.call_soon(self.flush)  # what one loop iteration brought
+            )
+
+    def flush(self) -> None:
+        """Write the frames gathered since the last flush to every listener, in one piece."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        payloads = self._payloads
+        if not payloads:
+            return
+        frames = self._frames[0] if len(self._frames) == 1 else b"".join(self._frames)
+        self._frames, self._payloads = [], []
         now = time.monotonic()
-        self._window_bytes += len(frame)
+        self._window_bytes += len(frames)
         if now - self._window_start >= RATE_WINDOW:
             self._rate = self._window_bytes / (now - self._window_start)
             self._window_start = now
             self._window_bytes = 0
         limit = max(MIN_LAG_BYTES, int(self._rate * self._max_lag))
         for listener in list(self.listeners.values()):
-            listener.offer(frame, data, limit, now)
+            listener.offer(frames, payloads, limit, now)
+
+    def close(self) -> None:
+        """Stop: what is gathered and not yet written is dropped (nobody is left to hear it)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._frames, self._payloads = [], []
 
 
 class ListenRelays:
@@ -232,12 +268,13 @@ class ListenRelays:
     """
 
     def __init__(self, room_media: RoomMedia, connection: FindConnection, max_lag: float,
-                 stall_timeout: float, grace_period: float) -> None:
+                 stall_timeout: float, grace_period: float, batch_interval: float) -> None:
         self.counters = ListenCounters()
         self.stall_timeout = stall_timeout
         self._room_media = room_media
         self._connection = connection
         self._max_lag = max_lag
+        self._batch_interval = batch_interval
         self._grace_period = grace_period
         self._relays: dict[str, ListenRelay] = {}
         self._missing: dict[Listener, float] = {}  # listeners whose room socket is gone, since
@@ -254,7 +291,7 @@ class ListenRelays:
         """Start feeding ``listener``; one the same user had in the room is replaced (4009)."""
         relay = self._relays.get(listener.room_id)
         if relay is None:
-            relay = ListenRelay(listener.room_id, self._max_lag)
+            relay = ListenRelay(listener.room_id, self._max_lag, self._batch_interval)
             self._room_media.add_tap(listener.room_id, relay)
             self._relays[listener.room_id] = relay
         old = relay.listeners.get(listener.user_id)
@@ -291,6 +328,7 @@ class ListenRelays:
         if not relay.listeners:
             del self._relays[listener.room_id]
             self._room_media.remove_tap(listener.room_id, relay)
+            relay.close()
 
     def close_user(self, room_id: str, user_id: str, code: int) -> None:
         relay = self._relays.get(room_id)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from audio_rooms.settings import SettingsError, load_settings
 
@@ -107,3 +108,43 @@ def test_reverse_proxy_examples_route_websockets_and_turns() -> None:
                                 capture_output=True, text=True, timeout=30)
         # Certificates are the operator's: only their absence may fail the check.
         assert result.returncode == 0 or "fullchain.pem" in result.stderr, result.stderr
+
+
+def test_turn_tls_profile_runs_coturn_for_tls_only_and_the_app_hands_its_url_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    turns_url = "turns:turn.example.org:443?transport=tcp"
+    env_file = tmp_path / "tls.env"
+    env_file.write_text(
+        (ROOT / "docker" / "example.env").read_text()
+        + f"\nTURN_TLS_URL={turns_url}\nTURN_SECRET=a-real-shared-secret-of-the-operator\n"
+    )
+    services = yaml.safe_load(
+        compose_config("--env-file", str(env_file), "--profile", "turn-tls")
+    )["services"]
+    tls = services["coturn-tls"]
+    assert tls["profiles"] == ["turn-tls"]
+    assert {"--no-udp", "--no-tcp", "--no-dtls", "--tls-listening-port=5349"} <= set(
+        tls["command"]
+    )
+    published = {(p["published"], p["protocol"]): p["target"] for p in tls["ports"]}
+    assert published[(443, "tcp")] == 5349
+    # Its relay ports are its own: two coturns cannot share a published port.
+    plain = {(p["published"], p["protocol"]) for p in services["coturn"]["ports"]}
+    assert not plain & set(published)
+    assert any(v.endswith(":/etc/coturn/tls/cert.pem:ro") for v in tls["volumes"])
+
+    for service in ("app", "app2"):
+        environment = services[service]["environment"]
+        for key, value in environment.items():
+            monkeypatch.setenv(key, str(value))
+        settings = load_settings()
+        assert settings.turn_urls[-1] == turns_url and len(settings.turn_urls) == 3
+
+    # Without TURN_TLS_URL the app hands out the two plain URLs and no empty one.
+    environment = yaml.safe_load(compose_config("--env-file", "docker/example.env"))[
+        "services"]["app"]["environment"]
+    monkeypatch.setenv("AUDIO_ROOMS_TURN_URLS", environment["AUDIO_ROOMS_TURN_URLS"])
+    assert load_settings().turn_urls == (
+        "turn:203.0.113.10:3478?transport=udp", "turn:203.0.113.10:3478?transport=tcp"
+    )

@@ -13,6 +13,7 @@ import aiortc
 
 from audio_rooms.sfu import MediaServer, hooks
 from audio_rooms.sfu.testing import ToneTrack
+from audio_rooms.sfu.transport import TransportState
 from tests.conftest import eventually
 
 from .conftest import Join
@@ -49,6 +50,20 @@ async def test_ingress_and_egress_hooks_carry_packets(media: MediaServer, join: 
     listener = await join(router, "listener", slots=1, decode=False)
     await eventually(lambda: listener.received() > 10)
     assert media.stats().forwarded_packets >= listener.received()
+
+
+async def test_selected_pair_tells_a_direct_peer_from_a_relayed_one(
+    media: MediaServer, join: Join
+) -> None:
+    """A peer on its host candidate is not counted as TURN (the relayed case, with a real
+    coturn, is tests/abuse/test_edge_turntls.py)."""
+    router = media.router("room")
+    listener = await join(router, "listener", slots=1, decode=False)
+    remote = hooks.selected_remote_candidate(listener.pc)  # the client's view of the SFU
+    assert remote is not None and remote.type == "host" and remote.host == "127.0.0.1"
+    transport = router.transports["listener"]
+    await eventually(lambda: transport.state is TransportState.CONNECTED)
+    assert not transport.relayed and media.stats().relayed == 0
 
 
 async def test_receiver_and_sender_reports_stay_true(

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -18,7 +19,16 @@ from websockets.asyncio.client import ClientConnection
 
 from audio_rooms.sfu.testing import SAMPLE_RATE, AudioClient, ToneTrack, dominant_frequency
 from audio_rooms.signalling.listen_frames import AudioFrame
-from tests.conftest import Account, AccountFactory, LiveRoom, RunningServer, eventually
+from tests.conftest import (
+    Account,
+    AccountFactory,
+    LiveRoom,
+    RunningServer,
+    ServerFactory,
+    create_room,
+    eventually,
+    join,
+)
 from tests.hearing import TOLERANCE, TONE, connect_media
 
 
@@ -180,3 +190,50 @@ async def test_what_a_listener_sends_is_limited(
                 await got.ws.send(b"\x00" * 100)
         await asyncio.wait_for(got.reader, 5)  # type: ignore[arg-type]
     assert got.close_code == 4000
+
+
+async def test_a_listener_that_stops_reading_is_skipped_then_closed_and_others_miss_nothing(
+    make_server: ServerFactory, make_account: AccountFactory,
+) -> None:
+    """A phone in a tunnel: its frames are skipped once it is more than the lag bound behind
+    (not queued for it), it is closed with 4008 when it stays behind, and a listener reading
+    beside it gets every packet, in order, in batches of the relay's interval."""
+    server = await make_server(listen_stall_timeout=2.0, listen_batch_interval=0.04)
+    host, reader = await make_account("Host"), await make_account("Reader")
+    staller = await make_account("Staller")
+    room_id = await create_room(server, host)
+    host_c = await join(server, room_id, host)
+    for account in (reader, staller):
+        await join(server, room_id, account)
+    relays = server.services.listen
+    assert relays is not None
+    peer = AudioClient(mic=ToneTrack(TONE), decode=False)
+    try:
+        await connect_media(host_c, peer)
+        async with listening(server, room_id, reader) as got:
+            await eventually(lambda: len(got.frames) >= 10, 10)
+            # Set before connecting: the window the server sees stays small; max_queue=1 with
+            # nobody calling recv stops the client library reading its socket.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.port))
+            sock.setblocking(False)
+            stalled = await websockets.connect(listen_url(server, room_id), sock=sock,
+                                               max_queue=1, max_size=2**16, close_timeout=1)
+            try:
+                await stalled.send(json.dumps({"type": "listen", "token": staller.token}))
+                start = len(got.frames)
+                await eventually(lambda: relays.counters.frames_dropped > 0, 15)
+                await eventually(lambda: relays.counters.closed_slow == 1, 15)
+            finally:
+                await stalled.close()
+            await asyncio.sleep(0.5)
+            received = got.frames[start:]
+    finally:
+        await peer.close()
+    assert len(received) >= 50
+    gaps = {(b.sequence_number - a.sequence_number) & 0xFFFF
+            for a, b in itertools.pairwise(received)}
+    assert gaps == {1}, f"the reading listener missed packets: steps {sorted(gaps)}"
+    # The stalled socket's skipped frames are its own: nothing was dropped for the reader.
+    assert relays.counters.frames_dropped >= 10

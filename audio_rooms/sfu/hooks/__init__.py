@@ -27,6 +27,7 @@ from audio_rooms.sfu.hooks.ice import (
     ice_connections,
     probe_only_requesters,
     restrict_gathering,
+    selected_remote_candidate,
     set_consent_timing,
 )
 from audio_rooms.sfu.hooks.loop import deferrable_readers, loop_add_reader, loop_remove_reader
@@ -92,6 +93,7 @@ __all__ = [
     "loop_remove_reader",
     "probe_only_requesters",
     "restrict_gathering",
+    "selected_remote_candidate",
     "send_rtcp",
     "sender_report",
     "set_consent_timing",

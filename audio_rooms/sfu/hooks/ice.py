@@ -31,6 +31,21 @@ def ice_connections(pc: RTCPeerConnection) -> list[aioice.ice.Connection]:
     return list(seen.values())
 
 
+
+def selected_remote_candidate(pc: RTCPeerConnection) -> Candidate | None:
+    """The remote candidate of ``pc``'s selected pair (component 1), if one is selected.
+
+    Its ``type`` is ``relay`` when the peer signalled it as its TURN relay, ``prflx`` when
+    aioice learned the address from a check instead (a candidate it was not given), and its
+    ``host``/``port`` are the address the peer's packets come from. aiortc exposes no getStats
+    candidate-pair entry, so this reads aioice's nominated pairs.
+    """
+    for conn in ice_connections(pc):
+        pair = conn._nominated.get(1)
+        if pair is not None:
+            return pair.remote_candidate
+    return None
+
 async def _bind_udp(
     conn: aioice.ice.Connection, address: str, port_min: int | None, port_max: int | None
 ) -> aioice.ice.StunProtocol | None:
