@@ -221,6 +221,8 @@ async def start_services(
     )
     services.federated_origin = FederatedOrigin(services.federation, rooms, room_media)
     services.federated_home = FederatedHome(services.federation, db, media, redis)
+    services.federation_peers = asyncio.create_task(
+        services.federation.watch_peers(db.peer_policies), name="federation-peers")
     hub.listeners += [room_media.on_published, rooms.on_published,
                       services.federated_origin.on_published]
     if media is not None:
@@ -279,6 +281,7 @@ async def stop_services(services: Services) -> None:
     await services.metrics.stop()
     if services.audience_ticker is not None:
         await services.audience_ticker.stop()
+    await cancel_and_wait(services.federation_peers)
     await services.federated_home.stop()
     await services.federated_origin.stop()
     await services.room_media.stop()

@@ -74,7 +74,47 @@ def _parser() -> argparse.ArgumentParser:
     federation.add_parser("keys", help="print this server's published federation keys")
     ping = federation.add_parser("ping", help="send a signed request to a peer server")
     ping.add_argument("server", help="the peer's server name")
+    for verb, what in (("allow", "federate with SERVER (on top of AUDIO_ROOMS_FEDERATION_ALLOW)"),
+                       ("deny", "refuse SERVER, whatever the allowlists say"),
+                       ("forget", "drop what allow/deny said of SERVER: the settings decide")):
+        federation.add_parser(verb, help=what).add_argument("server", help="a server name")
+    federation.add_parser("peers", help="list the peers the settings and this CLI allow or deny")
     return parser
+
+
+async def _federation_peers(settings: Settings, args: argparse.Namespace) -> int:
+    """The operator's allow/deny decisions, in the database: every node applies them within
+    seconds (federation/peers.py)."""
+    import re
+
+    from audio_rooms.db.database import Database
+
+    db = await Database.open(settings.resolved_database_url)
+    try:
+        if args.federation_command != "peers":
+            server = args.server.strip().lower()
+            if not re.fullmatch(r"[a-z0-9.-]{1,253}", server):
+                print(f"audio-rooms: not a server name: {args.server!r}", file=sys.stderr)
+                return 2
+            policy = None if args.federation_command == "forget" else args.federation_command
+            await db.set_peer_policy(server, policy)
+            print(f"{server}: {policy or 'as the settings say'}")
+            return 0
+        rows: list[dict[str, object]] = []
+        rows += [
+            {"server": s, "policy": "allow", "from": "settings"} for s in settings.federation_allow
+        ]
+        rows += [
+            {"server": s, "policy": "deny", "from": "settings"} for s in settings.federation_deny
+        ]
+        rows += [
+            {"server": s, "policy": p, "from": "cli"}
+            for s, p in sorted((await db.peer_policies()).items())
+        ]
+        _print_rows(rows, "no peers: federation is with nobody")
+        return 0
+    finally:
+        db.close()
 
 
 async def _federation(settings: Settings, args: argparse.Namespace) -> int:
@@ -87,6 +127,8 @@ async def _federation(settings: Settings, args: argparse.Namespace) -> int:
 
     keys = ServerKeys(settings.server_name, settings.resolved_secret_key(),
                       settings.federation_key_generation, settings.federation_key_retired_until)
+    if args.federation_command in ("allow", "deny", "forget", "peers"):
+        return await _federation_peers(settings, args)
     if args.federation_command == "keys":
         rows: list[dict[str, object]] = [
             dict(k.to_wire()) for k in keys.published(datetime.now(UTC))

@@ -58,6 +58,7 @@ class Services:
     federated_origin: FederatedOrigin = field(init=False, repr=False)
     federated_home: FederatedHome = field(init=False, repr=False)
     metrics: Metrics
+    federation_peers: asyncio.Task[None] | None = field(default=None, repr=False)
     housekeeping: asyncio.Task[None] | None = field(default=None, repr=False)
     embedded_redis: EmbeddedRedis | None = field(default=None, repr=False)
     metrics_server: MetricsServer | None = field(default=None, repr=False)

@@ -120,6 +120,16 @@ class FederationConsent(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class FederationPeer(SQLModel, table=True):
+    """An operator's decision about another deployment, made with the CLI (federation/peers.py)."""
+
+    __tablename__ = "federation_peers"
+
+    server: str = Field(primary_key=True, max_length=253)
+    policy: str = Field(max_length=8)  # "allow" | "deny"
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class AuthSession(SQLModel, table=True):
     """A signed-in session; tokens name one, so revoking the row signs the token out."""
 

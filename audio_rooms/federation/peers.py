@@ -1,7 +1,10 @@
 """Which servers this deployment talks to, where they are, and their published keys.
 
 An operator allowlists peers by server name (``AUDIO_ROOMS_FEDERATION_ALLOW``; ``*`` allows any
-server not denied) and may deny some (``AUDIO_ROOMS_FEDERATION_DENY``, which always wins). A
+server not denied) and may deny some (``AUDIO_ROOMS_FEDERATION_DENY``, which always wins). The
+same lists can be changed on a running deployment with ``audio-rooms federation allow|deny|forget
+SERVER``: those entries live in the database (``federation_peers``) and every node reads them
+again every :data:`OVERRIDES_EVERY` seconds (``overrides``); a denial from either place wins. A
 peer is found at ``https://<name>`` unless ``AUDIO_ROOMS_FEDERATION_PEER_URLS`` says otherwise
 (``name=url``, for private networks and tests). Its keys come from its
 ``/.well-known/audio-rooms``, cached for :data:`KEY_TTL` and fetched again at most every
@@ -20,6 +23,7 @@ import httpx
 from audio_rooms.federation.keys import PublicKey
 from audio_rooms.federation.signing import PeerUnreachable, ServerNotAllowed
 
+OVERRIDES_EVERY = 5.0
 KEY_TTL = 300.0
 REFETCH_AFTER = 10.0
 MAX_DOCUMENT = 64 * 1024
@@ -31,6 +35,8 @@ class PeerPolicy:
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     urls: dict[str, str] = field(default_factory=dict)
+    # server -> "allow" | "deny", from the database (the CLI), refreshed in place.
+    overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(
@@ -45,9 +51,10 @@ class PeerPolicy:
 
     def allows(self, server: str) -> bool:
         server = server.lower()
-        if server in self.deny:
+        override = self.overrides.get(server)
+        if server in self.deny or override == "deny":
             return False
-        return "*" in self.allow or server in self.allow
+        return "*" in self.allow or server in self.allow or override == "allow"
 
     def check(self, server: str) -> None:
         if not self.allows(server):

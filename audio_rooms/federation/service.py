@@ -7,7 +7,10 @@ refusal is a typed error with its own code (signing.py), sent back as JSON like 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,8 +21,10 @@ from starlette.requests import Request
 from audio_rooms import errors
 from audio_rooms.federation import signing
 from audio_rooms.federation.keys import ServerKeys
-from audio_rooms.federation.peers import KeyDirectory, PeerPolicy
+from audio_rooms.federation.peers import OVERRIDES_EVERY, KeyDirectory, PeerPolicy
 from audio_rooms.federation.signing import FederationDisabled, PeerUnreachable, ReplayedRequest
+
+logger = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
 NONCE_TTL = 120  # seconds a nonce is remembered: twice the accepted skew
@@ -50,6 +55,19 @@ class Federation:
         self.directory = KeyDirectory(policy)
         self.redis = redis
         self.timeout = timeout
+
+    async def watch_peers(self, read: Callable[[], Awaitable[dict[str, str]]]) -> None:
+        """Keep the operator's CLI decisions (``read``: from the database) in the policy."""
+        while True:
+            try:
+                overrides = await read()
+            except Exception:
+                logger.warning("federation: could not read the peers the operator set")
+            else:
+                if overrides != self.policy.overrides:
+                    self.policy.overrides.clear()
+                    self.policy.overrides.update(overrides)
+            await asyncio.sleep(OVERRIDES_EVERY)
 
     @property
     def server_name(self) -> str:

@@ -4,6 +4,7 @@ mis-addressed and not-allowed requests are refused, each with its own code."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -78,3 +79,30 @@ def test_a_denied_server_and_a_rotated_key(make_deployments: Make) -> None:
     assert (response.status_code, response.json()["code"]) == (403, "server_not_allowed")
     pinged = b.cli("federation", "ping", "a.test")
     assert pinged.returncode == 1 and "server_not_allowed" in pinged.stderr
+
+
+def test_an_operator_denies_and_forgives_a_server_from_the_cli(make_deployments: Make) -> None:
+    """``federation deny`` on a running deployment: every node refuses the server within
+    seconds; ``forget`` lets the settings decide again."""
+    a, b = make_deployments()
+    assert b.cli("federation", "ping", "a.test").returncode == 0
+    denied = a.cli("federation", "deny", "b.test")
+    assert denied.returncode == 0, denied.stderr
+    listed = a.cli("federation", "peers").stdout
+    assert "server=b.test\tpolicy=deny\tfrom=cli" in listed
+    assert "server=b.test\tpolicy=allow\tfrom=settings" in listed
+
+    def refused() -> bool:
+        pinged = b.cli("federation", "ping", "a.test")
+        return pinged.returncode == 1 and "server_not_allowed" in pinged.stderr
+
+    deadline = time.monotonic() + 15
+    while not refused():
+        assert time.monotonic() < deadline, "the denial never took effect"
+        time.sleep(0.5)
+    assert a.cli("federation", "forget", "b.test").returncode == 0
+    deadline = time.monotonic() + 15
+    while b.cli("federation", "ping", "a.test").returncode != 0:
+        assert time.monotonic() < deadline, "forgetting the denial never took effect"
+        time.sleep(0.5)
+    assert a.cli("federation", "deny", "not a name").returncode == 2
