@@ -6,15 +6,14 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.serving import serve, stop, wait_ready
 
 
 @dataclass
@@ -43,21 +42,8 @@ class Deployment:
 
 def _start(deployment: Deployment) -> None:
     assert deployment.log is not None
-    with deployment.log.open("wb") as out:
-        deployment.process = subprocess.Popen(
-            [sys.executable, "-m", "audio_rooms", "serve", "--port", str(deployment.port)],
-            env=deployment.env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{deployment.base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert deployment.process.poll() is None, deployment.log.read_text()
-        assert time.monotonic() < deadline, deployment.log.read_text()
-        time.sleep(0.1)
+    deployment.process = serve(deployment.port, deployment.env, deployment.log)
+    wait_ready(deployment.base_url, deployment.process, deployment.log)
 
 
 @pytest.fixture
@@ -97,13 +83,4 @@ def make_deployments(tmp_path: Path) -> Iterator[object]:
         return made[0], made[1]
 
     yield make
-    for deployment in started:
-        if deployment.process is not None and deployment.process.poll() is None:
-            deployment.process.terminate()
-    for deployment in started:
-        if deployment.process is not None:
-            try:
-                deployment.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                deployment.process.kill()
-                deployment.process.wait(timeout=10)
+    stop(deployment.process for deployment in started)

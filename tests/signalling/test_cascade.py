@@ -11,7 +11,6 @@ import re
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import pytest
 from audio_rooms.sfu.testing import AudioClient, ToneTrack
 from tests.conftest import Account, Client, eventually, free_port, join
 from tests.hearing import connect_media, frames, hears_tone
+from tests.serving import serve, stop, wait_ready
 from tests.signalling.test_three_nodes import account
 
 TONE = 523.0  # not the 440 Hz most tests use
@@ -103,38 +103,11 @@ def cluster(
                 "AUDIO_ROOMS_WORKERS": "1",
             }
             log = tmp_path / f"node{n}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "audio_rooms", "serve", "--port", str(port)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT,
-                )
-            started.append(Node(n, port, process, log))
-            _wait_ready(started[-1])
+            started.append(Node(n, port, serve(port, env, log), log))
+            wait_ready(started[-1].base_url, started[-1].process, started[-1].log)
         yield started
     finally:
-        for node in started:
-            if node.process.poll() is None:
-                os.kill(node.process.pid, signal.SIGCONT)
-                node.process.terminate()
-        for node in started:
-            try:
-                node.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(timeout=10)
-
-
-def _wait_ready(node: Node) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{node.base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert node.process.poll() is None, node.log.read_text()
-        assert time.monotonic() < deadline, node.log.read_text()
-        time.sleep(0.1)
+        stop(node.process for node in started)
 
 
 @pytest.fixture

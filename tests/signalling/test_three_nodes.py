@@ -8,8 +8,6 @@ import asyncio
 import os
 import secrets
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account, Client, connect, eventually, free_port, join, read_audience
+from tests.serving import serve, stop, wait_ready
 
 LISTENERS = 30
 
@@ -58,38 +57,13 @@ def nodes(tmp_path: Path, redis_url: str) -> Iterator[list[Node]]:
                 "AUDIO_ROOMS_GUEST_TOKENS_PER_ADDRESS_PER_HOUR": "1000",
             }
             log = tmp_path / f"node{n}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "audio_rooms", "serve", "--port", str(port)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT,
-                )
-            started.append(Node(port, process, log))
+            started.append(Node(port, serve(port, env, log), log))
             # One at a time: the first migrates the shared SQLite schema (PostgreSQL would
             # take an advisory lock; SQLite has none to offer).
-            _wait_ready(started[-1])
+            wait_ready(started[-1].base_url, started[-1].process, started[-1].log)
         yield started
     finally:
-        for node in started:
-            node.process.terminate()
-        for node in started:
-            try:
-                node.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
-                node.process.wait(timeout=10)
-
-
-def _wait_ready(node: Node) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{node.base_url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert node.process.poll() is None, node.log.read_text()
-        assert time.monotonic() < deadline, node.log.read_text()
-        time.sleep(0.1)
+        stop(node.process for node in started)
 
 
 async def account(node: Node, name: str, guest: bool, source: str = "127.0.0.1") -> Account:
