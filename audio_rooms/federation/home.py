@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import re
 import time
@@ -323,7 +322,3 @@ class FederatedHome:
     async def stop(self) -> None:
         await cancel_and_wait(*self._pullers.values())
         self._pullers.clear()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
