@@ -515,17 +515,7 @@ def print_table(results: list[dict[str, Any]], budget: float) -> None:
             f"{pair(r['room_p50_ms'], r['room_p99_ms']):>13} "
             f"{r['load_average_1min']:>5} {'yes' if r['valid'] else 'NO'}"
         )
-    janus = {(r["speakers"], r["listeners"]): r for r in results if r["server"] == "janus"}
-    for r in results:
-        j = janus.get((r["speakers"], r["listeners"]))
-        if r["server"] == "janus" or j is None:
-            continue
-        both = r["valid"] and j["valid"]
-        ratio = r["packets_per_cpu_second"] / j["packets_per_cpu_second"]
-        print(
-            f"ratio {r['server']}/janus {r['speakers']}x{r['listeners']}: {ratio:.2f}"
-            + ("" if both else "  (not valid: a side lost packets or was starved)")
-        )
+    fanout.print_janus_ratios(results)
     edge_rows = [r for r in results if r.get("config") == "2w-edge"]
     for spk in sorted({r["speakers"] for r in edge_rows}):
         series = ", ".join(

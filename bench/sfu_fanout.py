@@ -840,6 +840,12 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"{r['latency_p99_ms']!s:>7} {r['rss_per_listener_kib']:>11} "
             f"{r['load_average_1min']:>5}  {'yes' if r['valid'] else 'NO'}"
         )
+    print_janus_ratios(results)
+
+
+def print_janus_ratios(results: list[dict[str, Any]]) -> None:
+    """Ours / Janus in packets per CPU-second, row by row of the same room (sfu_cascade.py
+    prints them too)."""
     janus = {(r["speakers"], r["listeners"]): r for r in results if r["server"] == "janus"}
     for r in results:
         j = janus.get((r["speakers"], r["listeners"]))
