@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import Account
+
 
 def serve(port: int, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
@@ -49,3 +51,27 @@ def stop(processes: Iterable[subprocess.Popen[bytes] | None]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+class ServerCalls:
+    """What tests ask of a server process over HTTP (``base``: its URL)."""
+
+    base: str
+
+    async def account(self, handle: str) -> Account:
+        async with httpx.AsyncClient(base_url=self.base, timeout=10) as http:
+            response = await http.post(
+                "/api/auth/signup",
+                json={"handle": handle, "display_name": handle, "password": "a long password"},
+            )
+        assert response.status_code == 201, response.text
+        body = response.json()
+        return Account(body["user"]["id"], body["token"], handle)
+
+    async def create_room(self, host: Account, title: str = "Test room") -> str:
+        async with httpx.AsyncClient(
+            base_url=self.base, headers={"Authorization": f"Bearer {host.token}"}, timeout=10
+        ) as http:
+            response = await http.post("/api/rooms", json={"title": title})
+        assert response.status_code == 201, response.text
+        return str(response.json()["room"]["id"])

@@ -27,12 +27,13 @@ from audio_rooms.workers import (
     restart_delay,
     worker_count,
 )
-from tests.conftest import Account, eventually, free_port, join
+from tests.conftest import eventually, free_port, join
+from tests.serving import ServerCalls
 
 SECRET = "workers-test-secret-key-0123456789-0123456789"
 
 
-class Supervised:
+class Supervised(ServerCalls):
     """``audio-rooms serve --workers N`` in a process of its own, with no Redis configured."""
 
     def __init__(self, tmp_path: Path, workers: int, **settings: str) -> None:
@@ -93,23 +94,6 @@ class Supervised:
     def ws_url(self, room_id: str) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/rooms/{room_id}"
 
-    async def account(self, handle: str) -> Account:
-        async with httpx.AsyncClient(base_url=self.base, timeout=10) as http:
-            response = await http.post(
-                "/api/auth/signup",
-                json={"handle": handle, "display_name": handle, "password": "a long password"},
-            )
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return Account(body["user"]["id"], body["token"], handle)
-
-    async def create_room(self, host: Account) -> str:
-        async with httpx.AsyncClient(
-            base_url=self.base, headers={"Authorization": f"Bearer {host.token}"}, timeout=10
-        ) as http:
-            response = await http.post("/api/rooms", json={"title": "Workers"})
-        assert response.status_code == 201, response.text
-        return str(response.json()["room"]["id"])
 
     async def node_pids(self) -> list[int]:
         """The pids ``audio-rooms nodes list`` shows, as an operator would run it."""

@@ -17,11 +17,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from audio_rooms.state.embedded import find_redis_server
-from tests.conftest import Account, eventually, free_port, join
+from tests.conftest import eventually, free_port, join
+from tests.serving import ServerCalls
 from tests.signalling.test_drain import ServerProcess
 
 
-class EmbeddedServer(ServerProcess):
+class EmbeddedServer(ServerProcess, ServerCalls):
     """``audio-rooms serve`` with no Redis configured: it runs its own redis-server."""
 
     def __init__(self, env: dict[str, str], port: int, data_dir: Path) -> None:
@@ -40,23 +41,6 @@ class EmbeddedServer(ServerProcess):
         async with httpx.AsyncClient(base_url=self.base, timeout=5) as http:
             return await http.get(path)
 
-    async def account(self, handle: str) -> Account:
-        async with httpx.AsyncClient(base_url=self.base, timeout=10) as http:
-            response = await http.post(
-                "/api/auth/signup",
-                json={"handle": handle, "display_name": handle, "password": "a long password"},
-            )
-        assert response.status_code == 201, response.text
-        body = response.json()
-        return Account(body["user"]["id"], body["token"], handle)
-
-    async def create_room(self, host: Account) -> str:
-        async with httpx.AsyncClient(
-            base_url=self.base, headers={"Authorization": f"Bearer {host.token}"}, timeout=10
-        ) as http:
-            response = await http.post("/api/rooms", json={"title": "Live"})
-        assert response.status_code == 201, response.text
-        return str(response.json()["room"]["id"])
 
 
 Start = Callable[..., EmbeddedServer]
