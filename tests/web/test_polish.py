@@ -148,9 +148,11 @@ async def test_the_date_picker_schedules_the_picked_wall_clock_time(
     await page.click(tid("create-room-open"))
     await page.fill(tid("room-title-input"), "گپ شبانه" if locale == "fa" else "Night talk")
     submit = page.locator(tid("create-room"))
-    assert await submit.text_content() == CATALOGUES[locale]["lobby.create_submit"]
+    # Waiting assertions: the lobby may re-render between a click and the read.
+    expect = pytest.importorskip("playwright.async_api").expect
+    await expect(submit).to_have_text(CATALOGUES[locale]["lobby.create_submit"])
     await page.click(tid("schedule-open"))
-    assert await submit.text_content() == CATALOGUES[locale]["lobby.schedule_submit"]
+    await expect(submit).to_have_text(CATALOGUES[locale]["lobby.schedule_submit"])
 
     months = await page.eval_on_selector_all(
         f"{tid('schedule-month')} option", "os => os.map(o => o.textContent)")
